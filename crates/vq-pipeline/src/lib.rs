@@ -1,1 +1,3 @@
-//! (in progress)
+//! VQ-Diffusion text-to-image pipeline (in progress).
+
+pub mod hub;
