@@ -28,6 +28,20 @@ pub fn tensor_names(path: &Path) -> Result<Vec<String>, WeightsError> {
     Ok(read_snapshots(path)?.into_keys().collect())
 }
 
+/// Reads every tensor of a checkpoint file, by checkpoint key (sorted), in the dtype stored.
+pub fn read_all_tensors(path: &Path) -> Result<Vec<(String, TensorData)>, WeightsError> {
+    read_snapshots(path)?
+        .into_iter()
+        .map(|(name, snapshot)| {
+            let data = snapshot.to_data().map_err(|e| WeightsError::Format {
+                path: path.into(),
+                message: format!("tensor `{name}`: {e:?}"),
+            })?;
+            Ok((name, data))
+        })
+        .collect()
+}
+
 /// Reads one tensor of a checkpoint file as [`TensorData`]: floating-point tensors as f32,
 /// integer and boolean tensors as i64 (the two types reference fixtures use).
 pub fn read_tensor(path: &Path, name: &str) -> Result<TensorData, WeightsError> {

@@ -35,6 +35,6 @@ mod keymap;
 mod load;
 
 pub use error::WeightsError;
-pub use files::{find_weights_file, read_tensor, tensor_names};
+pub use files::{find_weights_file, read_all_tensors, read_tensor, tensor_names};
 pub use keymap::KeyMap;
 pub use load::load_module;
