@@ -1,3 +1,45 @@
-//! VQ-Diffusion text-to-image pipeline (in progress).
+//! VQ-Diffusion text-to-image on burn: diffusers' `VQDiffusionPipeline`
+//! (`pipelines/deprecated/vq_diffusion/pipeline_vq_diffusion.py`, diffusers 0.42.1), seed for
+//! seed: with [`NoiseSource::Torch`] a seed gives exactly the tokens diffusers gives with
+//! `torch.Generator("cpu").manual_seed(seed)`.
+//!
+//! Paper: Gu et al., *Vector Quantized Diffusion Model for Text-to-Image Synthesis*,
+//! [arXiv:2111.14822](https://arxiv.org/abs/2111.14822).
+//!
+//! ```no_run
+//! use burn::backend::NdArray;
+//! use vq_pipeline::{GenerateRequest, LoadOptions, NoiseSource, VQDiffusionPipeline};
+//!
+//! let device = Default::default();
+//! let pipeline = VQDiffusionPipeline::<NdArray>::from_pretrained(
+//!     "microsoft/vq-diffusion-ithq",
+//!     &LoadOptions::default(),
+//!     &device,
+//! )?;
+//! let request = GenerateRequest::new(["teddy bear playing in the pool"])
+//!     .with_noise(NoiseSource::Torch { seed: 0 });
+//! let generation = pipeline.generate(&request)?;
+//! generation.rgb8()[0].save("teddy.png").unwrap();
+//! # Ok::<(), vq_pipeline::PipelineError>(())
+//! ```
 
+mod components;
+mod error;
+mod generate;
 pub mod hub;
+mod output;
+mod pipeline;
+mod precision;
+mod prompt;
+mod request;
+
+pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
+pub use error::PipelineError;
+pub use generate::StepState;
+pub use output::{write_png, Generation};
+pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
+pub use precision::{set_precision, Precision};
+pub use prompt::{l2_normalize_last, PromptEmbeddings};
+pub use request::{GenerateRequest, NoiseSource};
+
+pub use burn;

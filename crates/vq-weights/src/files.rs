@@ -11,10 +11,11 @@ pub(crate) fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnaps
     std::fs::metadata(path).map_err(|source| WeightsError::Io { path: path.into(), source })?;
     let format = |message: String| WeightsError::Format { path: path.into(), message };
     if is_safetensors(path) {
-        let mut store = SafetensorsStore::from_file(path);
+        // Keys are taken verbatim: diffusers lists such as `ff.net.{0,2}` keep their gaps.
+        let mut store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
         store.get_all_snapshots().map(|m| m.clone()).map_err(|e| format(e.to_string()))
     } else {
-        let mut store = PytorchStore::from_file(path);
+        let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
         store.get_all_snapshots().map(|m| m.clone()).map_err(|e| format(e.to_string()))
     }
 }

@@ -1,0 +1,94 @@
+//! Multi-head attention as diffusers' `Attention` with `AttnProcessor2_0` computes it for
+//! this model (`models/attention_processor.py`): no masks, no norms on q/k, no residual
+//! inside, output rescale 1.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::Tensor;
+
+/// Configuration of an [`Attention`] layer.
+#[derive(Debug, Clone)]
+pub(crate) struct AttentionConfig {
+    /// Width D of the queries and of the output (`query_dim`).
+    pub(crate) query_dim: usize,
+    /// Width of the keys/values source: D for self-attention, the text width for
+    /// cross-attention (`cross_attention_dim`).
+    pub(crate) context_dim: usize,
+    /// Number of heads.
+    pub(crate) heads: usize,
+    /// Width of one head; heads × head width = D.
+    pub(crate) head_dim: usize,
+    /// Whether q/k/v have a bias (`attention_bias`).
+    pub(crate) bias: bool,
+    /// Dropout after the output projection (`to_out[1]`).
+    pub(crate) dropout: f64,
+}
+
+impl AttentionConfig {
+    pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> Attention<B> {
+        let inner = self.heads * self.head_dim;
+        let proj = |d_in| {
+            LinearConfig::new(d_in, inner)
+                .with_bias(self.bias)
+                .init(device)
+        };
+        Attention {
+            to_q: proj(self.query_dim),
+            to_k: proj(self.context_dim),
+            to_v: proj(self.context_dim),
+            to_out: LinearConfig::new(inner, self.query_dim).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            heads: self.heads,
+        }
+    }
+}
+
+/// `to_out(softmax(q kᵀ / √head_dim) v)` over `heads` heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection D → D (`attnN.to_q`).
+    pub to_q: Linear<B>,
+    /// Key projection context → D (`attnN.to_k`).
+    pub to_k: Linear<B>,
+    /// Value projection context → D (`attnN.to_v`).
+    pub to_v: Linear<B>,
+    /// Output projection D → D, always with bias (`attnN.to_out.0`).
+    pub to_out: Linear<B>,
+    /// `to_out[1]`.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// # Shapes
+    ///
+    /// - `x`: `[batch, n, D]` queries (and keys/values when `context` is `None`)
+    /// - `context`: `[batch, l, context_dim]` keys/values source for cross-attention
+    /// - output: `[batch, n, D]`
+    pub fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
+        let [batch, n, _] = x.dims();
+        let context = context.unwrap_or_else(|| x.clone());
+        let q = self.split_heads(self.to_q.forward(x));
+        let k = self.split_heads(self.to_k.forward(context.clone()));
+        let v = self.split_heads(self.to_v.forward(context));
+        // Fused op: default scale 1/√head_dim, no mask, no bias, not causal. Backends with a
+        // flash kernel never materialise the [batch, heads, n, l] scores; the fallback keeps
+        // them only inside the call.
+        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        // [batch, heads, n, head_dim] -> [batch, n, heads, head_dim] -> [batch, n, D]
+        let [_, heads, _, head_dim] = out.dims();
+        let out = out.swap_dims(1, 2).reshape([batch, n, heads * head_dim]);
+        self.dropout.forward(self.to_out.forward(out))
+    }
+
+    /// `[batch, len, heads·head_dim]` -> `[batch, heads, len, head_dim]`.
+    fn split_heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
+        let [batch, len, inner] = x.dims();
+        x.reshape([batch, len, self.heads, inner / self.heads])
+            .swap_dims(1, 2)
+    }
+}

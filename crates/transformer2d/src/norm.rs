@@ -1,0 +1,82 @@
+//! AdaLayerNorm (diffusers `models/normalization.py`, `AdaLayerNorm` with an embedding table
+//! and `chunk_dim = 0`): a LayerNorm without affine parameters whose scale and shift come from
+//! the diffusion timestep.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+/// Epsilon of the AdaLayerNorm's inner LayerNorm. diffusers builds `AdaLayerNorm(dim,
+/// num_embeds_ada_norm)` without passing the config's `norm_eps`, so the default 1e-5 applies.
+const ADA_NORM_EPS: f64 = 1e-5;
+
+/// Configuration of an [`AdaLayerNorm`].
+#[derive(Debug, Clone)]
+pub(crate) struct AdaLayerNormConfig {
+    /// Width D of the normalised features.
+    pub(crate) d_model: usize,
+    /// Number of timestep embeddings (`num_embeds_ada_norm`).
+    pub(crate) num_embeddings: usize,
+}
+
+impl AdaLayerNormConfig {
+    pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> AdaLayerNorm<B> {
+        AdaLayerNorm {
+            emb: EmbeddingConfig::new(self.num_embeddings, self.d_model).init(device),
+            linear: LinearConfig::new(self.d_model, 2 * self.d_model).init(device),
+        }
+    }
+}
+
+/// `out = LayerNorm(x) · (1 + scale) + shift` with `[scale, shift] = linear(silu(emb[t]))`.
+#[derive(Module, Debug)]
+pub struct AdaLayerNorm<B: Backend> {
+    /// Timestep embedding table `[num_embeds_ada_norm, D]` (`normN.emb.weight`).
+    pub emb: Embedding<B>,
+    /// Projection D → 2D producing scale then shift (`normN.linear.{weight,bias}`).
+    pub linear: Linear<B>,
+}
+
+impl<B: Backend> AdaLayerNorm<B> {
+    /// # Shapes
+    ///
+    /// - `x`: `[batch, tokens, D]`
+    /// - `timesteps`: `[batch or 1, 1]` timestep ids (one row per sample, or one for all)
+    /// - output: `[batch, tokens, D]`
+    pub fn forward(&self, x: Tensor<B, 3>, timesteps: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        // [b, 1] ids -> [b, 1, D] -> [b, 1, 2D]; b broadcasts over the batch when it is 1.
+        let temb = self.linear.forward(silu(self.emb.forward(timesteps)));
+        let [scale, shift] = split_scale_shift(temb);
+        layer_norm_without_affine(x, ADA_NORM_EPS) * (scale + 1.0) + shift
+    }
+}
+
+/// Splits `[b, 1, 2D]` into `[scale, shift]`, each `[b, 1, D]`.
+///
+/// diffusers chunks a 1-D `temb` along dim 0: **scale is the first half**, shift the second.
+/// Splitting along the feature axis instead gives the same halves for a shared timestep and
+/// also works per sample, where diffusers' `chunk(dim=0)` splits the batch
+/// (huggingface/diffusers#7460).
+fn split_scale_shift<B: Backend>(temb: Tensor<B, 3>) -> [Tensor<B, 3>; 2] {
+    let [b, one, two_d] = temb.dims();
+    let d = two_d / 2;
+    [
+        temb.clone().slice([0..b, 0..one, 0..d]),
+        temb.slice([0..b, 0..one, d..two_d]),
+    ]
+}
+
+/// LayerNorm over the last axis without `weight`/`bias` (torch's
+/// `LayerNorm(elementwise_affine=False)`): `(x − mean) / √(var + eps)` with the biased
+/// variance. burn's `LayerNorm` always owns a `gamma` that the checkpoint does not have.
+pub(crate) fn layer_norm_without_affine<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    eps: f64,
+) -> Tensor<B, D> {
+    let last = D - 1;
+    let centered = x.clone() - x.mean_dim(last);
+    let var = centered.clone().square().mean_dim(last);
+    centered / (var + eps).sqrt()
+}

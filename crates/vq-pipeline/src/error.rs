@@ -1,0 +1,78 @@
+use std::path::PathBuf;
+
+use crate::hub::HubError;
+
+/// Why a pipeline could not be loaded or could not generate.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The model could not be found or downloaded.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// A file of the pipeline folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// `model_index.json` or a component config is invalid.
+    #[error("invalid {path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The text encoder could not be loaded.
+    #[error("text encoder: {0}")]
+    TextEncoder(#[from] clip_text::LoadError),
+    /// The tokenizer could not be loaded or failed on a prompt.
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] clip_text::TokenizerError),
+    /// The transformer could not be loaded.
+    #[error("transformer: {0}")]
+    Transformer(#[from] transformer2d::LoadError),
+    /// The VQ-VAE could not be loaded or could not decode.
+    #[error("vqvae: {0}")]
+    VqModel(#[from] vq_model::VqModelError),
+    /// The scheduler config is invalid, or the number of steps.
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] vq_scheduler::SchedulerError),
+    /// A weights file could not be loaded.
+    #[error(transparent)]
+    Weights(#[from] vq_weights::WeightsError),
+    /// The components do not fit together (sizes disagree between configs).
+    #[error("incompatible components: {0}")]
+    Incompatible(String),
+    /// An argument of a generation request is out of range.
+    #[error("invalid {name}: {message}")]
+    InvalidArgument {
+        /// The argument, as diffusers names it.
+        name: &'static str,
+        /// Why it is rejected.
+        message: String,
+    },
+    /// The requested precision is not available on the device.
+    #[error("precision {precision} is not supported here: {message}")]
+    Precision {
+        /// The precision asked for.
+        precision: String,
+        /// The backend's answer.
+        message: String,
+    },
+    /// An image could not be written.
+    #[error("cannot write {path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl PipelineError {
+    pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument { name, message: message.into() }
+    }
+}

@@ -1,0 +1,99 @@
+//! The sampling loop of `VQDiffusionPipeline.__call__`.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use transformer2d::Timesteps;
+use vq_scheduler::{
+    clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource,
+};
+
+use crate::output::Generation;
+use crate::{GenerateRequest, NoiseSource, PipelineError, VQDiffusionPipeline};
+
+/// What the step callback sees.
+pub struct StepState<'a, B: Backend> {
+    /// Index of the step in the chain, from 0.
+    pub index: usize,
+    /// Number of steps of the chain.
+    pub total: usize,
+    /// The diffusion timestep t of the step just taken.
+    pub timestep: usize,
+    /// The tokens x_{t−1} after the step, `[B, h·w]` (decode them with
+    /// [`VQDiffusionPipeline::decode`] for a preview).
+    pub sample: &'a Tensor<B, 2, Int>,
+}
+
+impl<B: Backend> VQDiffusionPipeline<B> {
+    /// Generates images for `request`.
+    pub fn generate(&self, request: &GenerateRequest) -> Result<Generation<B>, PipelineError> {
+        self.generate_with_callback(request, |_| {})
+    }
+
+    /// Generates images, calling `callback` after every `request.callback_steps`-th step.
+    ///
+    /// Per step: the transformer predicts log p(x₀ | x_t) for the unconditional and the
+    /// conditional rows at once; guidance combines them and renormalises; truncation keeps the
+    /// likeliest classes; the −70 clamp; then the scheduler samples x_{t−1}.
+    pub fn generate_with_callback(
+        &self,
+        request: &GenerateRequest,
+        mut callback: impl FnMut(&StepState<'_, B>),
+    ) -> Result<Generation<B>, PipelineError> {
+        let (h, w) = self.latent_size();
+        let mask_id = self.scheduler_config.num_vec_classes - 1;
+        request.validate(self.scheduler_config.num_train_timesteps, h * w, mask_id)?;
+        let batch = request.batch_size();
+        let guided = request.guided();
+
+        let prompt = self.encode_prompts(&request.prompts, request.num_images_per_prompt, guided)?;
+        let mut scheduler = self.scheduler()?;
+        scheduler.set_timesteps(request.num_inference_steps)?;
+        let mut noise: Box<dyn UniformSource<B>> = match request.noise {
+            NoiseSource::Torch { seed } => Box::new(TorchGenerator::new(seed)),
+            NoiseSource::Device { seed } => {
+                if let Some(seed) = seed {
+                    B::seed(&self.device, seed);
+                }
+                Box::new(DeviceNoise)
+            }
+        };
+
+        let mut sample = match &request.latents {
+            Some(rows) => {
+                let ids: Vec<i64> = rows.iter().flatten().copied().collect();
+                Tensor::from_data(TensorData::new(ids, [batch, h * w]), &self.device)
+            }
+            None => Tensor::full([batch, h * w], mask_id as i64, &self.device),
+        };
+        let timesteps = scheduler.timesteps().to_vec();
+        for (index, &t) in timesteps.iter().enumerate() {
+            let input = if guided { Tensor::cat(vec![sample.clone(), sample.clone()], 0) } else { sample.clone() };
+            let log_p_x_0 = self.transformer.forward(input, prompt.embeddings.clone(), &Timesteps::Shared(t));
+            let log_p_x_0 = if guided {
+                // Rows [0, B) are unconditional, [B, 2B) conditional.
+                let uncond = log_p_x_0.clone().narrow(0, 0, batch);
+                let cond = log_p_x_0.narrow(0, batch, batch);
+                classifier_free_guidance(uncond, cond, request.guidance_scale)
+            } else {
+                log_p_x_0
+            };
+            let log_p_x_0 = clamp_log_probs(truncate(log_p_x_0, request.truncation_rate));
+            sample = scheduler.step(log_p_x_0, t, sample, noise.as_mut());
+            if index % request.callback_steps == 0 {
+                callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample });
+            }
+        }
+        let images = self.decode(sample.clone())?;
+        Ok(Generation { tokens: sample, images, warnings: prompt.warnings })
+    }
+
+    /// Decodes tokens to images in [0, 1].
+    ///
+    /// # Shapes
+    /// - tokens: `[B, h·w]` codebook ids (no mask id)
+    /// - output: `[B, H, W, 3]` (NHWC, like diffusers' `output_type="np"`)
+    pub fn decode(&self, tokens: Tensor<B, 2, Int>) -> Result<Tensor<B, 4>, PipelineError> {
+        let decoded = self.vqvae.decode_indices(tokens, self.latent_size())?;
+        Ok(vq_model::to_unit_range(decoded))
+    }
+}

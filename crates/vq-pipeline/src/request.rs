@@ -1,0 +1,160 @@
+//! The arguments of a generation, as diffusers' `VQDiffusionPipeline.__call__` takes them.
+
+use crate::PipelineError;
+
+/// Where the Gumbel noise of each step comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseSource {
+    /// `torch.Generator("cpu").manual_seed(seed)`: the same tokens as diffusers for the same
+    /// seed (MT19937 on the host, uploaded every step).
+    Torch {
+        /// The seed (taken modulo 2³², as torch does).
+        seed: u64,
+    },
+    /// burn's generator on the device: faster, a different stream.
+    Device {
+        /// Seeds the backend's generator first when given.
+        seed: Option<u64>,
+    },
+}
+
+/// One text-to-image request. Defaults are diffusers' (100 steps, guidance 5, truncation 1).
+///
+/// ```
+/// use vq_pipeline::{GenerateRequest, NoiseSource};
+///
+/// let request = GenerateRequest::new(["teddy bear playing in the pool"])
+///     .with_steps(50)
+///     .with_truncation_rate(0.86)
+///     .with_noise(NoiseSource::Torch { seed: 0 });
+/// assert_eq!(request.guidance_scale, 5.0);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateRequest {
+    /// The prompts; each gives `num_images_per_prompt` images (prompt-major batch order).
+    pub prompts: Vec<String>,
+    /// Number of denoising steps S: the chain runs t = S−1, …, 0 (no respacing, as diffusers).
+    pub num_inference_steps: usize,
+    /// Classifier-free guidance scale s; guidance is on when s > 1.
+    pub guidance_scale: f32,
+    /// Keep, per latent pixel, the most likely classes whose probability mass reaches this
+    /// rate, in (0, 1].
+    pub truncation_rate: f32,
+    /// Images per prompt.
+    pub num_images_per_prompt: usize,
+    /// The noise of the sampling steps.
+    pub noise: NoiseSource,
+    /// Start tokens, one row of `h·w` ids per image (mask id allowed); all-mask when `None`.
+    pub latents: Option<Vec<Vec<i64>>>,
+    /// The step callback runs when `step_index % callback_steps == 0`.
+    pub callback_steps: usize,
+}
+
+impl GenerateRequest {
+    /// A request for `prompts` with diffusers' defaults and torch noise seeded 0.
+    pub fn new<S: Into<String>>(prompts: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            prompts: prompts.into_iter().map(Into::into).collect(),
+            num_inference_steps: 100,
+            guidance_scale: 5.0,
+            truncation_rate: 1.0,
+            num_images_per_prompt: 1,
+            noise: NoiseSource::Torch { seed: 0 },
+            latents: None,
+            callback_steps: 1,
+        }
+    }
+
+    /// Sets the number of steps.
+    pub fn with_steps(mut self, steps: usize) -> Self {
+        self.num_inference_steps = steps;
+        self
+    }
+
+    /// Sets the guidance scale.
+    pub fn with_guidance_scale(mut self, scale: f32) -> Self {
+        self.guidance_scale = scale;
+        self
+    }
+
+    /// Sets the truncation rate.
+    pub fn with_truncation_rate(mut self, rate: f32) -> Self {
+        self.truncation_rate = rate;
+        self
+    }
+
+    /// Sets the number of images per prompt.
+    pub fn with_images_per_prompt(mut self, n: usize) -> Self {
+        self.num_images_per_prompt = n;
+        self
+    }
+
+    /// Sets the noise source.
+    pub fn with_noise(mut self, noise: NoiseSource) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    /// Sets the start tokens.
+    pub fn with_latents(mut self, latents: Vec<Vec<i64>>) -> Self {
+        self.latents = Some(latents);
+        self
+    }
+
+    /// Sets how often the step callback runs.
+    pub fn with_callback_steps(mut self, every: usize) -> Self {
+        self.callback_steps = every;
+        self
+    }
+
+    /// Number of images B = prompts × images per prompt.
+    pub fn batch_size(&self) -> usize {
+        self.prompts.len() * self.num_images_per_prompt
+    }
+
+    /// Whether classifier-free guidance runs (scale strictly above 1, as diffusers).
+    pub fn guided(&self) -> bool {
+        self.guidance_scale > 1.0
+    }
+
+    /// Checks every argument against the pipeline's sizes: `num_train_timesteps` T, the
+    /// number of latent pixels N and the mask id K.
+    pub fn validate(&self, num_train_timesteps: usize, pixels: usize, mask_id: usize) -> Result<(), PipelineError> {
+        if self.prompts.is_empty() {
+            return Err(PipelineError::invalid("prompt", "no prompt given"));
+        }
+        if self.num_inference_steps == 0 || self.num_inference_steps > num_train_timesteps {
+            return Err(PipelineError::invalid(
+                "num_inference_steps",
+                format!("{} is outside 1..={num_train_timesteps} (the model's training steps)", self.num_inference_steps),
+            ));
+        }
+        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
+            return Err(PipelineError::invalid("guidance_scale", format!("{} must be a finite number ≥ 0", self.guidance_scale)));
+        }
+        if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
+            return Err(PipelineError::invalid("truncation_rate", format!("{} is outside (0, 1]", self.truncation_rate)));
+        }
+        if self.num_images_per_prompt == 0 {
+            return Err(PipelineError::invalid("num_images_per_prompt", "must be at least 1"));
+        }
+        if self.callback_steps == 0 {
+            return Err(PipelineError::invalid("callback_steps", "must be at least 1"));
+        }
+        if let Some(latents) = &self.latents {
+            let batch = self.batch_size();
+            if latents.len() != batch || latents.iter().any(|row| row.len() != pixels) {
+                let found: Vec<usize> = latents.iter().map(Vec::len).collect();
+                return Err(PipelineError::invalid(
+                    "latents",
+                    format!("expected {batch} rows of {pixels} ids, found {} rows of lengths {found:?}", latents.len()),
+                ));
+            }
+            let max = mask_id as i64;
+            if let Some(bad) = latents.iter().flatten().find(|&&id| !(0..=max).contains(&id)) {
+                return Err(PipelineError::invalid("latents", format!("id {bad} is outside 0..={max} (codebook ids and the mask id {max})")));
+            }
+        }
+        Ok(())
+    }
+}
