@@ -27,6 +27,7 @@ mod components;
 mod error;
 mod generate;
 pub mod hub;
+pub mod ithq;
 mod output;
 mod pipeline;
 mod precision;

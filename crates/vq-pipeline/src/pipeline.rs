@@ -116,6 +116,34 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         Ok(pipeline)
     }
 
+    /// A pipeline with freshly initialised (random) weights of the given architecture, e.g.
+    /// [`crate::ithq::ithq_configs`] for benchmarks. Learned negative embeddings are zeros.
+    pub fn random(
+        configs: PipelineConfigs,
+        scheduler_config: VQDiffusionSchedulerConfig,
+        tokenizer: Tokenizer,
+        device: &B::Device,
+    ) -> Result<Self, PipelineError> {
+        let length = tokenizer.model_max_length();
+        let negative = NegativeEmbeddings::Learned(burn::tensor::Tensor::zeros(
+            [length, configs.text_encoder.hidden_size],
+            device,
+        ));
+        let pipeline = Self {
+            tokenizer,
+            text_encoder: configs.text_encoder.init(device),
+            transformer: configs.transformer.init(device),
+            vqvae: configs.vqvae.init(device).map_err(vq_model::VqModelError::from)?,
+            scheduler_config,
+            negative,
+            configs,
+            dir: PathBuf::new(),
+            device: device.clone(),
+        };
+        pipeline.check_compatible()?;
+        Ok(pipeline)
+    }
+
     /// The device the pipeline runs on.
     pub fn device(&self) -> &B::Device {
         &self.device
