@@ -3,11 +3,13 @@
 //! * `fixtures` — rebuild the committed reference fixtures with the Python reference
 //!   (diffusers 0.42.1; see the README's development section for the venv).
 //! * `convert` — turn a pipeline's PyTorch `.bin` checkpoints into safetensors (optionally f16).
+//! * `bench` — time the full-size model on a backend (see `BENCHMARKS.md`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod convert;
 mod fixtures;
 
@@ -24,12 +26,15 @@ enum Command {
     Fixtures(fixtures::Args),
     /// Convert every `.bin` weights file of a pipeline folder to safetensors.
     Convert(convert::Args),
+    /// Time the ITHQ-size model on a backend (random weights).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Fixtures(args) => fixtures::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

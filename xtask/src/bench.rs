@@ -1,0 +1,173 @@
+//! `xtask bench`: timings at the full microsoft/vq-diffusion-ithq size (random weights, the
+//! same FLOPs as the real checkpoint) on a chosen backend and precision.
+//!
+//! Measures one transformer forward (batch 2: the guidance pair), one sampling step after the
+//! transformer (guidance combine, truncation, clamp, posterior, Gumbel-max), the VQ decode of
+//! one image, and whole 100-step guided generations. Each figure is the median of `--reps`
+//! runs after `--warmup` runs, with the device synchronised around every run. Results go to
+//! stdout as a table and, with `--json`, to a file. Peak device memory is measured outside
+//! (e.g. `nvidia-smi` sampling), since burn 0.21 exposes no allocator high-water mark.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor};
+use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
+use vq_pipeline::{GenerateRequest, NoiseSource, Precision, VQDiffusionPipeline};
+use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource};
+
+/// Arguments of `xtask bench`.
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Backend: one compiled in (`ndarray`, `wgpu`, `cuda`).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    /// Float precision: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// What to measure: comma-separated from forward, step, decode, generate.
+    #[arg(long, default_value = "forward,step,decode,generate")]
+    what: String,
+    /// Images per generation, comma-separated.
+    #[arg(long, default_value = "1,4")]
+    images: String,
+    /// Steps of a generation.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Noise of the generations: torch (host MT19937) or device.
+    #[arg(long, default_value = "device")]
+    rng: String,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed runs (median reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Tokenizer folder (any CLIP tokenizer; the committed fixture has the real vocabulary).
+    #[arg(long, default_value = "fixtures/tiny/hub/tokenizer")]
+    tokenizer: PathBuf,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    match args.backend.as_str() {
+        #[cfg(feature = "ndarray")]
+        "ndarray" => bench::<burn::backend::NdArray<f32>>(&args, Default::default()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => bench::<burn::backend::Wgpu>(&args, Default::default()),
+        #[cfg(feature = "cuda")]
+        "cuda" => bench::<burn::backend::Cuda>(&args, Default::default()),
+        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+    }
+}
+
+fn precision(name: &str) -> Result<Precision, String> {
+    match name {
+        "f32" => Ok(Precision::F32),
+        "f16" => Ok(Precision::F16),
+        "bf16" => Ok(Precision::BF16),
+        other => Err(format!("--dtype {other}: expected f32, f16 or bf16")),
+    }
+}
+
+/// Median wall time in seconds of `reps` runs of `f`, each followed by a device sync.
+fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+        B::sync(device).expect("device sync");
+    }
+    let mut times: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            B::sync(device).expect("device sync");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+    vq_pipeline::set_precision::<B>(&device, precision(&args.dtype)?).map_err(|e| e.to_string())?;
+    let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let pipeline = VQDiffusionPipeline::<B>::random(ithq_configs(), ithq_scheduler_config(), tokenizer, &device)
+        .map_err(|e| e.to_string())?;
+    B::sync(&device).map_err(|e| format!("{e:?}"))?;
+    eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
+    let what: Vec<&str> = args.what.split(',').collect();
+    let mut results = Vec::new();
+    let mut record = |name: String, seconds: f64| {
+        println!("{:<44} {:>10.4} s", name, seconds);
+        results.push(serde_json::json!({ "name": name, "seconds": seconds }));
+    };
+    let label = format!("{} {}", B::name(&device), args.dtype);
+    println!("# backend: {label}");
+
+    let (k, pixels) = (4096, 1024);
+    let text = Tensor::<B, 3>::random([2, 77, 512], Distribution::Normal(0.0, 1.0), &device);
+    if what.contains(&"forward") {
+        let latents = Tensor::<B, 2, Int>::full([2, pixels], k as i64, &device);
+        let t = time::<B>(&device, args.warmup, args.reps, || {
+            let out = pipeline.transformer.forward(latents.clone(), text.clone(), &50usize.into());
+            let _ = out.dtype();
+        });
+        record("transformer forward, batch 2".into(), t);
+    }
+    if what.contains(&"step") {
+        let mut scheduler = pipeline.scheduler().map_err(|e| e.to_string())?;
+        scheduler.set_timesteps(100).map_err(|e| e.to_string())?;
+        let logits = Tensor::<B, 3>::random([2, k, pixels], Distribution::Normal(0.0, 3.0), &device);
+        let log_p = burn::tensor::activation::log_softmax(logits, 1);
+        let sample = Tensor::<B, 2, Int>::full([1, pixels], k as i64, &device);
+        for (rng, mut noise) in [
+            ("torch", Box::new(TorchGenerator::new(0)) as Box<dyn UniformSource<B>>),
+            ("device", Box::new(DeviceNoise) as Box<dyn UniformSource<B>>),
+        ] {
+            for rate in [1.0f32, 0.86] {
+                let t = time::<B>(&device, args.warmup, args.reps, || {
+                    let uncond = log_p.clone().narrow(0, 0, 1);
+                    let cond = log_p.clone().narrow(0, 1, 1);
+                    let guided = clamp_log_probs(truncate(classifier_free_guidance(uncond, cond, 5.0), rate));
+                    let _ = scheduler.step(guided, 50, sample.clone(), noise.as_mut());
+                });
+                record(format!("sampling step, batch 1, truncation {rate}, {rng} rng"), t);
+            }
+        }
+    }
+    if what.contains(&"decode") {
+        let ids = Tensor::<B, 2, Int>::random([1, pixels], Distribution::Uniform(0.0, k as f64), &device);
+        let t = time::<B>(&device, args.warmup, args.reps, || {
+            let _ = pipeline.decode(ids.clone()).expect("decode");
+        });
+        record("VQ decode, 1 image 256×256".into(), t);
+    }
+    if what.contains(&"generate") {
+        for n in args.images.split(',').map(|s| s.trim().parse::<usize>().map_err(|e| e.to_string())) {
+            let n = n?;
+            let noise = match args.rng.as_str() {
+                "torch" => NoiseSource::Torch { seed: 0 },
+                _ => NoiseSource::Device { seed: Some(0) },
+            };
+            let request = GenerateRequest::new(["teddy bear playing in the pool"])
+                .with_steps(args.steps)
+                .with_images_per_prompt(n)
+                .with_noise(noise);
+            // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
+            let t = time::<B>(&device, 1, args.reps.div_ceil(2), || {
+                let _ = pipeline.generate(&request).expect("generate");
+            });
+            record(format!("generate, {} steps, guidance 5, {n} image(s)", args.steps), t);
+            record(format!("  per image ({n} image(s))"), t / n as f64);
+        }
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "backend": label, "results": results });
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
