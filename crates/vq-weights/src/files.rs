@@ -13,10 +13,10 @@ pub(crate) fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnaps
     if is_safetensors(path) {
         // Keys are taken verbatim: diffusers lists such as `ff.net.{0,2}` keep their gaps.
         let mut store = SafetensorsStore::from_file(path).map_indices_contiguous(false);
-        store.get_all_snapshots().map(|m| m.clone()).map_err(|e| format(e.to_string()))
+        store.get_all_snapshots().cloned().map_err(|e| format(e.to_string()))
     } else {
         let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
-        store.get_all_snapshots().map(|m| m.clone()).map_err(|e| format(e.to_string()))
+        store.get_all_snapshots().cloned().map_err(|e| format(e.to_string()))
     }
 }
 

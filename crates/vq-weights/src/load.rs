@@ -1,9 +1,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::DType;
+use burn::tensor::{DType, Tensor};
 use burn_store::{ApplyError, ChainAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
 
 use crate::cast::CastAdapter;
@@ -35,11 +35,9 @@ pub fn load_module<B: Backend, M: Module<B>>(
     }
 
     // Module path -> shape the parameter needs, in the checkpoint's layout.
-    let expected: HashMap<String, Vec<usize>> = module
-        .collect(None, None, false)
-        .iter()
-        .map(|s| (s.full_path(), checkpoint_layout(s.shape.to_vec(), s.container_stack.as_deref())))
-        .collect();
+    let mut shapes = ParamShapes::default();
+    module.visit(&mut shapes);
+    let expected = shapes.shapes;
 
     let adapter = ChainAdapter::new(PyTorchToBurnAdapter, CastAdapter { target: dtype });
     let result = module.apply(mapped, None, Some(Box::new(adapter)), false);
@@ -88,11 +86,33 @@ fn lookup(origin: &HashMap<String, (String, Vec<usize>)>, module_path: &str) -> 
         .unwrap_or_else(|| (module_path.to_string(), Vec::new()))
 }
 
-/// burn stores `Linear` weights as `[in, out]`; checkpoints store `[out, in]`.
-fn checkpoint_layout(mut dims: Vec<usize>, containers: Option<&[String]>) -> Vec<usize> {
-    let is_linear = containers.and_then(|c| c.last()).is_some_and(|c| c == "Struct:Linear");
-    if is_linear && dims.len() == 2 {
-        dims.reverse();
+/// The shape of every float parameter by module path, read without materialising lazily
+/// initialised parameters (a full-size model would otherwise be filled with random numbers
+/// only to be overwritten). Shapes are given in the checkpoint's layout: burn stores `Linear`
+/// weights as `[in, out]`, checkpoints as `[out, in]`.
+#[derive(Default)]
+struct ParamShapes {
+    path: Vec<String>,
+    containers: Vec<String>,
+    shapes: HashMap<String, Vec<usize>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ParamShapes {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
     }
-    dims
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let mut dims = param.lazy_shape().to_vec();
+        if self.containers.last().is_some_and(|c| c == "Struct:Linear") && dims.len() == 2 {
+            dims.reverse();
+        }
+        self.shapes.insert(self.path.join("."), dims);
+    }
 }

@@ -1,0 +1,150 @@
+//! [`CLIPTextModel`]: transformers' `CLIPTextModel` (text tower without projection).
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::tensor::{backend::Backend, get_device_settings, Int, Tensor};
+
+use crate::config::CLIPTextConfig;
+use crate::embeddings::CLIPTextEmbeddings;
+use crate::encoder::CLIPEncoder;
+use crate::error::LoadError;
+use crate::keys;
+use crate::pooling::EosRule;
+
+/// What [`CLIPTextModel::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct CLIPTextOutput<B: Backend> {
+    /// Output of `final_layer_norm`, `[B, L, H]` — what VQ-Diffusion and Stable Diffusion use.
+    pub last_hidden_state: Tensor<B, 3>,
+    /// `last_hidden_state` at each sequence's EOS position ([`EosRule`]), `[B, H]`.
+    pub pooler_output: Tensor<B, 2>,
+}
+
+/// CLIP's text transformer: embeddings → pre-LN causal encoder → final LayerNorm, plus the
+/// pooled (EOS) output.
+#[derive(Module, Debug)]
+pub struct CLIPTextModel<B: Backend> {
+    /// `embeddings.*`.
+    pub embeddings: CLIPTextEmbeddings<B>,
+    /// `encoder.layers.*`.
+    pub encoder: CLIPEncoder<B>,
+    /// `final_layer_norm.{weight,bias}` (→ `gamma`/`beta`).
+    pub final_layer_norm: LayerNorm<B>,
+    /// Longest accepted sequence.
+    pub max_position_embeddings: usize,
+    /// Position rule of the pooled output, from the config's `eos_token_id`.
+    pub eos_rule: EosRule,
+}
+
+impl CLIPTextConfig {
+    /// Creates a model with this configuration for loading ([`CLIPTextModel::load_weights`]):
+    /// embeddings and Linear layers start at zero, LayerNorms at the identity. Zero is the
+    /// cheapest fill — loading materialises every parameter before replacing it, and a random
+    /// fill of the 63 M ViT-B/32 values costs seconds.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> CLIPTextModel<B> {
+        CLIPTextModel {
+            embeddings: CLIPTextEmbeddings::new(self, device),
+            encoder: CLIPEncoder::new(self, device),
+            final_layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            max_position_embeddings: self.max_position_embeddings,
+            eos_rule: EosRule::from_eos_token_id(self.eos_token_id),
+        }
+    }
+}
+
+impl<B: Backend> CLIPTextModel<B> {
+    /// Loads a transformers text-encoder directory (`config.json` + `model.safetensors` or
+    /// `pytorch_model.bin`), e.g. a pipeline's `text_encoder/`.
+    pub fn from_pretrained_dir(dir: &Path, device: &B::Device) -> Result<Self, LoadError> {
+        Self::from_pretrained_dir_variant(dir, None, device)
+    }
+
+    /// Like [`from_pretrained_dir`](Self::from_pretrained_dir) for a weights variant:
+    /// `Some("fp16")` reads `model.fp16.safetensors` (or `pytorch_model.fp16.bin`); the weights
+    /// are cast to the device's float type.
+    pub fn from_pretrained_dir_variant(
+        dir: &Path,
+        variant: Option<&str>,
+        device: &B::Device,
+    ) -> Result<Self, LoadError> {
+        let config = CLIPTextConfig::from_file(&dir.join("config.json"))?;
+        let weights = vq_weights::find_weights_file(dir, "model", variant)?;
+        config.init(device).load_weights(&weights, device)
+    }
+
+    /// Fills the parameters from a safetensors or PyTorch `.bin` file, in either key layout
+    /// (see [`keys`](crate::keys)); f16 and f32 files are cast to the device's float type.
+    /// Missing, misshapen and unexpected tensors are errors that name the tensor.
+    pub fn load_weights(self, path: &Path, device: &B::Device) -> Result<Self, LoadError> {
+        let dtype = get_device_settings::<B>(device).float_dtype.into();
+        Ok(vq_weights::load_module(self, path, &keys::key_map(), dtype)?)
+    }
+
+    /// Encodes token ids without an attention mask (only the causal mask applies), as
+    /// diffusers' pipelines do.
+    ///
+    /// # Shapes
+    /// - `input_ids`: `[B, L]`, `1 <= L <= max_position_embeddings`
+    /// - output: `last_hidden_state` `[B, L, H]`, `pooler_output` `[B, H]`
+    ///
+    /// # Panics
+    /// If `L` is 0 or larger than `max_position_embeddings` (truncate with the tokenizer).
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> CLIPTextOutput<B> {
+        self.forward_impl(input_ids, None)
+    }
+
+    /// Encodes token ids with a padding mask: keys where `attention_mask == 0` are hidden
+    /// from every query, on top of the causal mask.
+    ///
+    /// # Shapes
+    /// - `input_ids`, `attention_mask`: `[B, L]`
+    /// - output: as [`forward`](Self::forward)
+    ///
+    /// # Panics
+    /// As [`forward`](Self::forward), and if the two shapes differ.
+    pub fn forward_with_attention_mask(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> CLIPTextOutput<B> {
+        assert_eq!(
+            input_ids.dims(),
+            attention_mask.dims(),
+            "attention_mask must have the shape of input_ids"
+        );
+        self.forward_impl(input_ids, Some(attention_mask))
+    }
+
+    fn forward_impl(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        attention_mask: Option<Tensor<B, 2, Int>>,
+    ) -> CLIPTextOutput<B> {
+        let [batch, seq_len] = input_ids.dims();
+        assert!(
+            (1..=self.max_position_embeddings).contains(&seq_len),
+            "sequence length {seq_len} must be in 1..={} (max_position_embeddings)",
+            self.max_position_embeddings
+        );
+        let key_padding_mask = attention_mask.map(|mask| mask.equal_elem(0));
+        let hidden_states = self.embeddings.forward(input_ids.clone()); // [B, L, H]
+        let hidden_states = self.encoder.forward(hidden_states, key_padding_mask);
+        let last_hidden_state = self.final_layer_norm.forward(hidden_states);
+
+        let [_, _, hidden] = last_hidden_state.dims();
+        let positions = self
+            .eos_rule
+            .positions(input_ids)
+            .reshape([batch, 1, 1])
+            .expand([batch, 1, hidden]); // [B, 1, H]
+        let pooler_output = last_hidden_state.clone().gather(1, positions).reshape([batch, hidden]);
+        CLIPTextOutput {
+            last_hidden_state,
+            pooler_output,
+        }
+    }
+}
