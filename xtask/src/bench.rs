@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
-use vq_pipeline::{GenerateRequest, NoiseSource, Precision, VQDiffusionPipeline};
+use vq_pipeline::{GenerateRequest, NoiseSource, VQDiffusionPipeline};
 use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource};
 
 /// Arguments of `xtask bench`.
@@ -53,24 +53,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    match args.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => bench::<burn::backend::NdArray<f32>>(&args, Default::default()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => bench::<burn::backend::Wgpu>(&args, Default::default()),
-        #[cfg(feature = "cuda")]
-        "cuda" => bench::<burn::backend::Cuda>(&args, Default::default()),
-        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
-    }
-}
-
-fn precision(name: &str) -> Result<Precision, String> {
-    match name {
-        "f32" => Ok(Precision::F32),
-        "f16" => Ok(Precision::F16),
-        "bf16" => Ok(Precision::BF16),
-        other => Err(format!("--dtype {other}: expected f32, f16 or bf16")),
-    }
+    crate::with_backend!(args.backend.as_str(), bench, &args)
 }
 
 /// Median wall time in seconds of `reps` runs of `f`, each followed by a device sync.
@@ -92,7 +75,7 @@ fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl 
 }
 
 fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
-    vq_pipeline::set_precision::<B>(&device, precision(&args.dtype)?).map_err(|e| e.to_string())?;
+    vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::random(ithq_configs(), ithq_scheduler_config(), tokenizer, &device)

@@ -10,6 +10,33 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Calls `$f::<B>(args, device)` for the burn backend named `$name` (one compiled in through
+/// xtask's cargo features), or returns an error naming it.
+macro_rules! with_backend {
+    ($name:expr, $f:ident, $args:expr) => {
+        match $name {
+            #[cfg(feature = "ndarray")]
+            "ndarray" => $f::<burn::backend::NdArray<f32>>($args, Default::default()),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
+            #[cfg(feature = "cuda")]
+            "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+        }
+    };
+}
+pub(crate) use with_backend;
+
+/// `--dtype` values.
+pub(crate) fn precision(name: &str) -> Result<vq_pipeline::Precision, String> {
+    match name {
+        "f32" => Ok(vq_pipeline::Precision::F32),
+        "f16" => Ok(vq_pipeline::Precision::F16),
+        "bf16" => Ok(vq_pipeline::Precision::BF16),
+        other => Err(format!("--dtype {other}: expected f32, f16 or bf16")),
+    }
+}
+
 mod bench;
 mod convert;
 mod fixtures;

@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use clip_text::Truncation;
 use serde_json::Value;
-use vq_pipeline::{GenerateRequest, NegativeEmbeddings, NoiseSource, Precision, VQDiffusionPipeline};
+use vq_pipeline::{GenerateRequest, NegativeEmbeddings, NoiseSource, VQDiffusionPipeline};
 use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, FixedUniforms};
 
 /// Arguments of `xtask parity`.
@@ -36,15 +36,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    match args.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => parity::<burn::backend::NdArray<f32>>(&args, Default::default()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => parity::<burn::backend::Wgpu>(&args, Default::default()),
-        #[cfg(feature = "cuda")]
-        "cuda" => parity::<burn::backend::Cuda>(&args, Default::default()),
-        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
-    }
+    crate::with_backend!(args.backend.as_str(), parity, &args)
 }
 
 /// The reference file: tensors by name and its JSON metadata.
@@ -97,13 +89,7 @@ fn ints<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
 }
 
 fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
-    let precision = match args.dtype.as_str() {
-        "f32" => Precision::F32,
-        "f16" => Precision::F16,
-        "bf16" => Precision::BF16,
-        other => return Err(format!("--dtype {other}: expected f32, f16 or bf16")),
-    };
-    vq_pipeline::set_precision::<B>(&device, precision).map_err(|e| e.to_string())?;
+    vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let r = Reference::open(&args.reference)?;
     let pipeline = VQDiffusionPipeline::<B>::from_dir(&args.model, None, &device).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
