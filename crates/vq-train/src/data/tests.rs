@@ -1,0 +1,268 @@
+//! Dataset properties: determinism, caption grammar, the held-out split, and (property tests)
+//! the geometry the evaluator relies on.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::eval::detect;
+use crate::rng::SplitMix64;
+use crate::TrainError;
+
+fn dataset(seed: u64) -> Dataset {
+    Dataset::new(DatasetConfig::default(), seed).unwrap()
+}
+
+#[test]
+fn same_seed_and_index_give_the_same_bytes() {
+    let (a, b) = (dataset(5), dataset(5));
+    for split in [Split::Train, Split::Validation, Split::HeldOut] {
+        for index in [0, 1, 17, 123_456_789] {
+            let (x, y) = (a.sample(split, index), b.sample(split, index));
+            assert_eq!(x, y);
+            assert_eq!(x.image.as_raw(), y.image.as_raw());
+        }
+    }
+    // Other indices, seeds and splits give other samples.
+    let first = a.sample(Split::Train, 0);
+    assert_ne!(first.image, a.sample(Split::Train, 1).image);
+    assert_ne!(first.image, dataset(6).sample(Split::Train, 0).image);
+    assert_ne!(first.image, a.sample(Split::Validation, 0).image);
+    assert_eq!(first.image.dimensions(), (64, 64));
+}
+
+#[test]
+fn captions_describe_their_scenes_and_parse_back() {
+    let dataset = dataset(1);
+    for index in 0..2000 {
+        let sample = dataset.sample(Split::Train, index);
+        assert_eq!(sample.caption, sample.prompt.caption());
+        assert_eq!(
+            Prompt::parse(&sample.caption).as_ref(),
+            Ok(&sample.prompt),
+            "{}",
+            sample.caption
+        );
+        assert!(sample.prompt.matches(&sample.scene()), "{}", sample.caption);
+        assert_eq!(sample.objects.len(), sample.placements.len());
+        for object in &sample.objects {
+            assert!(sample.background.contrasts_with(object.color), "{}", sample.caption);
+        }
+        if let [a, b] = sample.objects.as_slice() {
+            assert_ne!(a.position, b.position);
+        }
+    }
+}
+
+#[test]
+fn training_covers_every_attribute_at_the_configured_rates() {
+    let dataset = dataset(2);
+    let n = 4000;
+    let (mut shapes, mut colors, mut sizes, mut positions, mut backgrounds) = ([0; 4], [0; 8], [0; 2], [0; 9], [0; 8]);
+    let (mut two, mut named_size, mut named_position, mut named_background) = (0, 0, 0, 0);
+    for index in 0..n {
+        let sample = dataset.sample(Split::Train, index);
+        for object in &sample.objects {
+            shapes[object.shape as usize] += 1;
+            colors[object.color as usize] += 1;
+            sizes[object.size as usize] += 1;
+            positions[object.position as usize] += 1;
+        }
+        backgrounds[sample.background as usize] += 1;
+        two += usize::from(sample.objects.len() == 2);
+        let first = sample.prompt.objects[0];
+        named_size += usize::from(first.size.is_some());
+        named_position += usize::from(first.position.is_some());
+        named_background += usize::from(sample.prompt.background.is_some());
+    }
+    for counts in [&shapes[..], &colors, &sizes, &positions, &backgrounds] {
+        assert!(counts.iter().all(|&c| c > 100), "{counts:?}");
+    }
+    // Binomial(4000, p): sd ≤ 32; allow 5 sd (0.04).
+    let rate = |count: usize| count as f64 / n as f64;
+    let config = dataset.config();
+    assert!(
+        (rate(two) - config.two_objects).abs() < 0.04,
+        "two objects: {}",
+        rate(two)
+    );
+    assert!((rate(named_size) - config.mentions.size).abs() < 0.04);
+    assert!((rate(named_position) - config.mentions.position).abs() < 0.04);
+    assert!((rate(named_background) - config.mentions.background).abs() < 0.04);
+}
+
+#[test]
+fn held_out_combinations_never_appear_in_training() {
+    let dataset = dataset(3);
+    let held_out = &dataset.config().held_out;
+    for split in [Split::Train, Split::Validation] {
+        for index in 0..5000 {
+            let sample = dataset.sample(split, index);
+            assert!(
+                !held_out.holds_out_scene(&sample.scene()),
+                "{split:?} {index}: {}",
+                sample.caption
+            );
+        }
+    }
+    // The held-out split always has one, and shows every held-out combination.
+    let (mut color_shape, mut shape_position) = (vec![0; 4], vec![0; 4]);
+    for index in 0..2000 {
+        let sample = dataset.sample(Split::HeldOut, index);
+        assert!(held_out.holds_out_scene(&sample.scene()), "{index}: {}", sample.caption);
+        for object in &sample.objects {
+            if let Some(i) = held_out
+                .color_shape
+                .iter()
+                .position(|&p| p == (object.color, object.shape))
+            {
+                color_shape[i] += 1;
+            }
+            if let Some(i) = held_out
+                .shape_position
+                .iter()
+                .position(|&p| p == (object.shape, object.position))
+            {
+                shape_position[i] += 1;
+            }
+        }
+    }
+    assert!(
+        color_shape.iter().chain(&shape_position).all(|&c| c > 100),
+        "{color_shape:?} {shape_position:?}"
+    );
+}
+
+#[test]
+fn invalid_configs_are_rejected_by_field() {
+    let field = |config: DatasetConfig| match Dataset::new(config, 0) {
+        Err(TrainError::InvalidConfig { field, .. }) => field,
+        other => panic!("expected an invalid config, got {other:?}"),
+    };
+    assert_eq!(
+        field(DatasetConfig {
+            image_size: 16,
+            ..Default::default()
+        }),
+        "image_size"
+    );
+    assert_eq!(
+        field(DatasetConfig {
+            supersampling: 0,
+            ..Default::default()
+        }),
+        "supersampling"
+    );
+    assert_eq!(
+        field(DatasetConfig {
+            two_objects: 1.5,
+            ..Default::default()
+        }),
+        "two_objects"
+    );
+    let mentions = MentionRates {
+        background: -0.1,
+        ..MentionRates::ALWAYS
+    };
+    assert_eq!(
+        field(DatasetConfig {
+            mentions,
+            ..Default::default()
+        }),
+        "mentions.background"
+    );
+    let empty = HeldOut {
+        color_shape: vec![],
+        shape_position: vec![],
+    };
+    assert_eq!(
+        field(DatasetConfig {
+            held_out: empty,
+            ..Default::default()
+        }),
+        "held_out"
+    );
+    let everything = HeldOut {
+        color_shape: Color::ALL.iter().flat_map(|&c| Shape::ALL.map(|s| (c, s))).collect(),
+        shape_position: vec![],
+    };
+    assert_eq!(
+        field(DatasetConfig {
+            held_out: everything,
+            ..Default::default()
+        }),
+        "held_out"
+    );
+}
+
+/// A single object with contrasting background, drawn at a random spot of its cell.
+fn single_object() -> impl Strategy<Value = (ObjectSpec, Color, u32, u32, u64)> {
+    (
+        0..4usize,
+        0..8usize,
+        0..8usize,
+        0..2usize,
+        0..9usize,
+        prop::sample::select(vec![48u32, 64, 96]),
+        prop::sample::select(vec![1u32, 4]),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(shape, color, background, size, position, image_size, supersampling, seed)| {
+                let color = Color::ALL[color];
+                let backgrounds: Vec<Color> = Color::ALL.into_iter().filter(|bg| bg.contrasts_with(color)).collect();
+                let object = ObjectSpec {
+                    shape: Shape::ALL[shape],
+                    color,
+                    size: Size::ALL[size],
+                    position: Position::ALL[position],
+                };
+                (
+                    object,
+                    backgrounds[background % backgrounds.len()],
+                    image_size,
+                    supersampling,
+                    seed,
+                )
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn rendered_object_centroid_lies_in_its_cell_and_its_fill_ratio_names_its_shape(
+        (object, background, image_size, supersampling, seed) in single_object()
+    ) {
+        let grid = Grid { image_size };
+        let placement = grid.place(&object, &mut SplitMix64::new(seed));
+        // The exact centre of mass is in the named cell ...
+        let exact = (placement.center.0, placement.center.1 + object.shape.centroid_offset(placement.side));
+        prop_assert_eq!(grid.position_of(exact.0, exact.1), object.position);
+        // ... and so is the measured one.
+        let image = render::render(background, &[(object, placement)], image_size, supersampling);
+        let (measured_background, detected) = detect(&image);
+        prop_assert_eq!(measured_background, background);
+        prop_assert_eq!(detected.len(), 1);
+        let measured = &detected[0];
+        prop_assert_eq!(measured.position, object.position);
+        // Within rounding: half a pixel with hard edges, a quarter with anti-aliasing.
+        let tolerance = if supersampling == 1 { 0.5 } else { 0.25 };
+        prop_assert!((measured.centroid.0 - exact.0).abs() < tolerance && (measured.centroid.1 - exact.1).abs() < tolerance,
+            "centroid {:?}, exact {:?}", measured.centroid, exact);
+        // From 64 pixels on (small objects ≥ 9 pixels across) the fill ratio is nearest to the
+        // shape's own (π/4, 1 or 1/2; triangles and diamonds share 1/2 and are told apart by the
+        // centroid-anchored fit). At 48 pixels a small triangle's sub-pixel box is too short
+        // and only the fit (checked below for every size) names the shape.
+        let nearest_fill = [std::f64::consts::FRAC_PI_4, 1.0, 0.5]
+            .into_iter()
+            .min_by(|a, b| (measured.fill_ratio - a).abs().total_cmp(&(measured.fill_ratio - b).abs()))
+            .unwrap();
+        if image_size >= 64 {
+            prop_assert_eq!(nearest_fill, object.shape.fill_ratio(), "fill ratio {}", measured.fill_ratio);
+        }
+        prop_assert_eq!(measured.shape, object.shape);
+        prop_assert_eq!(measured.size, object.size);
+        prop_assert_eq!(measured.color, object.color);
+    }
+}

@@ -1,0 +1,270 @@
+//! Scoring an image against a prompt, and accumulating scores into per-attribute accuracies.
+
+use std::fmt;
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use super::measure::{measure, MeasuredObject};
+use super::segment::{background_distance, connected_components, estimate_background, FOREGROUND_THRESHOLD};
+use crate::data::{Color, Grid, Mentions, ObjectPrompt, Prompt, Sample};
+
+/// Components smaller than this fraction of the smallest possible object (a triangle or
+/// diamond of side 0.42 cells, area 0.5 · (0.42 c)²) are treated as noise, not objects.
+pub const MIN_OBJECT_FRACTION: f64 = 0.25;
+
+/// How one named object was rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectScore {
+    /// Whether a detected object was matched to it (if not, every attribute is wrong).
+    pub found: bool,
+    /// Whether the colour is right.
+    pub color: bool,
+    /// Whether the shape is right.
+    pub shape: bool,
+    /// Whether the size is right; `None` if the prompt names no size.
+    pub size: Option<bool>,
+    /// Whether the position is right; `None` if the prompt names no position.
+    pub position: Option<bool>,
+}
+
+impl ObjectScore {
+    fn correct_count(&self) -> usize {
+        [Some(self.color), Some(self.shape), self.size, self.position]
+            .into_iter()
+            .filter(|v| *v == Some(true))
+            .count()
+    }
+
+    /// Whether every named attribute is right.
+    pub fn all_correct(&self) -> bool {
+        self.found && self.color && self.shape && self.size.unwrap_or(true) && self.position.unwrap_or(true)
+    }
+}
+
+/// How an image matches a prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageScore {
+    /// One score per named object, in prompt order.
+    pub objects: Vec<ObjectScore>,
+    /// Whether the background is right; `None` if the prompt names none.
+    pub background: Option<bool>,
+    /// Whether the image has exactly as many objects as the prompt names.
+    pub count: bool,
+    /// The measured background colour.
+    pub measured_background: Color,
+    /// Every detected object, largest first.
+    pub detected: Vec<MeasuredObject>,
+}
+
+impl ImageScore {
+    /// Whether the image shows exactly what the prompt asks: right count, right background (if
+    /// named) and every named attribute of every object.
+    pub fn all_correct(&self) -> bool {
+        self.count && self.background.unwrap_or(true) && self.objects.iter().all(ObjectScore::all_correct)
+    }
+}
+
+/// Detects the objects of a square image of the dataset's kind, largest first.
+///
+/// # Panics
+/// If the image is not square.
+pub fn detect(image: &RgbImage) -> (Color, Vec<MeasuredObject>) {
+    let (width, height) = image.dimensions();
+    assert_eq!(
+        width, height,
+        "the evaluator expects square images, got {width} × {height}"
+    );
+    let grid = Grid { image_size: width };
+    let background = estimate_background(image);
+    let distance = background_distance(image, background);
+    let mask: Vec<bool> = distance.iter().map(|&d| d > FOREGROUND_THRESHOLD).collect();
+    let smallest_object = 0.5 * (0.42 * grid.cell_side()).powi(2);
+    let min_area = (MIN_OBJECT_FRACTION * smallest_object).max(2.0);
+    let mut objects: Vec<MeasuredObject> = connected_components(&mask, width as usize)
+        .into_iter()
+        .filter(|component| component.pixels.len() as f64 >= min_area)
+        .map(|component| measure(image, background, &distance, &component, &grid))
+        .collect();
+    objects.sort_by_key(|object| std::cmp::Reverse(object.area));
+    (Color::nearest(background), objects)
+}
+
+/// Scores `image` against `prompt`.
+///
+/// Named objects are matched to detected ones (each detection used at most once) by the
+/// assignment with the most correct attributes; ties go to larger detections. The candidates
+/// are the `n + 2` largest detections for `n` named objects.
+pub fn evaluate(image: &RgbImage, prompt: &Prompt) -> ImageScore {
+    let (measured_background, detected) = detect(image);
+    let candidates = detected.len().min(prompt.objects.len() + 2);
+    let mut best: Option<(usize, usize, Vec<ObjectScore>)> = None;
+    let mut assignment = Vec::with_capacity(prompt.objects.len());
+    search(prompt, &detected[..candidates], &mut assignment, &mut best);
+    let objects = best
+        .map(|(_, _, scores)| scores)
+        .expect("the search visits at least one assignment");
+    ImageScore {
+        objects,
+        background: prompt.background.map(|bg| bg == measured_background),
+        count: detected.len() == prompt.objects.len(),
+        measured_background,
+        detected,
+    }
+}
+
+/// Scores `sample`'s image against its full ground truth (every attribute named).
+pub fn evaluate_ground_truth(sample: &Sample) -> ImageScore {
+    evaluate(&sample.image, &Prompt::describe(&sample.scene(), Mentions::ALL))
+}
+
+/// Depth-first search over injective assignments of named objects to candidates (`None` =
+/// unmatched), keeping the best by (correct attributes, −sum of candidate ranks).
+fn search(
+    prompt: &Prompt,
+    candidates: &[MeasuredObject],
+    assignment: &mut Vec<Option<usize>>,
+    best: &mut Option<(usize, usize, Vec<ObjectScore>)>,
+) {
+    let depth = assignment.len();
+    if depth == prompt.objects.len() {
+        let scores: Vec<ObjectScore> = prompt
+            .objects
+            .iter()
+            .zip(assignment.iter())
+            .map(|(named, matched)| score_object(named, matched.map(|i| &candidates[i])))
+            .collect();
+        let correct = scores.iter().map(ObjectScore::correct_count).sum::<usize>();
+        let rank_sum = assignment.iter().map(|m| m.unwrap_or(candidates.len())).sum::<usize>();
+        let better = match best {
+            None => true,
+            Some((c, r, _)) => correct > *c || (correct == *c && rank_sum < *r),
+        };
+        if better {
+            *best = Some((correct, rank_sum, scores));
+        }
+        return;
+    }
+    let free: Vec<usize> = (0..candidates.len())
+        .filter(|i| !assignment.contains(&Some(*i)))
+        .collect();
+    // Leave a named object unmatched only when no candidate is left for it.
+    let options: Vec<Option<usize>> = if free.is_empty() {
+        vec![None]
+    } else {
+        free.into_iter().map(Some).collect()
+    };
+    for option in options {
+        assignment.push(option);
+        search(prompt, candidates, assignment, best);
+        assignment.pop();
+    }
+}
+
+fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> ObjectScore {
+    match measured {
+        None => ObjectScore {
+            found: false,
+            color: false,
+            shape: false,
+            size: named.size.map(|_| false),
+            position: named.position.map(|_| false),
+        },
+        Some(m) => ObjectScore {
+            found: true,
+            color: m.color == named.color,
+            shape: m.shape == named.shape,
+            size: named.size.map(|size| size == m.size),
+            position: named.position.map(|position| position == m.position),
+        },
+    }
+}
+
+/// Correct and total counts of one attribute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Number of correct judgements.
+    pub correct: usize,
+    /// Number of judgements.
+    pub total: usize,
+}
+
+impl Tally {
+    fn add(&mut self, correct: bool) {
+        self.correct += usize::from(correct);
+        self.total += 1;
+    }
+
+    /// correct / total (NaN when empty).
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.total as f64
+    }
+}
+
+/// Per-attribute accuracies over many scored images.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Object colours (every named object).
+    pub color: Tally,
+    /// Object shapes (every named object).
+    pub shape: Tally,
+    /// Object sizes (named objects whose size is named).
+    pub size: Tally,
+    /// Object positions (named objects whose position is named).
+    pub position: Tally,
+    /// Backgrounds (images whose background is named).
+    pub background: Tally,
+    /// Object counts (every image).
+    pub count: Tally,
+    /// Images with everything right ([`ImageScore::all_correct`]).
+    pub image: Tally,
+}
+
+impl EvalReport {
+    /// Adds one image's score.
+    pub fn add(&mut self, score: &ImageScore) {
+        for object in &score.objects {
+            self.color.add(object.color);
+            self.shape.add(object.shape);
+            if let Some(size) = object.size {
+                self.size.add(size);
+            }
+            if let Some(position) = object.position {
+                self.position.add(position);
+            }
+        }
+        if let Some(background) = score.background {
+            self.background.add(background);
+        }
+        self.count.add(score.count);
+        self.image.add(score.all_correct());
+    }
+
+    /// The attributes with their names, in display order.
+    pub fn attributes(&self) -> [(&'static str, Tally); 7] {
+        [
+            ("color", self.color),
+            ("shape", self.shape),
+            ("size", self.size),
+            ("position", self.position),
+            ("background", self.background),
+            ("count", self.count),
+            ("image", self.image),
+        ]
+    }
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, tally) in self.attributes() {
+            writeln!(
+                f,
+                "{name:>10}: {:6.2} % ({}/{})",
+                100.0 * tally.accuracy(),
+                tally.correct,
+                tally.total
+            )?;
+        }
+        Ok(())
+    }
+}

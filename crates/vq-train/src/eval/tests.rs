@@ -1,0 +1,155 @@
+//! The evaluator on the dataset's own ground truth.
+
+use image::RgbImage;
+
+use super::*;
+use crate::data::{Dataset, DatasetConfig, MentionRates, Prompt, Split};
+use crate::rng::SplitMix64;
+
+fn dataset(image_size: u32, supersampling: u32) -> Dataset {
+    let config = DatasetConfig {
+        image_size,
+        supersampling,
+        mentions: MentionRates::ALWAYS,
+        ..Default::default()
+    };
+    Dataset::new(config, 11).unwrap()
+}
+
+/// Adds independent uniform noise in [−amplitude, amplitude] to every channel (clamped).
+fn add_noise(image: &RgbImage, amplitude: i32, rng: &mut SplitMix64) -> RgbImage {
+    let mut noisy = image.clone();
+    for value in noisy.iter_mut() {
+        let delta = rng.below((2 * amplitude + 1) as usize) as i32 - amplitude;
+        *value = (i32::from(*value) + delta).clamp(0, 255) as u8;
+    }
+    noisy
+}
+
+fn ground_truth_report(dataset: &Dataset, split: Split, count: u64, noise: i32) -> EvalReport {
+    let mut rng = SplitMix64::new(99);
+    let mut report = EvalReport::default();
+    for index in 0..count {
+        let sample = dataset.sample(split, index);
+        let image = if noise > 0 {
+            add_noise(&sample.image, noise, &mut rng)
+        } else {
+            sample.image.clone()
+        };
+        let prompt = Prompt::describe(&sample.scene(), crate::data::Mentions::ALL);
+        report.add(&evaluate(&image, &prompt));
+    }
+    report
+}
+
+fn assert_accuracy(report: &EvalReport, at_least: f64, what: &str) {
+    for (name, tally) in report.attributes() {
+        assert!(tally.total > 0, "{what}: no {name} judgements");
+        assert!(
+            tally.accuracy() >= at_least,
+            "{what}: {name} accuracy below {at_least}:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn ground_truth_64_scores_at_least_99_percent() {
+    let dataset = dataset(64, 4);
+    for split in [Split::Train, Split::HeldOut] {
+        let report = ground_truth_report(&dataset, split, 1000, 0);
+        println!("64 px, {split:?}, clean:\n{report}");
+        assert_accuracy(&report, 0.99, "64 px clean");
+    }
+}
+
+#[test]
+fn ground_truth_64_with_pixel_noise_scores_at_least_95_percent() {
+    let dataset = dataset(64, 4);
+    for amplitude in [8, 16] {
+        let report = ground_truth_report(&dataset, Split::Train, 1000, amplitude);
+        println!("64 px, noise ±{amplitude}:\n{report}");
+        assert_accuracy(&report, 0.95, "64 px noisy");
+    }
+}
+
+#[test]
+fn ground_truth_hard_edges_and_32_pixels() {
+    let report = ground_truth_report(&dataset(64, 1), Split::Train, 500, 0);
+    println!("64 px, hard edges:\n{report}");
+    assert_accuracy(&report, 0.99, "64 px hard edges");
+    let report = ground_truth_report(&dataset(32, 4), Split::Train, 500, 0);
+    println!("32 px:\n{report}");
+    assert_accuracy(&report, 0.99, "32 px");
+}
+
+#[test]
+fn wrong_prompts_are_judged_wrong() {
+    let dataset = dataset(64, 4);
+    let sample = dataset.sample(Split::Train, 0);
+    let truth = Prompt::describe(&sample.scene(), crate::data::Mentions::ALL);
+    assert!(evaluate(&sample.image, &truth).all_correct());
+    let first = truth.objects[0];
+    let other_color = crate::data::Color::ALL
+        .into_iter()
+        .find(|&c| c != first.color && c != sample.background)
+        .unwrap();
+    let mut wrong = truth.clone();
+    wrong.objects[0].color = other_color;
+    let score = evaluate(&sample.image, &wrong);
+    assert!(!score.objects[0].color && score.objects[0].shape && !score.all_correct());
+    let mut extra = truth.clone();
+    extra.objects.push(first);
+    let score = evaluate(&sample.image, &extra);
+    assert!(!score.count && !score.all_correct());
+    // A blank image finds nothing.
+    let blank = RgbImage::from_pixel(64, 64, image::Rgb(sample.background.rgb()));
+    let score = evaluate(&blank, &truth);
+    assert!(score.detected.is_empty() && !score.objects[0].found && score.background == Some(true));
+}
+
+#[test]
+fn accuracy_holds_to_moderate_noise_then_breaks_down() {
+    let dataset = dataset(64, 4);
+    let image_accuracy = [0, 32, 48, 64].map(|amplitude| {
+        let report = ground_truth_report(&dataset, Split::Train, 300, amplitude);
+        if amplitude <= 32 {
+            assert_accuracy(&report, 0.95, "64 px, noise ±32");
+        }
+        report.image.accuracy()
+    });
+    println!("image accuracy at noise 0, 32, 48, 64: {image_accuracy:?}");
+    // Noise reaching the foreground threshold (distance 60, i.e. ±35 per channel at worst)
+    // creates spurious objects: the evaluator must notice rather than stay generous.
+    assert!(image_accuracy.windows(2).all(|w| w[1] <= w[0]), "{image_accuracy:?}");
+    assert!(image_accuracy[3] < 0.5, "{image_accuracy:?}");
+}
+
+/// A 3 × 3 box blur, the kind of softness a small VQ decoder produces.
+fn box_blur(image: &RgbImage) -> RgbImage {
+    let (w, h) = image.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let mut sum = [0u32; 3];
+        let mut count = 0;
+        for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+            for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                let p = image.get_pixel(nx, ny).0;
+                (0..3).for_each(|c| sum[c] += u32::from(p[c]));
+                count += 1;
+            }
+        }
+        image::Rgb(sum.map(|v| ((v as f64) / f64::from(count)).round() as u8))
+    })
+}
+
+#[test]
+fn blurred_ground_truth_still_scores_at_least_95_percent() {
+    let dataset = dataset(64, 4);
+    let mut report = EvalReport::default();
+    for index in 0..500 {
+        let sample = dataset.sample(Split::Train, index);
+        let prompt = Prompt::describe(&sample.scene(), crate::data::Mentions::ALL);
+        report.add(&evaluate(&box_blur(&sample.image), &prompt));
+    }
+    println!("64 px, 3 × 3 box blur:\n{report}");
+    assert_accuracy(&report, 0.95, "64 px blurred");
+}

@@ -1,0 +1,37 @@
+//! Training support for VQ-Diffusion on burn (issue 8): everything that does not need the model
+//! crates.
+//!
+//! - [`data`]: a procedural captioned shapes dataset (seeded, unlimited, with a held-out split of
+//!   unseen attribute combinations);
+//! - [`eval`]: a pixel-based evaluator that recovers colour, shape, size and position from an
+//!   image and scores it against what the caption asked for;
+//! - [`loss`]: the VQ-Diffusion training objective (Gu et al., arXiv 2111.14822, §4 and
+//!   appendix) as functions over burn tensors: the mask-and-replace forward sample q(x_t | x_0),
+//!   the per-sample posterior, the variational-bound KL, the auxiliary x_0 loss and the
+//!   importance sampler of timesteps.
+//!
+//! The training plan for the rest of the issue is in the crate's `README.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use vq_train::data::{Dataset, DatasetConfig, Prompt, Split};
+//! use vq_train::eval::{evaluate, evaluate_ground_truth};
+//!
+//! let dataset = Dataset::new(DatasetConfig::default(), 42)?;
+//! let sample = dataset.sample(Split::Train, 0); // a pure function of (config, 42, Train, 0)
+//! assert_eq!(sample.image.dimensions(), (64, 64));
+//! assert_eq!(Prompt::parse(&sample.caption)?, sample.prompt);
+//! assert!(evaluate_ground_truth(&sample).all_correct());
+//! // The caption asks for less than the truth; the image satisfies it too.
+//! assert!(evaluate(&sample.image, &sample.prompt).all_correct());
+//! # Ok::<(), vq_train::TrainError>(())
+//! ```
+
+pub mod data;
+mod error;
+pub mod eval;
+pub mod loss;
+pub mod rng;
+
+pub use error::TrainError;
