@@ -1,1 +1,101 @@
-fn main() {}
+//! `vq-diffusion`: the command line of VQ-Diffusion text-to-image on burn
+//! (Gu et al., *Vector Quantized Diffusion Model for Text-to-Image Synthesis*,
+//! [arXiv:2111.14822](https://arxiv.org/abs/2111.14822)), on top of `vq-pipeline`.
+//!
+//! Exit status: 0 on success, 2 on usage errors, 1 on any other error, always with a
+//! one-line `error: …` on stderr — also when something panics (see [`main`]).
+
+mod args;
+mod backend;
+mod error;
+mod generate;
+mod output;
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::error::CliError;
+
+/// Parses the command line (clap prints its own errors and exits with 2, help with 0), runs
+/// it, and turns every failure into one `error: …` line and an exit status. A panic (a bug:
+/// every expected failure is an error value) is caught as a last resort and reported the same
+/// way, without the default panic message and backtrace.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|_| {}));
+    match guarded(|| execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&format!("error: {}", error.one_line()));
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Runs `f`, turning a panic into a [`CliError::Failure`] with the panic's message.
+fn guarded(f: impl FnOnce() -> Result<(), CliError>) -> Result<(), CliError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(CliError::Failure(format!(
+            "internal error (a bug, please report it): {message}"
+        )))
+    })
+}
+
+fn execute(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Generate(args) => {
+            args.check()?;
+            backend::dispatch(&args)
+        }
+    }
+}
+
+/// A message line on stderr (a closed stderr is not worth a panic).
+pub(crate) fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A written file's path on stdout, one per line, for scripts.
+pub(crate) fn print_path(path: &Path) {
+    let _ = writeln!(std::io::stdout(), "{}", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_one_line_failure() {
+        let error = guarded(|| panic!("index {} out of\nbounds", 7)).unwrap_err();
+        assert_eq!(error.exit_code(), 1);
+        assert_eq!(
+            error.one_line(),
+            "internal error (a bug, please report it): index 7 out of bounds"
+        );
+        let error = guarded(|| std::panic::panic_any(42u8)).unwrap_err();
+        assert_eq!(
+            error.one_line(),
+            "internal error (a bug, please report it): unknown panic"
+        );
+    }
+
+    #[test]
+    fn errors_pass_through_unchanged() {
+        assert!(guarded(|| Ok(())).is_ok());
+        let error = guarded(|| Err(CliError::Usage("--steps must be at least 1, got 0".into()))).unwrap_err();
+        assert_eq!(
+            (error.exit_code(), error.one_line()),
+            (2, "--steps must be at least 1, got 0".to_string())
+        );
+    }
+}

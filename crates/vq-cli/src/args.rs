@@ -1,0 +1,238 @@
+//! The command line: flags, their defaults and help, and the range checks clap cannot express.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use vq_pipeline::Precision;
+
+use crate::error::CliError;
+use crate::output::image_paths;
+
+/// The file written when `--output` is not given.
+pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
+
+const ABOUT: &str = "VQ-Diffusion text-to-image on burn, seed for seed identical to diffusers' VQDiffusionPipeline";
+
+/// The exit-status paragraph of both help texts (a macro so that `concat!` can use it).
+macro_rules! exit_codes {
+    () => {
+        "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value\n\
+         out of range, a backend not compiled in, --steps above the model's num_train_timesteps);\n\
+         1 any other error (model not found or unreadable, corrupt weights, invalid configs,\n\
+         unsupported --dtype, unwritable output). Errors are one line on stderr starting with `error:`."
+    };
+}
+
+/// `vq-diffusion`: generate images from text with a VQ-Diffusion pipeline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vq-diffusion",
+    version,
+    about = ABOUT,
+    after_help = concat!(
+        "Example:\n  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
+        "    --prompt \"teddy bear playing in the pool\" --seed 0 --output teddy.png\n\n",
+        "Run `vq-diffusion generate --help` for every option.\n\n",
+        exit_codes!(),
+    ),
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate images from one or more prompts.
+    Generate(GenerateArgs),
+}
+
+/// `vq-diffusion generate`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Generate images from one or more prompts.\n\n\
+        Loads a VQ-Diffusion pipeline (a local folder in the hub or save_pretrained layout, or a \
+        Hugging Face repository id read through the shared HF cache: HF_HOME, HF_HUB_CACHE, \
+        HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN), runs the denoising chain with a progress bar on \
+        stderr, and writes one PNG per image with the generation settings in iTXt chunks \
+        (prompt, seed, steps, guidance_scale, truncation_rate, model, rng, backend, dtype, \
+        software). The paths of the written files are printed to stdout, one per line; \
+        everything else goes to stderr.",
+    after_help = concat!(
+        "Examples:\n",
+        "  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
+        "      --prompt \"teddy bear playing in the pool\" --seed 0 --truncation-rate 0.86\n",
+        "  vq-diffusion generate --model ./vq-diffusion-ithq --prompt \"a red car\" --prompt \"a cat\" \\\n",
+        "      --num-images-per-prompt 2 --steps 50 --output out.png --tokens out.json\n",
+        "      (writes out-0.png … out-3.png: both images of \"a red car\", then those of \"a cat\")\n\n",
+        exit_codes!(),
+    )
+)]
+pub struct GenerateArgs {
+    /// Pipeline folder, or Hugging Face repository id such as microsoft/vq-diffusion-ithq.
+    #[arg(long, value_name = "DIR|REPO_ID")]
+    pub model: String,
+
+    /// Text prompt; repeat the flag for several prompts (one batch, prompt-major order).
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub prompt: Vec<String>,
+
+    /// Number of denoising steps, 1 to the model's num_train_timesteps (100 for ITHQ).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub steps: usize,
+
+    /// Classifier-free guidance scale (≥ 0); guidance runs when it is above 1.
+    #[arg(long, value_name = "G", default_value = "5.0", allow_negative_numbers = true)]
+    pub guidance_scale: f32,
+
+    /// Keep, per latent pixel, the likeliest classes whose probability mass reaches R, in (0, 1].
+    #[arg(long, value_name = "R", default_value = "1.0", allow_negative_numbers = true)]
+    pub truncation_rate: f32,
+
+    /// Images per prompt (≥ 1).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub num_images_per_prompt: usize,
+
+    /// Seed of the sampling noise. Without it a random seed in 0..2^32 is drawn, printed to
+    /// stderr and recorded in the PNGs: pass it back with --seed to reproduce the images.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Random number generator of the sampling noise.
+    #[arg(long, value_enum, value_name = "RNG", default_value_t = Rng::Torch)]
+    pub rng: Rng,
+
+    /// Image file. With several images `-0`, `-1`, … is inserted before the extension
+    /// (FILE-0.png, FILE-1.png, … in batch order: a prompt's images together).
+    #[arg(long, value_name = "FILE.png", default_value = DEFAULT_OUTPUT)]
+    pub output: PathBuf,
+
+    /// Also write the final token ids as JSON: an array, in batch order, of arrays of
+    /// row-major latent-pixel codebook ids.
+    #[arg(long, value_name = "FILE.json")]
+    pub tokens: Option<PathBuf>,
+
+    /// Compute backend; only the backends compiled in (cargo features of vq-cli) can run.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendKind::Ndarray,
+          help = backend_help(), long_help = backend_help())]
+    pub backend: BackendKind,
+
+    /// Float precision of weights and activations (f16/bf16 need a backend that supports them;
+    /// ndarray has f32 only).
+    #[arg(long, value_enum, value_name = "DTYPE", default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+}
+
+/// The help of `--backend`, naming the backends of this build.
+fn backend_help() -> String {
+    format!(
+        "Compute backend; only the backends compiled in (cargo features of vq-cli) can run: in this build {}",
+        crate::backend::compiled_in().join(", ")
+    )
+}
+
+/// `--rng`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rng {
+    /// torch.Generator("cpu").manual_seed(S): the same images as diffusers for the same seed.
+    Torch,
+    /// The backend's own generator, seeded with S: faster on GPUs, a different stream.
+    Device,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// CPU (pure Rust), the default feature.
+    Ndarray,
+    /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
+    Wgpu,
+    /// NVIDIA GPU through CUDA; cargo feature `cuda`.
+    Cuda,
+}
+
+/// `--dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
+impl Rng {
+    /// The name used on the command line and in the PNG metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Torch => "torch",
+            Self::Device => "device",
+        }
+    }
+}
+
+impl BackendKind {
+    /// The name used on the command line and in the PNG metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ndarray => "ndarray",
+            Self::Wgpu => "wgpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+impl Dtype {
+    /// The pipeline's precision.
+    pub fn precision(self) -> Precision {
+        match self {
+            Self::F32 => Precision::F32,
+            Self::F16 => Precision::F16,
+            Self::Bf16 => Precision::BF16,
+        }
+    }
+}
+
+impl GenerateArgs {
+    /// Number of images: prompts × images per prompt.
+    pub fn batch_size(&self) -> usize {
+        self.prompt.len() * self.num_images_per_prompt
+    }
+
+    /// The range checks that need no model; `--steps` against the model's
+    /// num_train_timesteps is checked once it is loaded.
+    pub fn check(&self) -> Result<(), CliError> {
+        if self.steps == 0 {
+            return Err(CliError::Usage("--steps must be at least 1, got 0".into()));
+        }
+        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
+            return Err(CliError::Usage(format!(
+                "--guidance-scale must be a finite number ≥ 0, got {}",
+                self.guidance_scale
+            )));
+        }
+        if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
+            return Err(CliError::Usage(format!(
+                "--truncation-rate must be in (0, 1], got {}",
+                self.truncation_rate
+            )));
+        }
+        if self.num_images_per_prompt == 0 {
+            return Err(CliError::Usage(
+                "--num-images-per-prompt must be at least 1, got 0".into(),
+            ));
+        }
+        if let Some(tokens) = &self.tokens {
+            if image_paths(&self.output, self.batch_size()).contains(tokens) {
+                return Err(CliError::Usage(format!(
+                    "--tokens {} is also an image file of --output",
+                    tokens.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Running the binary, scratch folders, fixtures and reference tensors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `vq-diffusion` with `args`.
+pub fn vq_diffusion<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+impl Run {
+    /// Asserts a clap usage error: status 2, stderr starting `error:` with every word of `words`.
+    pub fn assert_clap_error(&self, words: &[&str]) {
+        assert_eq!(self.code, Some(2), "exit status; stderr:\n{}", self.stderr);
+        assert!(self.stderr.starts_with("error: "), "stderr:\n{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "a panic: {}", self.stderr);
+        for word in words {
+            assert!(self.stderr.contains(word), "{word:?} missing from {}", self.stderr);
+        }
+    }
+
+    /// Asserts success, showing stderr otherwise.
+    pub fn assert_success(&self) {
+        assert_eq!(self.code, Some(0), "expected success; stderr:\n{}", self.stderr);
+    }
+
+    /// Asserts exit status `code`, no panic output, nothing on stdout, and that the last
+    /// stderr line is the only `error: …` line and contains every word of `words`.
+    pub fn assert_error(&self, code: i32, words: &[&str]) {
+        assert_eq!(self.code, Some(code), "exit status; stderr:\n{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "a panic: {}", self.stderr);
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "a panic: {}", self.stderr);
+        let errors = self.stderr.lines().filter(|l| l.starts_with("error")).count();
+        assert_eq!(errors, 1, "exactly one error line expected; stderr:\n{}", self.stderr);
+        let line = self.stderr.lines().last().unwrap_or_default();
+        assert!(line.starts_with("error: "), "last stderr line {line:?}");
+        for word in words {
+            assert!(line.contains(word), "{word:?} missing from {line:?}");
+        }
+        assert!(
+            self.stdout.is_empty(),
+            "nothing on stdout after an error: {}",
+            self.stdout
+        );
+    }
+}
+
+/// `fixtures/` of the workspace.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A committed tiny pipeline: `hub`, `raw`, `bin` or `nolearn`.
+pub fn tiny(layout: &str) -> PathBuf {
+    fixtures().join("tiny").join(layout)
+}
+
+/// A reference tensor of `fixtures/reference/tiny.safetensors`.
+pub fn reference(name: &str) -> burn::tensor::TensorData {
+    vq_weights::read_tensor(&fixtures().join("reference/tiny.safetensors"), name).expect("reference tensor")
+}
+
+/// The end-to-end case `name` of `fixtures/reference/cases.json`.
+pub fn case(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures().join("reference/cases.json")).expect("cases.json");
+    let json: Value = serde_json::from_str(&text).expect("cases.json is JSON");
+    json["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .expect("the case exists")
+}
+
+/// A scratch folder under the system temp dir, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A new empty folder whose name contains `label`.
+    pub fn new(label: &str) -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("vq-cli-test-{}-{n}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch folder");
+        Self(dir)
+    }
+
+    /// `path` inside the folder.
+    pub fn join(&self, path: &str) -> PathBuf {
+        self.0.join(path)
+    }
+
+    /// A copy of the tiny pipeline `layout` in this folder.
+    pub fn copy_of(&self, layout: &str) -> PathBuf {
+        let to = self.join(layout);
+        copy_dir(&tiny(layout), &to);
+        to
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create folder");
+    for entry in std::fs::read_dir(from).expect("read fixture folder") {
+        let entry = entry.expect("folder entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// The text chunks (iTXt and tEXt) of a PNG, in file order.
+pub fn png_text(path: &Path) -> Vec<(String, String)> {
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open PNG"));
+    let reader = png::Decoder::new(file).read_info().expect("PNG header");
+    let info = reader.info();
+    let utf8 = info
+        .utf8_text
+        .iter()
+        .map(|c| (c.keyword.clone(), c.get_text().expect("iTXt text")));
+    let latin1 = info
+        .uncompressed_latin1_text
+        .iter()
+        .map(|c| (c.keyword.clone(), c.text.clone()));
+    utf8.chain(latin1).collect()
+}
+
+/// The value of text chunk `keyword` (exactly one must exist).
+pub fn text_value(chunks: &[(String, String)], keyword: &str) -> String {
+    let values: Vec<&String> = chunks.iter().filter(|(k, _)| k == keyword).map(|(_, v)| v).collect();
+    assert_eq!(values.len(), 1, "text chunk {keyword:?} in {chunks:?}");
+    values[0].clone()
+}
+
+/// The `--tokens` JSON: one array of ids per image.
+pub fn read_tokens(path: &Path) -> Vec<Vec<i64>> {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("tokens file")).expect("tokens JSON")
+}

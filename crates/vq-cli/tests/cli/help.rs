@@ -1,0 +1,50 @@
+//! `--help` documents every flag with its default and an example.
+
+use crate::common::vq_diffusion;
+
+#[test]
+fn top_level_help_has_an_example() {
+    let run = vq_diffusion(&["--help"]);
+    run.assert_success();
+    for word in ["generate", "Example", "--prompt", "Exit status"] {
+        assert!(run.stdout.contains(word), "{word:?} missing from:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn generate_help_documents_every_flag_and_default() {
+    let run = vq_diffusion(&["generate", "--help"]);
+    run.assert_success();
+    let help = &run.stdout;
+    for flag in [
+        "--model",
+        "--prompt",
+        "--steps",
+        "--guidance-scale",
+        "--truncation-rate",
+        "--num-images-per-prompt",
+        "--seed",
+        "--rng",
+        "--output",
+        "--tokens",
+        "--backend",
+        "--dtype",
+    ] {
+        assert!(help.contains(&format!("{flag} <")), "{flag} missing from:\n{help}");
+    }
+    for default in ["100", "5.0", "1.0", "1", "torch", "vq-diffusion.png", "ndarray", "f32"] {
+        assert!(
+            help.contains(&format!("[default: {default}]")),
+            "default {default} missing from:\n{help}"
+        );
+    }
+    for word in [
+        "random seed",
+        "FILE-0.png",
+        "Examples:",
+        "vq-diffusion generate --model",
+        "Exit status",
+    ] {
+        assert!(help.contains(word), "{word:?} missing from:\n{help}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The `vq-diffusion` binary on the committed tiny fixture pipelines (16×16 images, ≤ 10
+//! steps): diffusers' tokens and pixels through the command line, PNG metadata, and one
+//! `error: …` line with the right exit status for every bad input.
+
+mod common;
+mod errors;
+mod help;
+mod metadata;
+mod parity;

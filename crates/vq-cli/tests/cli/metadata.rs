@@ -1,0 +1,144 @@
+//! The PNG text chunks, and seeds: a drawn seed is printed and recorded and reproduces the
+//! images; the device generator is reproducible with a seed.
+
+use crate::common::{png_text, read_tokens, reference, text_value, tiny, vq_diffusion, Scratch};
+
+#[test]
+fn png_records_every_setting() {
+    let scratch = Scratch::new("metadata");
+    let (output, tokens) = (scratch.join("meta.png"), scratch.join("meta.json"));
+    let model = tiny("hub").display().to_string();
+    let prompt = "teddy bear playing in the pool";
+    // The case `seed_2pow32_plus5_trunc086`: the seed is recorded as given, not reduced mod 2³².
+    let run = vq_diffusion(&[
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        prompt,
+        "--steps",
+        "10",
+        "--guidance-scale",
+        "5",
+        "--truncation-rate",
+        "0.86",
+        "--seed",
+        "4294967301",
+        "--rng",
+        "torch",
+        "--output",
+        &output.display().to_string(),
+        "--tokens",
+        &tokens.display().to_string(),
+    ]);
+    run.assert_success();
+    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens")
+        .to_vec::<i64>()
+        .expect("i64 tokens");
+    assert_eq!(read_tokens(&tokens).concat(), expected);
+
+    let chunks = png_text(&output);
+    let version = format!("vq-diffusion {}", env!("CARGO_PKG_VERSION"));
+    for (keyword, value) in [
+        ("prompt", prompt),
+        ("seed", "4294967301"),
+        ("rng", "torch"),
+        ("steps", "10"),
+        ("guidance_scale", "5"),
+        ("truncation_rate", "0.86"),
+        ("model", &model),
+        ("backend", "ndarray"),
+        ("dtype", "f32"),
+        ("software", &version),
+    ] {
+        assert_eq!(text_value(&chunks, keyword), value, "text chunk {keyword}");
+    }
+    assert_eq!(chunks.len(), 10, "no other text chunks: {chunks:?}");
+}
+
+#[test]
+fn a_drawn_seed_is_printed_recorded_and_reproduces_the_images() {
+    let scratch = Scratch::new("seed");
+    let model = tiny("hub").display().to_string();
+    let generate = |name: &str, seed: Option<&str>| {
+        let (output, tokens) = (
+            scratch.join(&format!("{name}.png")),
+            scratch.join(&format!("{name}.json")),
+        );
+        let mut args = vec![
+            "generate".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--prompt".into(),
+            "a red car".into(),
+        ];
+        args.extend(["--steps", "3", "--output"].map(String::from));
+        args.push(output.display().to_string());
+        args.extend(["--tokens".to_string(), tokens.display().to_string()]);
+        if let Some(seed) = seed {
+            args.extend(["--seed".to_string(), seed.to_string()]);
+        }
+        let run = vq_diffusion(&args);
+        run.assert_success();
+        (run, text_value(&png_text(&output), "seed"), read_tokens(&tokens))
+    };
+    let (run, recorded, drawn_tokens) = generate("drawn", None);
+    let printed = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Seed ").and_then(|rest| rest.split_whitespace().next()))
+        .unwrap_or_else(|| panic!("no seed line in {}", run.stderr));
+    assert_eq!(printed, recorded, "the printed seed is the recorded one");
+    assert!(recorded.parse::<u64>().expect("numeric seed") < 1 << 32);
+    assert!(
+        run.stderr.contains(&format!("--seed {printed}")),
+        "tells how to reproduce: {}",
+        run.stderr
+    );
+
+    let (rerun, seed_again, tokens_again) = generate("again", Some(&recorded));
+    assert_eq!(seed_again, recorded);
+    assert_eq!(
+        tokens_again, drawn_tokens,
+        "--seed with the printed seed reproduces the tokens"
+    );
+    assert!(
+        !rerun.stderr.contains("Seed "),
+        "a given seed is not announced as drawn"
+    );
+}
+
+#[test]
+fn device_generator_is_reproducible_with_a_seed() {
+    let scratch = Scratch::new("device-rng");
+    let model = tiny("nolearn").display().to_string();
+    let tokens = |name: &str, seed: &str| {
+        let (output, tokens) = (
+            scratch.join(&format!("{name}.png")),
+            scratch.join(&format!("{name}.json")),
+        );
+        let run = vq_diffusion(&[
+            "generate",
+            "--model",
+            &model,
+            "--prompt",
+            "a cat",
+            "--steps",
+            "3",
+            "--rng",
+            "device",
+            "--seed",
+            seed,
+            "--output",
+            &output.display().to_string(),
+            "--tokens",
+            &tokens.display().to_string(),
+        ]);
+        run.assert_success();
+        assert_eq!(text_value(&png_text(&output), "rng"), "device");
+        read_tokens(&tokens)
+    };
+    let first = tokens("first", "7");
+    assert_eq!(tokens("second", "7"), first, "same seed, same tokens");
+    assert_ne!(tokens("other", "8"), first, "another seed, other tokens");
+}
