@@ -47,6 +47,9 @@ pub struct Args {
     /// Tokenizer folder (any CLIP tokenizer; the committed fixture has the real vocabulary).
     #[arg(long, default_value = "fixtures/tiny/hub/tokenizer")]
     tokenizer: PathBuf,
+    /// Use only this many transformer blocks (profiling; the ITHQ model has 36).
+    #[arg(long)]
+    layers: Option<usize>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -58,9 +61,11 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// Median wall time in seconds of `reps` runs of `f`, each followed by a device sync.
 fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..warmup {
+    for i in 0..warmup {
+        let start = Instant::now();
         f();
         B::sync(device).expect("device sync");
+        eprintln!("  warm-up {i}: {:.3} s", start.elapsed().as_secs_f64());
     }
     let mut times: Vec<f64> = (0..reps.max(1))
         .map(|_| {
@@ -78,7 +83,11 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let pipeline = VQDiffusionPipeline::<B>::random(ithq_configs(), ithq_scheduler_config(), tokenizer, &device)
+    let mut configs = ithq_configs();
+    if let Some(layers) = args.layers {
+        configs.transformer.num_layers = layers;
+    }
+    let pipeline = VQDiffusionPipeline::<B>::random(configs, ithq_scheduler_config(), tokenizer, &device)
         .map_err(|e| e.to_string())?;
     B::sync(&device).map_err(|e| format!("{e:?}"))?;
     eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
@@ -88,7 +97,8 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         println!("{:<44} {:>10.4} s", name, seconds);
         results.push(serde_json::json!({ "name": name, "seconds": seconds }));
     };
-    let label = format!("{} {}", B::name(&device), args.dtype);
+    let layers = args.layers.map(|l| format!(", {l} of 36 blocks")).unwrap_or_default();
+    let label = format!("{} {}{layers}", B::name(&device), args.dtype);
     println!("# backend: {label}");
 
     let (k, pixels) = (4096, 1024);

@@ -5,6 +5,8 @@
 //! * `convert` — turn a pipeline's PyTorch `.bin` checkpoints into safetensors (optionally f16).
 //! * `parity` — a table of errors of every component against the reference fixtures.
 //! * `bench` — time the full-size model on a backend (see `BENCHMARKS.md`).
+//! * `train-vqvae`, `train-transformer`, `export`, `eval` — train, export and score the small
+//!   shapes model (issue 8; `crates/vq-train/README.md`).
 
 use std::process::ExitCode;
 
@@ -19,7 +21,7 @@ macro_rules! with_backend {
             "ndarray" => $f::<burn::backend::NdArray<f32>>($args, Default::default()),
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
-            #[cfg(feature = "cuda")]
+            #[cfg(any(feature = "cuda", feature = "cuda-unfused"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
             other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
         }
@@ -39,8 +41,10 @@ pub(crate) fn precision(name: &str) -> Result<vq_pipeline::Precision, String> {
 
 mod bench;
 mod convert;
+mod eval;
 mod fixtures;
 mod parity;
+mod train;
 
 #[derive(Parser)]
 #[command(about = "vq-diffusion-rs project automation")]
@@ -59,6 +63,14 @@ enum Command {
     Parity(parity::Args),
     /// Time the ITHQ-size model on a backend (random weights).
     Bench(bench::Args),
+    /// Train the VQ-VAE of the shapes model (stage 1).
+    TrainVqvae(train::VqVaeArgs),
+    /// Train text encoder + transformer on the frozen VQ-VAE and export the pipeline (stage 2).
+    TrainTransformer(train::TransformerArgs),
+    /// Export a stage-2 checkpoint's weight EMA as a diffusers pipeline folder.
+    Export(train::ExportArgs),
+    /// Generate held-out prompts with a trained pipeline and score them.
+    Eval(eval::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +79,10 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Parity(args) => parity::run(args),
+        Command::TrainVqvae(args) => train::run_vqvae(args),
+        Command::TrainTransformer(args) => train::run_transformer(args),
+        Command::Export(args) => train::run_export(args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,10 +41,15 @@ impl Precision {
 /// the device (burn fixes a device's defaults at its first tensor); f32 is the default and
 /// needs no call.
 pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Result<(), PipelineError> {
-    let current: DType = burn::tensor::backend::get_device_settings::<B>(device).float_dtype.into();
-    if current == precision.dtype() {
-        return Ok(());
+    // Reading the settings would fix them to the defaults: try to set first.
+    match burn::tensor::backend::set_default_float_dtype::<B>(device, precision.dtype()) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let current: DType = burn::tensor::backend::get_device_settings::<B>(device).float_dtype.into();
+            match current == precision.dtype() {
+                true => Ok(()),
+                false => Err(PipelineError::Precision { precision: precision.name().into(), message: error.to_string() }),
+            }
+        }
     }
-    burn::tensor::backend::set_default_float_dtype::<B>(device, precision.dtype())
-        .map_err(|e| PipelineError::Precision { precision: precision.name().into(), message: e.to_string() })
 }

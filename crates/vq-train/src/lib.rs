@@ -10,7 +10,14 @@
 //!   the per-sample posterior, the variational-bound KL, the auxiliary x_0 loss and the
 //!   importance sampler of timesteps.
 //!
-//! The training plan for the rest of the issue is in the crate's `README.md`.
+//! - [`text`]: the CLIP tokenizer trimmed to the captions' vocabulary;
+//! - [`vqvae`]: stage 1, training the VQ-VAE (EMA codebook, straight-through estimator);
+//! - [`diffusion`]: stage 2, training text encoder + transformer, and the export in the
+//!   diffusers hub layout;
+//! - [`sampling`]: generating held-out prompts with the pipeline and scoring them;
+//! - [`train`]: batches on CPU threads, schedules, curves, checkpoints, the safetensors writer.
+//!
+//! The training plan and the commands are in the crate's `README.md`.
 //!
 //! # Example
 //!
@@ -29,9 +36,14 @@
 //! ```
 
 pub mod data;
+pub mod diffusion;
 mod error;
 pub mod eval;
 pub mod loss;
 pub mod rng;
+pub mod sampling;
+pub mod text;
+pub mod train;
+pub mod vqvae;
 
 pub use error::TrainError;

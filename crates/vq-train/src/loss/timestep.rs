@@ -30,8 +30,9 @@ impl TimestepBatch {
     }
 }
 
-/// Draws timesteps and remembers per-timestep loss statistics.
-#[derive(Debug, Clone, PartialEq)]
+/// Draws timesteps and remembers per-timestep loss statistics (serializable, so a resumed
+/// training run keeps them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimestepSampler {
     /// L_t: running mean of the squared per-sample loss at each t.
     loss_history: Vec<f64>,

@@ -1,0 +1,22 @@
+//! Stage 2: training the text encoder and the discrete diffusion transformer with
+//! VQ-Diffusion's objective (Gu et al., arXiv 2111.14822) on tokens of the frozen VQ-VAE, and
+//! exporting the pipeline in the diffusers hub layout.
+//!
+//! Per step: render a batch (CPU workers), encode it to tokens x_0 with the VQ-VAE (inner
+//! backend, no gradient), draw t per sample ([`crate::loss::TimestepSampler`]: uniform, then
+//! importance-sampled), noise x_t = [`crate::loss::q_sample`], condition on the L2-normalised
+//! CLIP states of the caption — or, with probability `caption_dropout`, on the learned null
+//! embedding (classifier-free guidance training) — predict log p_θ(x_0 | x_t, y), and minimise
+//! [`crate::loss::VqDiffusionLossConfig::loss`] with AdamW (warm-up + cosine, per-parameter
+//! gradient-norm clipping). An EMA of the weights is what gets exported.
+
+mod export;
+mod model;
+mod train;
+
+pub use export::write_pipeline;
+pub use model::{TextToTokens, TextToTokensConfig};
+pub use train::{export_checkpoint, train_diffusion, DiffusionTrainConfig, DiffusionTrainSummary};
+
+#[cfg(test)]
+mod tests;

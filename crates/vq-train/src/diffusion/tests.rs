@@ -1,0 +1,111 @@
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use burn::module::Module;
+use vq_model::VqModelConfig;
+use vq_pipeline::{NegativeEmbeddings, VQDiffusionPipeline};
+use vq_scheduler::VQDiffusionSchedulerConfig;
+
+use super::{write_pipeline, TextToTokens, TextToTokensConfig};
+use crate::text::{caption_words, write_trimmed_tokenizer};
+use crate::train::export::{pytorch_tensors, StoreDtype, TRANSFORMER_RENAMES, VQ_MODEL_RENAMES};
+use crate::vqvae::write_vqvae_dir;
+
+type B = NdArray<f32>;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vq-train-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
+/// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
+fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
+    let device = Default::default();
+    let vq_config = VqModelConfig {
+        down_block_types: vec!["DownEncoderBlock2D".into(); 2],
+        up_block_types: vec!["UpDecoderBlock2D".into(); 2],
+        block_out_channels: vec![8, 16],
+        latent_channels: 4,
+        vq_embed_dim: Some(4),
+        num_vq_embeddings: 16,
+        norm_num_groups: 4,
+        ..VqModelConfig::default()
+    };
+    let vqvae = vq_config.init::<B>(&device).unwrap();
+    write_vqvae_dir(&vqvae, &vq_config, &dir.join("stage1"), StoreDtype::F32).unwrap();
+    let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
+    let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
+    let config = TextToTokensConfig {
+        num_classes: 16,
+        latent_size: 8,
+        num_timesteps: 10,
+        heads: 2,
+        head_dim: 8,
+        layers: 2,
+        vocab_size,
+        text_width: 16,
+        text_layers: 2,
+        text_heads: 2,
+        text_length: 32,
+        eos_token_id: vocab_size as i64 - 1,
+    };
+    let model = config.init::<B>(&device);
+    let mut scheduler = VQDiffusionSchedulerConfig::new(17);
+    scheduler.num_train_timesteps = 10;
+    write_pipeline(&model, &config, &dir.join("stage1"), &dir.join("tok"), &scheduler, &dir.join("pipeline"), dtype).unwrap();
+    (model, config)
+}
+
+fn assert_same<M: Module<B> + burn_store::ModuleSnapshot<B>>(a: &M, b: &M, renames: &[(&str, &str)], tolerance: f32) {
+    let left = pytorch_tensors(a, "", renames).unwrap();
+    let right = pytorch_tensors(b, "", renames).unwrap();
+    assert_eq!(left.len(), right.len());
+    for ((name_a, shape_a, values_a), (name_b, shape_b, values_b)) in left.iter().zip(&right) {
+        assert_eq!((name_a, shape_a), (name_b, shape_b));
+        let worst = values_a.iter().zip(values_b).map(|(x, y)| (x - y).abs() / x.abs().max(1e-3)).fold(0.0f32, f32::max);
+        assert!(worst <= tolerance, "{name_a}: relative error {worst}");
+    }
+}
+
+#[test]
+fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
+    let dir = temp_dir("export-f32");
+    let (model, config) = tiny_export(&dir, StoreDtype::F32);
+    let pipeline = VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
+    assert_eq!(pipeline.tokenizer.model_max_length(), 32);
+    assert_eq!(pipeline.tokenizer.pad_id(), 0);
+    assert_eq!(pipeline.configs.text_encoder, config.text_encoder());
+    assert_same(&model.transformer, &pipeline.transformer, TRANSFORMER_RENAMES, 0.0);
+    assert_same(&model.text_encoder, &pipeline.text_encoder, &[], 0.0);
+    let stage1 = vq_model::VqModel::<B>::from_pretrained(&dir.join("stage1"), None, &Default::default()).unwrap();
+    assert_same(&stage1, &pipeline.vqvae, VQ_MODEL_RENAMES, 0.0);
+    let NegativeEmbeddings::Learned(null) = &pipeline.negative else { panic!("learned null embedding expected") };
+    null.clone().into_data().assert_eq(&model.null_embedding.val().into_data(), true);
+
+    // The exported keys are diffusers' names.
+    let keys = vq_weights::read_tensor(&dir.join("pipeline/transformer/diffusion_pytorch_model.safetensors"), "transformer_blocks.1.ff.net.0.proj.weight").unwrap();
+    assert_eq!(keys.shape.as_slice(), [64, 16], "Linear weights are [out, in]");
+    vq_weights::read_tensor(&dir.join("pipeline/text_encoder/model.safetensors"), "text_model.final_layer_norm.weight").unwrap();
+    vq_weights::read_tensor(&dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"), "decoder.up_blocks.0.upsamplers.0.conv.weight").unwrap();
+    vq_weights::read_tensor(&dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"), "encoder.mid_block.attentions.0.to_out.0.weight").unwrap();
+
+    // It generates.
+    let request = vq_pipeline::GenerateRequest::new(["a red circle"]).with_steps(10).with_guidance_scale(3.0);
+    let generation = pipeline.generate(&request).expect("generates");
+    assert_eq!(generation.rgb8()[0].dimensions(), (16, 16));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn the_f16_export_rounds_every_parameter_to_half_precision() {
+    let dir = temp_dir("export-f16");
+    let (model, _) = tiny_export(&dir, StoreDtype::F16);
+    let pipeline = VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
+    // f16 has an 11-bit significand: relative error ≤ 2⁻¹¹ for normal values.
+    assert_same(&model.transformer, &pipeline.transformer, TRANSFORMER_RENAMES, 1.0 / 2048.0 + 1e-6);
+    assert_same(&model.text_encoder, &pipeline.text_encoder, &[], 1.0 / 2048.0 + 1e-6);
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,369 @@
+//! The stage-2 training loop: VQ-Diffusion's objective on tokens of the frozen VQ-VAE.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Bool, Distribution, ElementConversion, Int, Tensor, TensorData};
+use clip_text::Tokenizer;
+use serde::{Deserialize, Serialize};
+use vq_model::VqModel;
+use vq_scheduler::{ScheduleTables, VQDiffusionSchedulerConfig};
+
+use super::export::write_pipeline;
+use super::model::{TextToTokens, TextToTokensConfig};
+use crate::data::{Dataset, DatasetConfig, Split};
+use crate::loss::{q_sample, StepRates, TimestepSampler, VqDiffusionLossConfig};
+use crate::rng::SplitMix64;
+use crate::text::{caption_words, write_trimmed_tokenizer};
+use crate::train::batches::BatchStream;
+use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state};
+use crate::train::export::{create_dir, StoreDtype};
+use crate::train::log::{LossCurve, Progress};
+use crate::train::params::{ema_decay_at, update_ema};
+use crate::train::schedule::learning_rate;
+use crate::TrainError;
+
+/// Everything stage 2 needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffusionTrainConfig {
+    /// Output folder: `pipeline/` (the exported model), `tokenizer/`, `checkpoint/`,
+    /// `loss.csv`, `loss.png`.
+    pub out_dir: PathBuf,
+    /// The trained VQ-VAE (`vqvae/` written by stage 1).
+    pub vqvae_dir: PathBuf,
+    /// A full CLIP tokenizer folder (`vocab.json` + `merges.txt`) to trim.
+    pub clip_tokenizer_dir: PathBuf,
+    /// T, the number of diffusion steps (the pipeline runs all of them).
+    pub num_timesteps: usize,
+    /// Transformer heads.
+    pub heads: usize,
+    /// Transformer head width.
+    pub head_dim: usize,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Text encoder width.
+    pub text_width: usize,
+    /// Text encoder layers.
+    pub text_layers: usize,
+    /// Text encoder heads.
+    pub text_heads: usize,
+    /// Token positions (tokenizer `model_max_length`).
+    pub text_length: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Training steps (the cosine schedule's length).
+    pub steps: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// AdamW weight decay.
+    pub weight_decay: f32,
+    /// AdamW β₁.
+    pub beta_1: f32,
+    /// AdamW β₂.
+    pub beta_2: f32,
+    /// Gradient clipping: each parameter's gradient is scaled to at most this L2 norm
+    /// (burn clips per parameter, not globally).
+    pub grad_clip_norm: f32,
+    /// Decay of the weight EMA that is exported (0 exports the raw weights).
+    pub ema_decay: f64,
+    /// Probability that a caption is replaced by the null embedding.
+    pub caption_dropout: f64,
+    /// λ of the auxiliary x_0 loss.
+    pub auxiliary_loss_weight: f64,
+    /// Stop cleanly (and save and export) after this many minutes in this process.
+    pub max_minutes: Option<f64>,
+    /// Print a progress line every this many steps.
+    pub log_every: usize,
+    /// Save a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// CPU threads rendering batches.
+    pub workers: usize,
+    /// Seed of the dataset stream, the device RNG and the host RNG.
+    pub seed: u64,
+    /// Continue from `out_dir/checkpoint` when it exists.
+    pub resume: bool,
+    /// The dataset (its image side is replaced by the VQ-VAE's `sample_size`).
+    pub dataset: DatasetConfig,
+}
+
+impl Default for DiffusionTrainConfig {
+    /// The plan's stage 2 (crate README): transformer 6 × 32 wide, 6 layers, T = 50; CLIP text
+    /// encoder 128 wide, 4 layers, 4 heads, 32 positions; batch 128, AdamW (0.9, 0.96), wd
+    /// 4.5e−2, lr 5e−4, 500 warm-up steps, cosine, clip 0.5, EMA 0.999, 4 k steps.
+    fn default() -> Self {
+        Self {
+            out_dir: PathBuf::from("runs/diffusion"),
+            vqvae_dir: PathBuf::from("runs/vqvae/vqvae"),
+            clip_tokenizer_dir: PathBuf::from("fixtures/tiny/hub/tokenizer"),
+            num_timesteps: 50,
+            heads: 6,
+            head_dim: 32,
+            layers: 6,
+            text_width: 128,
+            text_layers: 4,
+            text_heads: 4,
+            text_length: 32,
+            batch_size: 128,
+            steps: 4000,
+            learning_rate: 5e-4,
+            warmup_steps: 500,
+            weight_decay: 4.5e-2,
+            beta_1: 0.9,
+            beta_2: 0.96,
+            grad_clip_norm: 0.5,
+            ema_decay: 0.999,
+            caption_dropout: 0.1,
+            auxiliary_loss_weight: 5e-4,
+            max_minutes: None,
+            log_every: 50,
+            checkpoint_every: 500,
+            workers: 4,
+            seed: 0,
+            resume: true,
+            dataset: DatasetConfig::default(),
+        }
+    }
+}
+
+/// What a finished (or budget-stopped) run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffusionTrainSummary {
+    /// Steps done in total.
+    pub steps_done: usize,
+    /// Mean loss of the first logging window of this process.
+    pub first_loss: f64,
+    /// Mean loss of the last logging window.
+    pub final_loss: f64,
+    /// Seconds per step in this process.
+    pub seconds_per_step: f64,
+    /// Parameters of text encoder + transformer + null embedding.
+    pub parameters: usize,
+    /// The exported pipeline folder.
+    pub pipeline_dir: PathBuf,
+}
+
+/// Exports the weight EMA of a stage-2 checkpoint (`run_dir/checkpoint/ema.mpk`, with
+/// `run_dir/model_config.json` and `run_dir/tokenizer/`) as a pipeline folder, with the VQ-VAE
+/// of `vqvae_dir`.
+pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
+    run_dir: &std::path::Path,
+    vqvae_dir: &std::path::Path,
+    out_dir: &std::path::Path,
+    dtype: StoreDtype,
+    device: &B::Device,
+) -> Result<(), TrainError> {
+    #[derive(Deserialize)]
+    struct Saved {
+        model: TextToTokensConfig,
+        scheduler: VQDiffusionSchedulerConfig,
+    }
+    let path = run_dir.join("model_config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    let saved: Saved = serde_json::from_str(&text).map_err(|e| TrainError::io(&path, e))?;
+    let model = load_module(saved.model.init::<B>(device), &run_dir.join("checkpoint").join("ema"), device)?;
+    write_pipeline(&model, &saved.model, vqvae_dir, &run_dir.join("tokenizer"), &saved.scheduler, out_dir, dtype)
+}
+
+/// The JSON part of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    step: usize,
+    /// `--steps` of the run that wrote the checkpoint.
+    requested_steps: usize,
+    /// The schedule's length (requested, or fitted to a time budget).
+    total_steps: usize,
+    elapsed_seconds: f64,
+    rng: u64,
+    sampler: TimestepSampler,
+}
+
+/// Trains text encoder + transformer on tokens of the frozen VQ-VAE and exports the pipeline
+/// to `out_dir/pipeline` (also when the time budget stops the run early).
+pub fn train_diffusion<B: AutodiffBackend>(
+    config: &DiffusionTrainConfig,
+    device: &B::Device,
+    progress: &mut dyn FnMut(&str),
+) -> Result<DiffusionTrainSummary, TrainError> {
+    let checkpoint_dir = config.out_dir.join("checkpoint");
+    create_dir(&checkpoint_dir)?;
+    B::seed(device, config.seed);
+
+    let tokenizer_dir = config.out_dir.join("tokenizer");
+    let vocab_size = write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
+    let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
+    let vqvae = VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
+        .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))?;
+    let num_classes = vqvae.quantize.num_embeddings();
+    let levels = vqvae.encoder.down_blocks.len();
+    // Stage 1 records its image side as the VQ-VAE config's `sample_size`.
+    let vq_config = vq_model::VqModelConfig::from_file(&config.vqvae_dir.join("config.json"))
+        .map_err(|e| TrainError::model("VQ-VAE config", e))?;
+    let dataset_config = DatasetConfig { image_size: vq_config.sample_size as u32, ..config.dataset.clone() };
+    let latent_size = vq_config.sample_size >> (levels - 1);
+
+    let model_config = TextToTokensConfig {
+        num_classes,
+        latent_size,
+        num_timesteps: config.num_timesteps,
+        heads: config.heads,
+        head_dim: config.head_dim,
+        layers: config.layers,
+        vocab_size,
+        text_width: config.text_width,
+        text_layers: config.text_layers,
+        text_heads: config.text_heads,
+        text_length: config.text_length,
+        eos_token_id: i64::from(tokenizer.eos_id()),
+    };
+    let mut scheduler_config = VQDiffusionSchedulerConfig::new(num_classes + 1);
+    scheduler_config.num_train_timesteps = config.num_timesteps;
+    let tables = ScheduleTables::new(&scheduler_config).map_err(|e| TrainError::model("schedule", e))?;
+    let loss_config = VqDiffusionLossConfig::new().with_auxiliary_loss_weight(config.auxiliary_loss_weight);
+
+    crate::train::export::write_json(
+        &config.out_dir.join("model_config.json"),
+        &serde_json::json!({ "model": &model_config, "scheduler": &scheduler_config }),
+    )?;
+    let mut model: TextToTokens<B> = model_config.init(device);
+    let parameters = burn::module::Module::num_params(&model);
+    progress(&format!(
+        "text encoder + transformer: {parameters} parameters; K = {num_classes}, {latent_size}×{latent_size} tokens, vocab {vocab_size}"
+    ));
+    let mut optimizer = AdamWConfig::new()
+        .with_beta_1(config.beta_1)
+        .with_beta_2(config.beta_2)
+        .with_weight_decay(config.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
+        .init::<B, TextToTokens<B>>();
+    let mut ema = model.valid();
+    let mut state = State {
+        step: 0,
+        requested_steps: config.steps,
+        total_steps: config.steps,
+        elapsed_seconds: 0.0,
+        rng: config.seed,
+        sampler: TimestepSampler::new(config.num_timesteps),
+    };
+    let state_path = checkpoint_dir.join("state.json");
+    if config.resume {
+        if let Some(saved) = load_state::<State>(&state_path)? {
+            model = load_module(model, &checkpoint_dir.join("model"), device)?;
+            optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
+            ema = load_module(ema, &checkpoint_dir.join("ema"), device)?;
+            progress(&format!("resuming at step {} ({:.0} s done)", saved.step, saved.elapsed_seconds));
+            state = saved;
+            // The same --steps continues the saved (possibly fitted) schedule; new --steps
+            // start a new schedule length.
+            if state.requested_steps != config.steps {
+                state = State { requested_steps: config.steps, total_steps: config.steps, ..state };
+            }
+        }
+    }
+    let mut rng = SplitMix64::new(state.rng);
+
+    let dataset = Arc::new(Dataset::new(dataset_config, config.seed)?);
+    let mut batches = BatchStream::spawn(
+        Arc::clone(&dataset),
+        Split::Train,
+        config.batch_size,
+        state.step as u64,
+        config.workers,
+        Some(Arc::new(tokenizer)),
+    );
+    let mut curve = LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.step)?;
+    let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
+    let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
+    let first_step = state.step;
+    let mut step = first_step;
+    let batch = config.batch_size;
+    let mut total_steps = state.total_steps;
+    while step < total_steps {
+        let lr = learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+        let host = batches.next_batch();
+
+        // Tokens of the frozen VQ-VAE, on the inner backend.
+        let images = host.images_tensor::<B::InnerBackend>(device);
+        let latents = vqvae.encode(images).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+        let x_0 = Tensor::<B, 2, Int>::from_inner(vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices);
+        let pixels = x_0.dims()[1];
+        let ids = host.ids_tensor::<B>(device);
+        let dropped: Vec<bool> = (0..batch).map(|_| rng.bernoulli(config.caption_dropout)).collect();
+        let dropped = Tensor::<B, 1, Bool>::from_data(TensorData::new(dropped, [batch]), device);
+
+        let timesteps = state.sampler.sample(batch, &mut rng);
+        let rates = StepRates::<B>::gather(&tables, &timesteps.t, device);
+        let uniform = || Tensor::<B, 2>::random([batch, pixels], Distribution::Default, device);
+        let x_t = q_sample(x_0.clone(), num_classes, rates.log_cumprod_bt.clone(), rates.log_cumprod_ct.clone(), uniform(), uniform());
+        let log_p_x_0 = model.forward(x_t.clone(), ids, dropped, timesteps.t.clone());
+        let terms = loss_config.loss(log_p_x_0, x_0, x_t, &timesteps, &rates);
+
+        let grads = GradientsParams::from_grads(terms.loss.backward(), &model);
+        model = optimizer.step(lr, model, grads);
+        ema = update_ema(ema, &model.valid(), ema_decay_at(step, config.ema_decay));
+
+        let vb: Vec<f64> = terms.vb.into_data().convert::<f64>().into_vec::<f64>().expect("f64 values");
+        let aux: Vec<f64> = terms.aux.into_data().convert::<f64>().into_vec::<f64>().expect("f64 values");
+        state.sampler.update(&timesteps.t, &vb);
+        let loss = terms.loss.into_scalar().elem::<f64>();
+        if !loss.is_finite() {
+            return Err(TrainError::model("diffusion training", format!("the loss is {loss} at step {step}")));
+        }
+        let per_token = |values: &[f64]| values.iter().sum::<f64>() / (values.len() * pixels) as f64;
+        let mean_t = timesteps.t.iter().sum::<usize>() as f64 / batch as f64;
+        curve.record(step, &[loss, per_token(&vb), per_token(&aux), mean_t], lr, timer.total_elapsed())?;
+        window.push(loss);
+        let done = step + 1;
+        if done.is_multiple_of(config.log_every) || done == total_steps {
+            let mean = window.iter().sum::<f64>() / window.len() as f64;
+            first_window.get_or_insert(mean);
+            last_window = mean;
+            window.clear();
+            progress(&timer.line(step, &[("loss", mean), ("vb/token", per_token(&vb)), ("aux/token", per_token(&aux))], lr));
+        }
+        step = done;
+        let out_of_time = timer.out_of_time(step - 1);
+        if let Some(fitted) = timer.fit_steps(step - 1) {
+            total_steps = fitted;
+            progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
+        }
+        if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
+            state.step = step;
+            state.total_steps = total_steps;
+            state.elapsed_seconds = timer.total_elapsed();
+            state.rng = rng.next_u64();
+            rng = SplitMix64::new(state.rng);
+            save_module(model.clone(), &checkpoint_dir.join("model"))?;
+            save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
+            save_module(ema.clone(), &checkpoint_dir.join("ema"))?;
+            save_state(&state, &state_path)?;
+            curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
+        }
+        if out_of_time {
+            progress(&format!("time budget reached after step {step}; saved"));
+            break;
+        }
+    }
+    if !window.is_empty() {
+        last_window = window.iter().sum::<f64>() / window.len() as f64;
+        first_window.get_or_insert(last_window);
+    }
+    curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
+    let shipped = if config.ema_decay > 0.0 { ema } else { model.valid() };
+    let pipeline_dir = config.out_dir.join("pipeline");
+    write_pipeline(&shipped, &model_config, &config.vqvae_dir, &tokenizer_dir, &scheduler_config, &pipeline_dir, StoreDtype::F16)?;
+    progress(&format!("exported {}", pipeline_dir.display()));
+    Ok(DiffusionTrainSummary {
+        steps_done: step,
+        first_loss: first_window.unwrap_or(f64::NAN),
+        final_loss: last_window,
+        seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
+        parameters,
+        pipeline_dir,
+    })
+}

@@ -1,0 +1,170 @@
+//! Training batches rendered ahead of the accelerator on CPU worker threads.
+//!
+//! Batch `b` holds samples `b · size .. (b + 1) · size` of a split, so a run is reproducible
+//! and a resumed run continues the same stream. Worker `w` of `W` renders batches
+//! `first + w, first + w + W, …` into its own bounded channel and the consumer reads the
+//! channels round-robin, which keeps batch order fixed whatever the thread timing.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use clip_text::{Tokenizer, Truncation};
+
+use crate::data::{Dataset, Split};
+
+/// Batches each worker may have ready before it waits.
+const QUEUE_DEPTH: usize = 3;
+
+/// One batch on the host.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// The batch number in the stream.
+    pub index: u64,
+    /// `[size, 3, image_size, image_size]` values in [−1, 1] (NCHW, row-major).
+    pub images: Vec<f32>,
+    /// The captions.
+    pub captions: Vec<String>,
+    /// `[size, model_max_length]` padded token ids when a tokenizer was given, else empty.
+    pub token_ids: Vec<i64>,
+    /// Batch size.
+    pub size: usize,
+    /// Image side.
+    pub image_size: usize,
+    /// Padded caption length (0 without a tokenizer).
+    pub text_length: usize,
+}
+
+impl HostBatch {
+    /// The images as a `[size, 3, h, w]` tensor.
+    pub fn images_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
+        let s = self.image_size;
+        Tensor::from_data(TensorData::new(self.images.clone(), [self.size, 3, s, s]), device)
+    }
+
+    /// The token ids as a `[size, model_max_length]` tensor.
+    ///
+    /// # Panics
+    /// If the stream has no tokenizer.
+    pub fn ids_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2, Int> {
+        assert!(self.text_length > 0, "the batch stream was built without a tokenizer");
+        Tensor::from_data(TensorData::new(self.token_ids.clone(), [self.size, self.text_length]), device)
+    }
+}
+
+/// Renders one batch (and tokenizes its captions).
+pub fn render_batch(dataset: &Dataset, split: Split, size: usize, index: u64, tokenizer: Option<&Tokenizer>) -> HostBatch {
+    let image_size = dataset.config().image_size as usize;
+    let plane = image_size * image_size;
+    let mut images = Vec::with_capacity(size * 3 * plane);
+    let mut captions = Vec::with_capacity(size);
+    let mut token_ids = Vec::new();
+    for i in 0..size as u64 {
+        let sample = dataset.sample(split, index * size as u64 + i);
+        // HWC bytes → CHW floats in [−1, 1] (the convention of `data::images_to_tensor`).
+        let bytes = sample.image.as_raw();
+        for channel in 0..3 {
+            images.extend(bytes[channel..].iter().step_by(3).map(|&b| f32::from(b) / 127.5 - 1.0));
+        }
+        if let Some(tokenizer) = tokenizer {
+            let padded = tokenizer
+                .encode_padded(&sample.caption, Truncation::Diffusers)
+                .expect("dataset captions tokenize");
+            token_ids.extend(padded.ids.into_iter().map(i64::from));
+        }
+        captions.push(sample.caption);
+    }
+    HostBatch {
+        index,
+        images,
+        captions,
+        token_ids,
+        size,
+        image_size,
+        text_length: tokenizer.map_or(0, Tokenizer::model_max_length),
+    }
+}
+
+/// An endless, ordered stream of batches rendered by worker threads.
+pub struct BatchStream {
+    receivers: Vec<Receiver<HostBatch>>,
+    first: u64,
+    next: u64,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl BatchStream {
+    /// Starts `workers` threads rendering batches `first, first + 1, …` of `split`.
+    pub fn spawn(
+        dataset: Arc<Dataset>,
+        split: Split,
+        size: usize,
+        first: u64,
+        workers: usize,
+        tokenizer: Option<Arc<Tokenizer>>,
+    ) -> Self {
+        let workers = workers.max(1);
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers as u64 {
+            let (sender, receiver) = sync_channel(QUEUE_DEPTH);
+            let dataset = Arc::clone(&dataset);
+            let tokenizer = tokenizer.clone();
+            handles.push(std::thread::spawn(move || {
+                let mut index = first + w;
+                // Stops when the stream is dropped (the send fails).
+                while sender
+                    .send(render_batch(&dataset, split, size, index, tokenizer.as_deref()))
+                    .is_ok()
+                {
+                    index += workers as u64;
+                }
+            }));
+            receivers.push(receiver);
+        }
+        Self { receivers, first, next: first, workers: handles }
+    }
+
+    /// The next batch in order (waits for its worker).
+    ///
+    /// # Panics
+    /// If a worker thread died (a rendering panic).
+    pub fn next_batch(&mut self) -> HostBatch {
+        let worker = ((self.next - self.first) % self.receivers.len() as u64) as usize;
+        let batch = self.receivers[worker].recv().expect("a batch worker thread panicked");
+        debug_assert_eq!(batch.index, self.next);
+        self.next += 1;
+        batch
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        // Closing the channels ends the workers after their current batch.
+        self.receivers.clear();
+        for handle in self.workers.drain(..) {
+            handle.join().ok();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetConfig;
+
+    #[test]
+    fn the_stream_is_ordered_and_matches_direct_rendering() {
+        let config = DatasetConfig { image_size: 32, supersampling: 1, ..DatasetConfig::default() };
+        let dataset = Arc::new(Dataset::new(config, 5).expect("dataset"));
+        let mut stream = BatchStream::spawn(Arc::clone(&dataset), Split::Train, 3, 7, 3, None);
+        for expected in 7..14 {
+            let batch = stream.next_batch();
+            assert_eq!(batch.index, expected);
+            let direct = render_batch(&dataset, Split::Train, 3, expected, None);
+            assert_eq!(batch.images, direct.images);
+            assert_eq!(batch.captions[1], dataset.sample(Split::Train, expected * 3 + 1).caption);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Learning-rate schedule: linear warm-up, then a half cosine down to a floor.
+
+/// The learning rate at `step` (0-based) of `total_steps`: `peak · (step + 1) / warmup` during
+/// the first `warmup` steps, then `floor + (peak − floor) · ½ (1 + cos(π · progress))` with
+/// progress going from 0 after warm-up to 1 at the last step.
+pub fn learning_rate(step: usize, total_steps: usize, warmup: usize, peak: f64, floor: f64) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let decay_steps = total_steps.saturating_sub(warmup).max(1) as f64;
+    let progress = ((step - warmup) as f64 / decay_steps).min(1.0);
+    floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warms_up_linearly_then_decays_by_half_a_cosine() {
+        assert!((learning_rate(0, 100, 10, 1.0, 0.0) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(9, 100, 10, 1.0, 0.0) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(10, 100, 10, 1.0, 0.0) - 1.0).abs() < 1e-12);
+        // Half way through the decay: the mean of peak and floor.
+        assert!((learning_rate(55, 100, 10, 1.0, 0.2) - 0.6).abs() < 1e-12);
+        assert!((learning_rate(100, 100, 10, 1.0, 0.2) - 0.2).abs() < 1e-12);
+        let values: Vec<f64> = (10..100).map(|s| learning_rate(s, 100, 10, 1.0, 0.0)).collect();
+        assert!(values.windows(2).all(|w| w[1] <= w[0]));
+    }
+}

@@ -1,0 +1,18 @@
+//! Stage 1: training the VQ-VAE (van den Oord et al., arXiv 1711.00937) of a small diffusers
+//! `VQModel` on the procedural dataset.
+//!
+//! Per step, on images x: latents z_e = `quant_conv(encoder(x))`; nearest codes e (on the
+//! inner backend, outside autodiff); straight-through z_q = z_e + sg(e − z_e); reconstruction
+//! x̂ = `decoder(post_quant_conv(z_q))`; loss ‖x − x̂‖₁ + ‖x − x̂‖² + β‖z_e − sg(e)‖² (means).
+//! The codebook is not trained by gradients but as an exponential moving average of the
+//! latents assigned to each code ([`EmaCodebook`], appendix A.1 of the paper), with restarts
+//! of unused codes. AdamW with warm-up and cosine decay updates the encoder and decoder.
+//!
+//! The result is written as a diffusers `vqvae/` folder (`config.json` +
+//! `diffusion_pytorch_model.safetensors`), which stage 2 and the pipeline load.
+
+mod codebook;
+mod train;
+
+pub use codebook::EmaCodebook;
+pub use train::{reconstruction_report, train_vqvae, write_vqvae_dir, VqVaeTrainConfig, VqVaeTrainSummary};

@@ -1,0 +1,324 @@
+//! The VQ-VAE training loop, its checkpoints and its export.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::{AutodiffModule, Param};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vq_model::{VqModel, VqModelConfig};
+
+use super::codebook::{nearest_codes, EmaCodebook};
+use crate::data::{tensor_to_images, Dataset, DatasetConfig, Split};
+use crate::eval::{evaluate_ground_truth, EvalReport};
+use crate::rng::SplitMix64;
+use crate::train::batches::BatchStream;
+use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state};
+use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
+use crate::train::log::{LossCurve, Progress};
+use crate::train::schedule::learning_rate;
+use crate::TrainError;
+
+/// Everything stage 1 needs: architecture, optimisation and run control.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqVaeTrainConfig {
+    /// Output folder: `vqvae/` (the result), `checkpoint/`, `loss.csv`, `loss.png`.
+    pub out_dir: PathBuf,
+    /// Channels of each resolution level; `n` levels downsample by 2^(n−1).
+    pub block_out_channels: Vec<usize>,
+    /// Resnets per encoder block.
+    pub layers_per_block: usize,
+    /// Groups of every GroupNorm.
+    pub norm_num_groups: usize,
+    /// Codebook size K.
+    pub num_vq_embeddings: usize,
+    /// Codebook vector width (also the encoder's latent channels).
+    pub vq_embed_dim: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Training steps (the cosine schedule's length).
+    pub steps: usize,
+    /// Peak AdamW learning rate.
+    pub learning_rate: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// β of the commitment loss ‖z_e − sg(e)‖².
+    pub commitment_weight: f64,
+    /// γ of the EMA codebook.
+    pub codebook_decay: f64,
+    /// Restart unused codes every this many steps (and at step 0).
+    pub restart_every: usize,
+    /// A code is unused when its EMA count is below this fraction of the mean.
+    pub restart_threshold: f64,
+    /// Stop cleanly (and save) after this many minutes of training in this process.
+    pub max_minutes: Option<f64>,
+    /// Print a progress line every this many steps.
+    pub log_every: usize,
+    /// Save a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: usize,
+    /// CPU threads rendering batches.
+    pub workers: usize,
+    /// Seed of the dataset, the device RNG and the restarts.
+    pub seed: u64,
+    /// Continue from `out_dir/checkpoint` when it exists.
+    pub resume: bool,
+    /// The dataset.
+    pub dataset: DatasetConfig,
+}
+
+impl Default for VqVaeTrainConfig {
+    /// The plan's stage 1 (crate README): 3 levels [32, 64, 128] (64 px → 16 × 16 latents),
+    /// K = 256 codes of width 64, batch 64, AdamW 1e−3 with cosine decay, 3 k steps.
+    fn default() -> Self {
+        Self {
+            out_dir: PathBuf::from("runs/vqvae"),
+            block_out_channels: vec![32, 64, 128],
+            layers_per_block: 1,
+            norm_num_groups: 32,
+            num_vq_embeddings: 256,
+            vq_embed_dim: 64,
+            batch_size: 64,
+            steps: 3000,
+            learning_rate: 1e-3,
+            warmup_steps: 100,
+            weight_decay: 1e-4,
+            commitment_weight: 0.25,
+            codebook_decay: 0.99,
+            restart_every: 200,
+            restart_threshold: 0.01,
+            max_minutes: None,
+            log_every: 50,
+            checkpoint_every: 500,
+            workers: 4,
+            seed: 0,
+            resume: true,
+            dataset: DatasetConfig::default(),
+        }
+    }
+}
+
+impl VqVaeTrainConfig {
+    /// The diffusers `VQModel` config of the architecture (no attention in the down/up
+    /// blocks; the mid blocks keep theirs).
+    pub fn model_config(&self) -> VqModelConfig {
+        let levels = self.block_out_channels.len();
+        VqModelConfig {
+            down_block_types: vec!["DownEncoderBlock2D".into(); levels],
+            up_block_types: vec!["UpDecoderBlock2D".into(); levels],
+            block_out_channels: self.block_out_channels.clone(),
+            layers_per_block: self.layers_per_block,
+            latent_channels: self.vq_embed_dim,
+            num_vq_embeddings: self.num_vq_embeddings,
+            norm_num_groups: self.norm_num_groups,
+            vq_embed_dim: Some(self.vq_embed_dim),
+            sample_size: self.dataset.image_size as usize,
+            ..VqModelConfig::default()
+        }
+    }
+}
+
+/// What a finished (or budget-stopped) run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqVaeTrainSummary {
+    /// Steps done in total (resumed parts included).
+    pub steps_done: usize,
+    /// Mean loss over the last logging window.
+    pub final_loss: f64,
+    /// Mean loss over the first logging window of this process.
+    pub first_loss: f64,
+    /// Fraction of codes in use (EMA count ≥ the restart threshold × mean).
+    pub codebook_usage: f64,
+    /// Seconds per step in this process.
+    pub seconds_per_step: f64,
+    /// The exported `vqvae/` folder.
+    pub vqvae_dir: PathBuf,
+}
+
+/// The JSON part of a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    step: usize,
+    /// `--steps` of the run that wrote the checkpoint.
+    requested_steps: usize,
+    /// The schedule's length (requested, or fitted to a time budget).
+    total_steps: usize,
+    elapsed_seconds: f64,
+    rng: u64,
+}
+
+/// Trains the VQ-VAE per `config` on `device`, writing `out_dir/vqvae/` at the end (also when
+/// the time budget stops the run early). `progress` receives one line per log interval.
+pub fn train_vqvae<B: AutodiffBackend>(
+    config: &VqVaeTrainConfig,
+    device: &B::Device,
+    progress: &mut dyn FnMut(&str),
+) -> Result<VqVaeTrainSummary, TrainError> {
+    let model_config = config.model_config();
+    model_config.validate().map_err(|e| TrainError::model("VQ-VAE config", e))?;
+    let checkpoint_dir = config.out_dir.join("checkpoint");
+    create_dir(&checkpoint_dir)?;
+    B::seed(device, config.seed);
+
+    let mut model: VqModel<B> = model_config.init(device).map_err(|e| TrainError::model("VQ-VAE init", e))?;
+    let mut optimizer = AdamWConfig::new().with_weight_decay(config.weight_decay).init::<B, VqModel<B>>();
+    let mut codebook = EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
+    let mut state = State { step: 0, requested_steps: config.steps, total_steps: config.steps, elapsed_seconds: 0.0, rng: config.seed };
+    let state_path = checkpoint_dir.join("state.json");
+    if config.resume {
+        if let Some(saved) = load_state::<State>(&state_path)? {
+            model = load_module(model, &checkpoint_dir.join("model"), device)?;
+            optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
+            codebook = load_module(codebook, &checkpoint_dir.join("codebook"), device)?;
+            progress(&format!("resuming at step {} ({:.0} s done)", saved.step, saved.elapsed_seconds));
+            state = saved;
+            // The same --steps continues the saved (possibly fitted) schedule; new --steps
+            // start a new schedule length.
+            if state.requested_steps != config.steps {
+                state = State { requested_steps: config.steps, total_steps: config.steps, ..state };
+            }
+        }
+    }
+    let mut rng = SplitMix64::new(state.rng);
+
+    let dataset = Arc::new(Dataset::new(config.dataset.clone(), config.seed)?);
+    let mut batches = BatchStream::spawn(Arc::clone(&dataset), Split::Train, config.batch_size, state.step as u64, config.workers, None);
+    let mut curve = LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "l1", "l2", "commitment", "restarted"], state.step)?;
+    let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
+    let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
+
+    let first_step = state.step;
+    let mut step = first_step;
+    let mut total_steps = state.total_steps;
+    while step < total_steps {
+        let lr = learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+        let x = batches.next_batch().images_tensor::<B>(device);
+
+        let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+        let [b, d, h, w] = latents.dims();
+        // [B, D, h, w] -> [B, h, w, D] -> [B·h·w, D], on the inner backend (no gradient).
+        let flat = latents.clone().inner().permute([0, 2, 3, 1]).reshape([b * h * w, d]);
+        let mut restarted = 0;
+        if step.is_multiple_of(config.restart_every) {
+            let all = step == 0;
+            (codebook, restarted) = codebook.restart_dead_codes(flat.clone(), config.restart_threshold, all, &mut rng);
+        }
+        let codes_table = codebook.codebook();
+        let indices = nearest_codes(flat.clone(), codes_table.clone());
+        let codes = Tensor::<B, 4>::from_inner(codes_table.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]));
+        // Straight-through estimator: the decoder sees e, the gradient reaches z_e.
+        let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
+        let reconstruction = model.decoder.forward(model.post_quant_conv.forward(quantized));
+        let error = reconstruction - x;
+        let l1 = error.clone().abs().mean();
+        let l2 = error.square().mean();
+        let commitment = (latents - codes).square().mean();
+        let loss = l1.clone() + l2.clone() + commitment.clone().mul_scalar(config.commitment_weight);
+
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(lr, model, grads);
+        codebook = codebook.update(flat, indices);
+        model.quantize.embedding.weight = Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
+
+        let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
+        let (loss, l1, l2, commitment) = (scalar(loss), scalar(l1), scalar(l2), scalar(commitment));
+        if !loss.is_finite() {
+            return Err(TrainError::model("VQ-VAE training", format!("the loss is {loss} at step {step}")));
+        }
+        curve.record(step, &[loss, l1, l2, commitment, restarted as f64], lr, timer.total_elapsed())?;
+        window.push(loss);
+        let done = step + 1;
+        if done.is_multiple_of(config.log_every) || done == total_steps {
+            let mean = window.iter().sum::<f64>() / window.len() as f64;
+            first_window.get_or_insert(mean);
+            last_window = mean;
+            window.clear();
+            let usage = codebook.usage(config.restart_threshold);
+            progress(&timer.line(step, &[("loss", mean), ("l1", l1), ("commit", commitment), ("usage", usage)], lr));
+        }
+        step = done;
+        let out_of_time = timer.out_of_time(step - 1);
+        if let Some(fitted) = timer.fit_steps(step - 1) {
+            total_steps = fitted;
+            progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
+        }
+        if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
+            state = State { step, total_steps, elapsed_seconds: timer.total_elapsed(), rng: rng.next_u64(), ..state };
+            rng = SplitMix64::new(state.rng);
+            save_module(model.clone(), &checkpoint_dir.join("model"))?;
+            save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
+            save_module(codebook.clone(), &checkpoint_dir.join("codebook"))?;
+            save_state(&state, &state_path)?;
+            curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
+        }
+        if out_of_time {
+            progress(&format!("time budget reached after step {step}; saved"));
+            break;
+        }
+    }
+    if !window.is_empty() {
+        last_window = window.iter().sum::<f64>() / window.len() as f64;
+        first_window.get_or_insert(last_window);
+    }
+    let vqvae_dir = config.out_dir.join("vqvae");
+    write_vqvae_dir(&model.valid(), &model_config, &vqvae_dir, StoreDtype::F32)?;
+    curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
+    Ok(VqVaeTrainSummary {
+        steps_done: step,
+        final_loss: last_window,
+        first_loss: first_window.unwrap_or(f64::NAN),
+        codebook_usage: codebook.usage(config.restart_threshold),
+        seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
+        vqvae_dir,
+    })
+}
+
+/// Writes a diffusers `vqvae/` folder: `config.json` and `diffusion_pytorch_model.safetensors`
+/// (save_pretrained's key names).
+pub fn write_vqvae_dir<B: Backend>(
+    model: &VqModel<B>,
+    config: &VqModelConfig,
+    dir: &Path,
+    dtype: StoreDtype,
+) -> Result<(), TrainError> {
+    create_dir(dir)?;
+    let mut json = serde_json::to_value(config).expect("the config serializes");
+    let object = json.as_object_mut().expect("a JSON object");
+    object.insert("_class_name".into(), json!("VQModel"));
+    object.insert("_diffusers_version".into(), json!("0.42.1"));
+    write_json(&dir.join("config.json"), &json)?;
+    let tensors = pytorch_tensors(model, "", VQ_MODEL_RENAMES)?;
+    write_safetensors(&dir.join("diffusion_pytorch_model.safetensors"), &tensors, dtype)
+}
+
+/// The reconstruction ceiling: encode, quantize and decode `count` images of `split` and score
+/// each against its full ground truth.
+pub fn reconstruction_report<B: Backend>(
+    vqvae: &VqModel<B>,
+    dataset: &Dataset,
+    split: Split,
+    count: usize,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<EvalReport, TrainError> {
+    let mut report = EvalReport::default();
+    let mut start = 0;
+    while start < count {
+        let size = batch_size.min(count - start);
+        let samples: Vec<_> = (start..start + size).map(|i| dataset.sample(split, i as u64)).collect();
+        let images: Vec<&image::RgbImage> = samples.iter().map(|s| &s.image).collect();
+        let x = crate::data::images_to_tensor::<B>(&images, device);
+        let output = vqvae.forward(x).map_err(|e| TrainError::model("VQ-VAE reconstruction", e))?;
+        for (sample, image) in samples.iter().zip(tensor_to_images(output.sample)) {
+            let mut reconstructed = sample.clone();
+            reconstructed.image = image;
+            report.add(&evaluate_ground_truth(&reconstructed));
+        }
+        start += size;
+    }
+    Ok(report)
+}

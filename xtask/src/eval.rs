@@ -1,0 +1,116 @@
+//! `eval`: generate images for prompts the model never saw in training (held-out attribute
+//! combinations, every attribute named) and score colour, shape, size, position, background
+//! and count with `vq_train::eval`, next to the VQ-VAE's reconstruction ceiling.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use vq_pipeline::VQDiffusionPipeline;
+use vq_train::data::{Dataset, DatasetConfig, MentionRates, Split};
+use vq_train::eval::EvalReport;
+use vq_train::sampling::{contact_sheet, evaluate_pipeline, SamplingEval};
+use vq_train::vqvae::reconstruction_report;
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// The pipeline folder (e.g. a `train-transformer` run's `pipeline/`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Backend: ndarray, wgpu or cuda (xtask features).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    /// Prompts: held-out (combinations never trained on) or validation.
+    #[arg(long, default_value = "held-out")]
+    split: String,
+    /// Number of images (one per prompt). 8 take ≈ 1 min on a 2-core CPU at the plan's size
+    /// (230 GFLOP per image); use 200+ on a GPU.
+    #[arg(long, default_value_t = 8)]
+    count: usize,
+    /// Prompts per pipeline call.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Guidance scale.
+    #[arg(long, default_value_t = 3.0)]
+    guidance: f32,
+    /// Truncation rate.
+    #[arg(long, default_value_t = 1.0)]
+    truncation: f32,
+    /// Seed of the torch noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Seed of the dataset writing the prompts.
+    #[arg(long, default_value_t = 1234)]
+    prompt_seed: u64,
+    /// Ground-truth images reconstructed by the VQ-VAE for the ceiling (0 to skip).
+    #[arg(long, default_value_t = 32)]
+    reconstructions: usize,
+    /// Where to write a contact sheet of the generated images.
+    #[arg(long)]
+    sheet: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    crate::with_backend!(args.backend.as_str(), eval, &args)
+}
+
+fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+    let split = match args.split.as_str() {
+        "held-out" => Split::HeldOut,
+        "validation" => Split::Validation,
+        other => return Err(format!("--split {other}: expected held-out or validation")),
+    };
+    let start = Instant::now();
+    let pipeline = VQDiffusionPipeline::<B>::from_dir(&args.model, None, &device).map_err(|e| e.to_string())?;
+    let (h, _) = pipeline.latent_size();
+    let levels = pipeline.configs.vqvae.block_out_channels.len();
+    let image_size = (h << (levels - 1)) as u32;
+
+    let eval = SamplingEval {
+        split,
+        count: args.count,
+        batch_size: args.batch_size,
+        guidance_scale: args.guidance,
+        truncation_rate: args.truncation,
+        dataset_seed: args.prompt_seed,
+        seed: args.seed,
+    };
+    let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(|e| e.to_string())?;
+    let generated_s = start.elapsed().as_secs_f64();
+    let ceiling = if args.reconstructions > 0 {
+        let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
+        let dataset = Dataset::new(config, args.prompt_seed).map_err(|e| e.to_string())?;
+        Some(reconstruction_report(&pipeline.vqvae, &dataset, split, args.reconstructions, 32, &device).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    println!(
+        "{} images for {:?} prompts, guidance {}, {} steps, torch seed {}: {:.1} s",
+        images.len(),
+        split,
+        args.guidance,
+        pipeline.scheduler_config.num_train_timesteps,
+        args.seed,
+        generated_s
+    );
+    print_table(&report, ceiling.as_ref());
+    for (caption, _) in images.iter().take(4) {
+        println!("  e.g. {caption:?}");
+    }
+    if let Some(path) = &args.sheet {
+        let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
+        contact_sheet(&pictures, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("contact sheet: {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>) {
+    println!("{:>11} | {:>18} | {:>18}", "attribute", "generated", "VQ reconstruction");
+    let ceiling_rows = ceiling.map(EvalReport::attributes);
+    for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
+        let cell = |t: vq_train::eval::Tally| format!("{:6.2} % ({:>4}/{:<4})", 100.0 * t.accuracy(), t.correct, t.total);
+        let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
+        println!("{name:>11} | {} | {right}", cell(tally));
+    }
+}

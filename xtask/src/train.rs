@@ -1,0 +1,235 @@
+//! `train-vqvae`, `train-transformer` and `export`: the two training stages of issue 8 and the
+//! export of a stage-2 checkpoint (see `crates/vq-train/README.md` for the plan and the GPU
+//! command lines).
+
+use std::path::PathBuf;
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use vq_train::diffusion::{export_checkpoint, train_diffusion, DiffusionTrainConfig};
+use vq_train::train::export::StoreDtype;
+use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
+
+/// Options shared by both stages.
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// Backend: ndarray (CPU, slow), wgpu or cuda (xtask features).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    /// Output folder of the run.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training steps (the cosine schedule's length).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Images per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Warm-up steps.
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Wall-clock budget in minutes: training stops cleanly, saves and exports.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Progress line every N steps.
+    #[arg(long, default_value_t = 50)]
+    log_every: usize,
+    /// Checkpoint every N steps.
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: usize,
+    /// CPU threads rendering batches.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Start from scratch even if the output folder has a checkpoint.
+    #[arg(long)]
+    fresh: bool,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct VqVaeArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Channels per level, comma-separated (3 levels: 64 px → 16 × 16 tokens).
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// Codebook size K.
+    #[arg(long)]
+    codes: Option<usize>,
+    /// GroupNorm groups.
+    #[arg(long)]
+    groups: Option<usize>,
+    /// Image side in pixels (stage 2 takes it from the VQ-VAE).
+    #[arg(long, default_value_t = 64)]
+    image_size: u32,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct TransformerArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The stage-1 `vqvae/` folder.
+    #[arg(long)]
+    vqvae: PathBuf,
+    /// A full CLIP tokenizer folder to trim.
+    #[arg(long, default_value = "fixtures/tiny/hub/tokenizer")]
+    clip_tokenizer: PathBuf,
+    /// Transformer blocks.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Transformer heads (width = heads × 32 unless --head-dim).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Transformer head width.
+    #[arg(long)]
+    head_dim: Option<usize>,
+    /// Text encoder width.
+    #[arg(long)]
+    text_width: Option<usize>,
+    /// Text encoder layers.
+    #[arg(long)]
+    text_layers: Option<usize>,
+    /// λ of the auxiliary loss.
+    #[arg(long)]
+    aux_weight: Option<f64>,
+    /// Weight EMA decay (0: export the raw weights).
+    #[arg(long)]
+    ema: Option<f64>,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ExportArgs {
+    /// A `train-transformer` output folder (its checkpoint's weight EMA is exported).
+    #[arg(long)]
+    run: PathBuf,
+    /// The stage-1 `vqvae/` folder.
+    #[arg(long)]
+    vqvae: PathBuf,
+    /// The pipeline folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Store f32 instead of f16.
+    #[arg(long)]
+    f32: bool,
+}
+
+fn print_line(line: &str) {
+    println!("{line}");
+}
+
+pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
+    let r = &args.run;
+    let defaults = VqVaeTrainConfig::default();
+    let config = VqVaeTrainConfig {
+        out_dir: r.out.clone(),
+        block_out_channels: args.channels.clone().unwrap_or(defaults.block_out_channels),
+        num_vq_embeddings: args.codes.unwrap_or(defaults.num_vq_embeddings),
+        norm_num_groups: args.groups.unwrap_or(defaults.norm_num_groups),
+        batch_size: r.batch_size.unwrap_or(defaults.batch_size),
+        steps: r.steps.unwrap_or(defaults.steps),
+        learning_rate: r.lr.unwrap_or(defaults.learning_rate),
+        warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
+        max_minutes: r.max_minutes,
+        log_every: r.log_every,
+        checkpoint_every: r.checkpoint_every,
+        workers: r.workers,
+        seed: r.seed,
+        resume: !r.fresh,
+        dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
+        ..defaults
+    };
+    match r.backend.as_str() {
+        #[cfg(feature = "ndarray")]
+        "ndarray" => vqvae_on::<Autodiff<burn::backend::NdArray<f32>>>(&config),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => vqvae_on::<Autodiff<burn::backend::Wgpu>>(&config),
+        #[cfg(feature = "cuda")]
+        "cuda" => vqvae_on::<Autodiff<burn::backend::Cuda>>(&config),
+        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+    }
+}
+
+fn vqvae_on<B: AutodiffBackend>(config: &VqVaeTrainConfig) -> Result<(), String> {
+    let summary = train_vqvae::<B>(config, &Default::default(), &mut print_line).map_err(|e| e.to_string())?;
+    println!(
+        "VQ-VAE: {} steps, loss {:.4} → {:.4}, codebook use {:.1} %, {:.3} s/step; wrote {}",
+        summary.steps_done,
+        summary.first_loss,
+        summary.final_loss,
+        100.0 * summary.codebook_usage,
+        summary.seconds_per_step,
+        summary.vqvae_dir.display()
+    );
+    Ok(())
+}
+
+pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
+    let r = &args.run;
+    let defaults = DiffusionTrainConfig::default();
+    let config = DiffusionTrainConfig {
+        out_dir: r.out.clone(),
+        vqvae_dir: args.vqvae.clone(),
+        clip_tokenizer_dir: args.clip_tokenizer.clone(),
+        layers: args.layers.unwrap_or(defaults.layers),
+        heads: args.heads.unwrap_or(defaults.heads),
+        head_dim: args.head_dim.unwrap_or(defaults.head_dim),
+        text_width: args.text_width.unwrap_or(defaults.text_width),
+        text_layers: args.text_layers.unwrap_or(defaults.text_layers),
+        auxiliary_loss_weight: args.aux_weight.unwrap_or(defaults.auxiliary_loss_weight),
+        ema_decay: args.ema.unwrap_or(defaults.ema_decay),
+        batch_size: r.batch_size.unwrap_or(defaults.batch_size),
+        steps: r.steps.unwrap_or(defaults.steps),
+        learning_rate: r.lr.unwrap_or(defaults.learning_rate),
+        warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
+        max_minutes: r.max_minutes,
+        log_every: r.log_every,
+        checkpoint_every: r.checkpoint_every,
+        workers: r.workers,
+        seed: r.seed,
+        resume: !r.fresh,
+        ..defaults
+    };
+    match r.backend.as_str() {
+        #[cfg(feature = "ndarray")]
+        "ndarray" => transformer_on::<Autodiff<burn::backend::NdArray<f32>>>(&config),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => transformer_on::<Autodiff<burn::backend::Wgpu>>(&config),
+        #[cfg(feature = "cuda")]
+        "cuda" => transformer_on::<Autodiff<burn::backend::Cuda>>(&config),
+        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+    }
+}
+
+fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(), String> {
+    let summary = train_diffusion::<B>(config, &Default::default(), &mut print_line).map_err(|e| e.to_string())?;
+    println!(
+        "transformer: {} parameters, {} steps, loss {:.4} → {:.4}, {:.3} s/step; exported {}",
+        summary.parameters,
+        summary.steps_done,
+        summary.first_loss,
+        summary.final_loss,
+        summary.seconds_per_step,
+        summary.pipeline_dir.display()
+    );
+    Ok(())
+}
+
+/// Exports on the CPU (NdArray): the weights are small.
+#[cfg(feature = "ndarray")]
+pub fn run_export(args: ExportArgs) -> Result<(), String> {
+    let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
+    export_checkpoint::<burn::backend::NdArray<f32>>(&args.run, &args.vqvae, &args.out, dtype, &Default::default())
+        .map_err(|e| e.to_string())?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[cfg(not(feature = "ndarray"))]
+pub fn run_export(_args: ExportArgs) -> Result<(), String> {
+    Err("export runs on the ndarray backend: build xtask with its default features".into())
+}
