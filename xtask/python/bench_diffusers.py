@@ -38,6 +38,7 @@ def build(dtype: torch.dtype, tokenizer_dir: str):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)
+    torch.set_default_device("cuda")  # random init on the GPU: seconds instead of a minute
     pipe = VQDiffusionPipeline(
         vqvae=VQModel(**VQVAE),
         text_encoder=CLIPTextModel(CLIPTextConfig()),
@@ -48,6 +49,7 @@ def build(dtype: torch.dtype, tokenizer_dir: str):
             learnable=True, hidden_size=512, length=77),
     )
     pipe.set_progress_bar_config(disable=True)
+    torch.set_default_device("cpu")
     return pipe.to("cuda", dtype)
 
 
@@ -69,6 +71,8 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "fp16", "tf32"], default="fp16")
     parser.add_argument("--tokenizer", default="fixtures/tiny/hub/tokenizer")
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--images", default="1,4", help="images per prompt of the timed generations")
+    parser.add_argument("--what", default="forward,step,decode,generate")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
@@ -90,7 +94,8 @@ def main() -> None:
         latents = torch.full((2, 1024), 4096, dtype=torch.long, device="cuda")
         text = torch.randn(2, 77, 512, device="cuda", dtype=dtype)
         t = torch.tensor(50, device="cuda")
-        record("transformer forward, batch 2", timed(lambda: pipe.transformer(latents, encoder_hidden_states=text, timestep=t), 2, 5))
+        if "forward" in args.what:
+            record("transformer forward, batch 2", timed(lambda: pipe.transformer(latents, encoder_hidden_states=text, timestep=t), 2, 5))
 
         log_p = torch.log_softmax(torch.randn(2, 4096, 1024, device="cuda") * 3, dim=1)
         sample = torch.full((1, 1024), 4096, dtype=torch.long, device="cuda")
@@ -104,7 +109,7 @@ def main() -> None:
             guided = pipe.truncate(guided, rate).clamp(-70)
             pipe.scheduler.step(guided, timestep=torch.tensor(50, device="cuda"), sample=sample, generator=generator)
 
-        for rate in (1.0, 0.86):
+        for rate in (1.0, 0.86) if "step" in args.what else ():
             record(f"sampling step, batch 1, truncation {rate}", timed(lambda: step(rate), 2, 5))
         ids = torch.randint(0, 4096, (1, 1024), device="cuda")
 
@@ -112,8 +117,9 @@ def main() -> None:
             emb = pipe.vqvae.quantize.get_codebook_entry(ids, shape=(1, 32, 32, 128))
             pipe.vqvae.decode(emb, force_not_quantize=True)
 
-        record("VQ decode, 1 image 256×256", timed(decode, 2, 5))
-    for n in (1, 4):
+        if "decode" in args.what:
+            record("VQ decode, 1 image 256×256", timed(decode, 2, 5))
+    for n in [int(i) for i in args.images.split(",")] if "generate" in args.what else []:
         torch.cuda.reset_peak_memory_stats()
         seconds = timed(lambda: pipe(prompt, num_inference_steps=args.steps, num_images_per_prompt=n,
                                      generator=torch.Generator("cuda").manual_seed(0), output_type="np"), 0, 1)

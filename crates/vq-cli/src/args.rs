@@ -8,6 +8,7 @@ use vq_pipeline::Precision;
 use crate::error::CliError;
 use crate::output::image_paths;
 
+
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
@@ -80,8 +81,9 @@ pub struct GenerateArgs {
     pub prompt: Vec<String>,
 
     /// Number of denoising steps, 1 to the model's num_train_timesteps (100 for ITHQ).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub steps: usize,
+    /// Default: 100, or the model's num_train_timesteps when that is smaller.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
 
     /// Classifier-free guidance scale (≥ 0); guidance runs when it is above 1.
     #[arg(long, value_name = "G", default_value = "5.0", allow_negative_numbers = true)]
@@ -205,7 +207,7 @@ impl GenerateArgs {
     /// The range checks that need no model; `--steps` against the model's
     /// num_train_timesteps is checked once it is loaded.
     pub fn check(&self) -> Result<(), CliError> {
-        if self.steps == 0 {
+        if self.steps == Some(0) {
             return Err(CliError::Usage("--steps must be at least 1, got 0".into()));
         }
         if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {

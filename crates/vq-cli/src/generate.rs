@@ -26,14 +26,15 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         other => other.into(),
     })?;
 
+    let model = &args.model;
     report(&format!(
         "Loading {} ({} backend, {})…",
-        args.model,
+        model,
         args.backend.name(),
         args.dtype.precision().name()
     ));
     let start = Instant::now();
-    let pipeline = VQDiffusionPipeline::<B>::from_pretrained(&args.model, &LoadOptions::default(), &device)?;
+    let pipeline = VQDiffusionPipeline::<B>::from_pretrained(model, &LoadOptions::default(), &device)?;
     report(&format!(
         "Loaded {} in {:.1} s",
         pipeline.dir.display(),
@@ -41,10 +42,10 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
     ));
 
     let max_steps = pipeline.scheduler_config.num_train_timesteps;
-    if args.steps > max_steps {
+    let steps = args.steps.unwrap_or(100.min(max_steps));
+    if steps > max_steps {
         return Err(CliError::Usage(format!(
-            "--steps {} is more than this model's num_train_timesteps {max_steps}",
-            args.steps
+            "--steps {steps} is more than this model's num_train_timesteps {max_steps}"
         )));
     }
 
@@ -63,13 +64,13 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         Rng::Device => NoiseSource::Device { seed: Some(seed) },
     };
     let request = GenerateRequest::new(args.prompt.clone())
-        .with_steps(args.steps)
+        .with_steps(steps)
         .with_guidance_scale(args.guidance_scale)
         .with_truncation_rate(args.truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
         .with_noise(noise);
 
-    let bar = progress_bar(args.steps);
+    let bar = progress_bar(steps);
     let start = Instant::now();
     let generation = pipeline.generate_with_callback(&request, |step| bar.set_position(step.index as u64 + 1))?;
     bar.finish_and_clear();
@@ -83,10 +84,10 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
     }
 
     let metadata = Metadata {
-        model: &args.model,
+        model,
         seed,
         rng: args.rng.name(),
-        steps: args.steps,
+        steps,
         guidance_scale: args.guidance_scale,
         truncation_rate: args.truncation_rate,
         backend: args.backend.name(),

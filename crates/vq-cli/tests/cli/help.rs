@@ -32,7 +32,9 @@ fn generate_help_documents_every_flag_and_default() {
     ] {
         assert!(help.contains(&format!("{flag} <")), "{flag} missing from:\n{help}");
     }
-    for default in ["100", "5.0", "1.0", "1", "torch", "vq-diffusion.png", "ndarray", "f32"] {
+    // --steps defaults to 100 unless the model trains fewer steps (then to that number).
+    assert!(help.contains("Default: 100, or the model's num_train_timesteps"), "--steps default missing from:\n{help}");
+    for default in ["5.0", "1.0", "1", "torch", "vq-diffusion.png", "ndarray", "f32"] {
         assert!(
             help.contains(&format!("[default: {default}]")),
             "default {default} missing from:\n{help}"
