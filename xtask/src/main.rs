@@ -21,7 +21,7 @@ macro_rules! with_backend {
             "ndarray" => $f::<burn::backend::NdArray<f32>>($args, Default::default()),
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
-            #[cfg(any(feature = "cuda", feature = "cuda-unfused"))]
+            #[cfg(feature = "cuda")]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
             other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
         }
