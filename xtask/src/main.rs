@@ -26,6 +26,18 @@ macro_rules! with_backend {
             other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
         }
     };
+    // Training: `$f::<Autodiff<B>>(args)`.
+    ($name:expr, $f:ident, $args:expr, autodiff) => {
+        match $name {
+            #[cfg(feature = "ndarray")]
+            "ndarray" => $f::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>($args),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
+            #[cfg(feature = "cuda")]
+            "cuda" => $f::<burn::backend::Autodiff<burn::backend::Cuda>>($args),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+        }
+    };
 }
 pub(crate) use with_backend;
 

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use vq_train::diffusion::{export_checkpoint, train_diffusion, DiffusionTrainConfig};
 use vq_train::train::export::StoreDtype;
@@ -143,15 +142,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };
-    match r.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => vqvae_on::<Autodiff<burn::backend::NdArray<f32>>>(&config),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => vqvae_on::<Autodiff<burn::backend::Wgpu>>(&config),
-        #[cfg(feature = "cuda")]
-        "cuda" => vqvae_on::<Autodiff<burn::backend::Cuda>>(&config),
-        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
-    }
+    crate::with_backend!(r.backend.as_str(), vqvae_on, &config, autodiff)
 }
 
 fn vqvae_on<B: AutodiffBackend>(config: &VqVaeTrainConfig) -> Result<(), String> {
@@ -194,15 +185,7 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         resume: !r.fresh,
         ..defaults
     };
-    match r.backend.as_str() {
-        #[cfg(feature = "ndarray")]
-        "ndarray" => transformer_on::<Autodiff<burn::backend::NdArray<f32>>>(&config),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => transformer_on::<Autodiff<burn::backend::Wgpu>>(&config),
-        #[cfg(feature = "cuda")]
-        "cuda" => transformer_on::<Autodiff<burn::backend::Cuda>>(&config),
-        other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
-    }
+    crate::with_backend!(r.backend.as_str(), transformer_on, &config, autodiff)
 }
 
 fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(), String> {

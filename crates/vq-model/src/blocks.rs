@@ -49,19 +49,14 @@ pub struct DownEncoderBlock2d<B: Backend> {
 impl DownEncoderBlock2dConfig {
     /// Initializes the block with random weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DownEncoderBlock2d<B> {
-        let resnets = (0..self.num_layers)
-            .map(|i| {
-                let in_channels = if i == 0 { self.in_channels } else { self.out_channels };
-                ResnetBlock2dConfig::new(in_channels, self.out_channels, self.num_groups)
-                    .with_activation(self.activation)
-                    .init(device)
-            })
-            .collect();
-        let attentions = if self.attention {
-            attention_blocks(self.num_layers, self.out_channels, self.num_groups, device)
-        } else {
-            Vec::new()
-        };
+        let (resnets, attentions) = resnet_stack(
+            (self.in_channels, self.out_channels),
+            self.num_layers,
+            self.num_groups,
+            self.activation,
+            self.attention,
+            device,
+        );
         let downsampler = self.downsample.then(|| Downsample2dConfig::new(self.out_channels).init(device));
         DownEncoderBlock2d { resnets, attentions, downsampler }
     }
@@ -116,19 +111,14 @@ pub struct UpDecoderBlock2d<B: Backend> {
 impl UpDecoderBlock2dConfig {
     /// Initializes the block with random weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> UpDecoderBlock2d<B> {
-        let resnets = (0..self.num_layers)
-            .map(|i| {
-                let in_channels = if i == 0 { self.in_channels } else { self.out_channels };
-                ResnetBlock2dConfig::new(in_channels, self.out_channels, self.num_groups)
-                    .with_activation(self.activation)
-                    .init(device)
-            })
-            .collect();
-        let attentions = if self.attention {
-            attention_blocks(self.num_layers, self.out_channels, self.num_groups, device)
-        } else {
-            Vec::new()
-        };
+        let (resnets, attentions) = resnet_stack(
+            (self.in_channels, self.out_channels),
+            self.num_layers,
+            self.num_groups,
+            self.activation,
+            self.attention,
+            device,
+        );
         let upsampler = self.upsample.then(|| Upsample2dConfig::new(self.out_channels).init(device));
         UpDecoderBlock2d { resnets, attentions, upsampler }
     }
@@ -221,4 +211,27 @@ fn resnets_then_attentions<B: Backend>(
         }
     }
     x
+}
+
+/// `num_layers` resnets (the first changes `in → out` channels) and, with `attention`, one
+/// attention block after each: the body shared by the encoder's down and decoder's up blocks.
+fn resnet_stack<B: Backend>(
+    (in_channels, out_channels): (usize, usize),
+    num_layers: usize,
+    num_groups: usize,
+    activation: Activation,
+    attention: bool,
+    device: &B::Device,
+) -> (Vec<ResnetBlock2d<B>>, Vec<AttentionBlock<B>>) {
+    let resnets = (0..num_layers)
+        .map(|i| {
+            let in_channels = if i == 0 { in_channels } else { out_channels };
+            ResnetBlock2dConfig::new(in_channels, out_channels, num_groups).with_activation(activation).init(device)
+        })
+        .collect();
+    let attentions = match attention {
+        true => attention_blocks(num_layers, out_channels, num_groups, device),
+        false => Vec::new(),
+    };
+    (resnets, attentions)
 }
