@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
-use vq_train::diffusion::{export_checkpoint, train_diffusion, DiffusionTrainConfig};
-use vq_train::train::export::StoreDtype;
+use vq_train::diffusion::{train_diffusion, DiffusionTrainConfig};
 use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
 
 /// Options shared by both stages.
@@ -205,6 +204,7 @@ fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(
 /// Exports on the CPU (NdArray): the weights are small.
 #[cfg(feature = "ndarray")]
 pub fn run_export(args: ExportArgs) -> Result<(), String> {
+    use vq_train::{diffusion::export_checkpoint, train::export::StoreDtype};
     let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
     export_checkpoint::<burn::backend::NdArray<f32>>(&args.run, &args.vqvae, &args.out, dtype, &Default::default())
         .map_err(|e| e.to_string())?;
