@@ -32,13 +32,13 @@ VQVAE = dict(
 )
 
 
-def build(dtype: torch.dtype, tokenizer_dir: str):
+def build(dtype: torch.dtype, tokenizer_dir: str, device: str):
     from diffusers import Transformer2DModel, VQDiffusionPipeline, VQDiffusionScheduler, VQModel
     from diffusers.pipelines.deprecated.vq_diffusion import LearnedClassifierFreeSamplingEmbeddings
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)
-    torch.set_default_device("cuda")  # random init on the GPU: seconds instead of a minute
+    torch.set_default_device(device)  # random init on the GPU: seconds instead of a minute
     pipe = VQDiffusionPipeline(
         vqvae=VQModel(**VQVAE),
         text_encoder=CLIPTextModel(CLIPTextConfig()),
@@ -50,7 +50,7 @@ def build(dtype: torch.dtype, tokenizer_dir: str):
     )
     pipe.set_progress_bar_config(disable=True)
     torch.set_default_device("cpu")
-    return pipe.to("cuda", dtype)
+    return pipe.to(device, dtype)
 
 
 def timed(fn, warmup: int, reps: int) -> float:
@@ -73,12 +73,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--images", default="1,4", help="images per prompt of the timed generations")
     parser.add_argument("--what", default="forward,step,decode,generate")
+    parser.add_argument("--device", default="cuda", help="cuda, or cpu for the transformer forward on the CPU")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
     dtype = torch.float16 if args.dtype == "fp16" else torch.float32
-    pipe = build(dtype, args.tokenizer)
+    pipe = build(dtype, args.tokenizer, args.device)
+    if args.device == "cpu":
+        with torch.no_grad():
+            latents = torch.full((2, 1024), 4096, dtype=torch.long)
+            text = torch.randn(2, 77, 512)
+            start = time.perf_counter()
+            pipe.transformer(latents, encoder_hidden_states=text, timestep=torch.tensor(50))
+            print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32")
+            print(f"{'transformer forward, batch 2':<44} {time.perf_counter() - start:>10.4f} s", flush=True)
+        return
     prompt = "teddy bear playing in the pool"
     results = []
 
