@@ -1,4 +1,4 @@
-//! Project automation: `cargo run -p xtask -- <command>`.
+//! Project automation: `cargo xtask <command>` (an alias of `cargo run -p xtask -- <command>`).
 //!
 //! * `fixtures` — rebuild the committed reference fixtures with the Python reference
 //!   (diffusers 0.42.1; see the README's development section for the venv).
