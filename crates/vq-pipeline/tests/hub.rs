@@ -53,7 +53,7 @@ fn selects_one_weights_file_per_component() {
 
 /// Writes `files` into `cache` as huggingface_hub does: content-addressed blobs, a ref naming
 /// the commit, and a snapshot of relative symlinks.
-fn build_cache(cache: &Path, repo: &str, commit: &str, files: &[(&str, &str)]) -> PathBuf {
+fn build_cache<C: AsRef<[u8]>>(cache: &Path, repo: &str, commit: &str, files: &[(&str, C)]) -> PathBuf {
     let root = cache.join(format!("models--{}", repo.replace('/', "--")));
     std::fs::create_dir_all(root.join("blobs")).unwrap();
     std::fs::create_dir_all(root.join("refs")).unwrap();
@@ -61,7 +61,7 @@ fn build_cache(cache: &Path, repo: &str, commit: &str, files: &[(&str, &str)]) -
     let snapshot = root.join("snapshots").join(commit);
     for (i, (name, content)) in files.iter().enumerate() {
         let blob = format!("blob{i:04}");
-        std::fs::write(root.join("blobs").join(&blob), content).unwrap();
+        std::fs::write(root.join("blobs").join(&blob), content.as_ref()).unwrap();
         let link = snapshot.join(name);
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         let depth = name.matches('/').count() + 2;
@@ -95,6 +95,46 @@ fn offline_resolution_reads_the_cache_snapshot() {
     let err = resolve_pipeline_dir("microsoft/other", None, &offline(&cache)).unwrap_err();
     assert!(matches!(err, HubError::NotCached { .. }), "{err}");
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
+}
+
+/// Every file of a folder, as (path relative to it, bytes).
+fn files_below(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.extend(files_below(&path).into_iter().map(|(p, b)| (format!("{name}/{p}"), b)));
+        } else {
+            files.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files
+}
+
+#[test]
+fn a_whole_pipeline_loads_and_generates_from_the_cache_offline() {
+    use burn::backend::NdArray;
+    use vq_pipeline::{GenerateRequest, LoadOptions, NoiseSource, VQDiffusionPipeline};
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub");
+    let files = files_below(&fixture);
+    let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let cache = std::env::temp_dir().join(format!("vq-hub-pipeline-{}", std::process::id()));
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let snapshot = build_cache(&cache, "vq-diffusion-rs/tiny-random", commit, &named);
+
+    let options = LoadOptions { variant: None, hub: offline(&cache) };
+    let device = Default::default();
+    let from_hub = VQDiffusionPipeline::<NdArray>::from_pretrained("vq-diffusion-rs/tiny-random", &options, &device).unwrap();
+    assert_eq!(from_hub.dir, snapshot);
+    let from_dir = VQDiffusionPipeline::<NdArray>::from_dir(&fixture, None, &device).unwrap();
+    let request = GenerateRequest::new(["teddy bear playing in the pool"]).with_steps(3).with_noise(NoiseSource::Torch { seed: 0 });
+    assert_eq!(from_hub.generate(&request).unwrap().token_ids(), from_dir.generate(&request).unwrap().token_ids());
+
+    // The fp16 variant files of the hub layout are picked on request.
+    let fp16 = LoadOptions { variant: Some("fp16".into()), hub: offline(&cache) };
+    VQDiffusionPipeline::<NdArray>::from_pretrained("vq-diffusion-rs/tiny-random", &fp16, &device).unwrap();
 }
 
 #[test]
