@@ -17,7 +17,22 @@ use crate::{ConfigError, FeedForwardActivation, Transformer2DConfig};
 const ACTIVATIONS: &str =
     "expected gelu, gelu-approximate, geglu, geglu-approximate, swiglu or linear-silu";
 
+/// `transformer/config.json` of microsoft/vq-diffusion-ithq, as the hub has it (no `norm_type`).
+pub const ITHQ_CONFIG_JSON: &str = r#"{
+  "_class_name": "Transformer2DModel", "_diffusers_version": "0.8.0.dev0",
+  "activation_fn": "geglu-approximate", "attention_bias": true, "attention_head_dim": 88,
+  "cross_attention_dim": 512, "dropout": 0.0, "in_channels": null, "norm_num_groups": 32,
+  "num_attention_heads": 16, "num_embeds_ada_norm": 100, "num_layers": 36,
+  "num_vector_embeds": 4097, "sample_size": 32
+}"#;
+
 impl Transformer2DConfig {
+    /// The transformer of microsoft/vq-diffusion-ithq ([`ITHQ_CONFIG_JSON`]): 36 blocks of
+    /// width 1408, 4097 classes, a 32 × 32 latent grid.
+    pub fn ithq() -> Self {
+        Self::from_diffusers_json(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
+    }
+
     /// Parses a diffusers `transformer/config.json` (hub layout without `norm_type`, or what
     /// `save_pretrained` writes), applying diffusers' defaults and upgrade rule.
     ///

@@ -96,6 +96,7 @@ mod timesteps;
 pub use attention::Attention;
 pub use block::BasicTransformerBlock;
 pub use config::{FeedForwardActivation, Transformer2DConfig};
+pub use diffusers_config::ITHQ_CONFIG_JSON;
 pub use embedding::ImagePositionalEmbeddings;
 pub use error::{ConfigError, LoadError};
 pub use feed_forward::FeedForward;

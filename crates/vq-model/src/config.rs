@@ -117,7 +117,23 @@ impl UpBlockType {
     }
 }
 
+/// `vqvae/config.json` of microsoft/vq-diffusion-ithq, as the hub has it.
+pub const ITHQ_CONFIG_JSON: &str = r#"{
+  "_class_name": "VQModel", "_diffusers_version": "0.8.0.dev0", "act_fn": "silu",
+  "block_out_channels": [64, 128, 256, 512],
+  "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+  "in_channels": 3, "latent_channels": 256, "layers_per_block": 2, "norm_num_groups": 32,
+  "num_vq_embeddings": 4096, "out_channels": 3, "sample_size": 32,
+  "up_block_types": ["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+  "vq_embed_dim": 128
+}"#;
+
 impl VqModelConfig {
+    /// The VQ-VAE of microsoft/vq-diffusion-ithq ([`ITHQ_CONFIG_JSON`]).
+    pub fn ithq() -> Self {
+        Self::from_json_str(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
+    }
+
     /// Parses a diffusers `config.json` (defaults for absent fields, unknown fields ignored) and
     /// validates it.
     pub fn from_json_str(json: &str) -> Result<Self, ConfigError> {

@@ -110,7 +110,7 @@ pub use blocks::{
     DownEncoderBlock2d, DownEncoderBlock2dConfig, UNetMidBlock2d, UNetMidBlock2dConfig, UpDecoderBlock2d,
     UpDecoderBlock2dConfig,
 };
-pub use config::{DownBlockType, UpBlockType, VqModelConfig};
+pub use config::{DownBlockType, UpBlockType, VqModelConfig, ITHQ_CONFIG_JSON};
 pub use decoder::{Decoder, DecoderConfig};
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::{ConfigError, VqModelError};

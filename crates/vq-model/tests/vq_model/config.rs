@@ -1,19 +1,8 @@
 //! `vqvae/config.json` parsing: diffusers' defaults, ignored fields, typed errors.
 
-use vq_model::{Activation, ConfigError, DownBlockType, UpBlockType, VqModelConfig};
+use vq_model::{Activation, ConfigError, DownBlockType, UpBlockType, VqModelConfig, ITHQ_CONFIG_JSON};
 
 use crate::common::{vqvae_dir, B};
-
-/// `microsoft/vq-diffusion-ithq`'s `vqvae/config.json` (reference §10.3).
-const ITHQ: &str = r#"{
-  "_class_name": "VQModel", "_diffusers_version": "0.8.0.dev0", "act_fn": "silu",
-  "block_out_channels": [64, 128, 256, 512],
-  "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
-  "in_channels": 3, "latent_channels": 256, "layers_per_block": 2, "norm_num_groups": 32,
-  "num_vq_embeddings": 4096, "out_channels": 3, "sample_size": 32,
-  "up_block_types": ["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-  "vq_embed_dim": 128
-}"#;
 
 /// The tiny fixture's config with one field replaced.
 fn tiny_with(field: &str, value: serde_json::Value) -> String {
@@ -29,7 +18,7 @@ fn error_of(json: &str) -> ConfigError {
 
 #[test]
 fn ithq_config_gets_diffusers_defaults() {
-    let config = VqModelConfig::from_json_str(ITHQ).unwrap();
+    let config = VqModelConfig::from_json_str(ITHQ_CONFIG_JSON).unwrap();
     assert_eq!(config.block_out_channels, [64, 128, 256, 512]);
     assert_eq!(config.embed_dim(), 128);
     assert_eq!(config.num_vq_embeddings, 4096);
