@@ -1,5 +1,6 @@
 //! diffusers' `Decoder` (`diffusers/models/autoencoders/vae.py`) with `norm_type="group"`.
 
+use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -104,12 +105,12 @@ impl<B: Backend> Decoder<B> {
     /// - input: `[batch, latent_channels, h, w]`
     /// - output: `[batch, out_channels, h·f, w·f]` with `f = 2^(levels − 1)`
     pub fn forward(&self, z: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.mid_block.forward(self.conv_in.forward(z));
+        let mut x = self.mid_block.forward(conv2d(&self.conv_in, z));
         for block in &self.up_blocks {
             x = block.forward(x);
         }
         // diffusers' `conv_act` is always SiLU, whatever `act_fn` says.
         let x = silu(group_norm(&self.conv_norm_out, x));
-        self.conv_out.forward(x)
+        conv2d(&self.conv_out, x)
     }
 }

@@ -1,6 +1,7 @@
 //! diffusers' `Encoder` (`diffusers/models/autoencoders/vae.py`) with `double_z=False`, as
 //! `VQModel` builds it.
 
+use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -106,13 +107,13 @@ impl<B: Backend> Encoder<B> {
     /// - output: `[batch, latent_channels, height / f, width / f]` with `f = 2^(levels − 1)`
     ///   (sizes rounded as in [`Downsample2d`](crate::Downsample2d))
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.conv_in.forward(x);
+        let mut x = conv2d(&self.conv_in, x);
         for block in &self.down_blocks {
             x = block.forward(x);
         }
         let x = self.mid_block.forward(x);
         // diffusers' `conv_act` is always SiLU, whatever `act_fn` says.
         let x = silu(group_norm(&self.conv_norm_out, x));
-        self.conv_out.forward(x)
+        conv2d(&self.conv_out, x)
     }
 }

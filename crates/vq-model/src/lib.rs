@@ -93,6 +93,7 @@ mod activation;
 mod attention;
 mod blocks;
 mod config;
+mod conv;
 mod decoder;
 mod encoder;
 mod error;
@@ -111,6 +112,7 @@ pub use blocks::{
     UpDecoderBlock2dConfig,
 };
 pub use config::{DownBlockType, UpBlockType, VqModelConfig, ITHQ_CONFIG_JSON};
+pub use conv::{conv2d, conv2d_gemm, conv_algorithm, set_conv_algorithm, ConvAlgorithm};
 pub use decoder::{Decoder, DecoderConfig};
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::{ConfigError, VqModelError};

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::conv::conv2d;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::backend::Backend;
@@ -119,7 +120,7 @@ impl<B: Backend> VqModel<B> {
                 found: x.dims().to_vec(),
             });
         }
-        Ok(self.quant_conv.forward(self.encoder.forward(x)))
+        Ok(conv2d(&self.quant_conv, self.encoder.forward(x)))
     }
 
     /// Latents → nearest codes, their indices and the commitment loss (diffusers'
@@ -146,7 +147,7 @@ impl<B: Backend> VqModel<B> {
     pub fn decode(&self, latents: Tensor<B, 4>, quantize: bool) -> Result<Tensor<B, 4>, VqModelError> {
         self.check_latents(&latents)?;
         let quant = if quantize { self.quantize.forward(latents).quantized } else { latents };
-        Ok(self.decoder.forward(self.post_quant_conv.forward(quant)))
+        Ok(self.decoder.forward(conv2d(&self.post_quant_conv, quant)))
     }
 
     /// Code indices → image, the VQ-Diffusion path: codebook lookup

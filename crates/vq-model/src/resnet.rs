@@ -1,5 +1,6 @@
 //! `ResnetBlock2D` without time embedding (`diffusers/models/resnet.py`), as the VQ-VAE uses it.
 
+use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -66,11 +67,11 @@ impl<B: Backend> ResnetBlock2d<B> {
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let h = self.activation.forward(group_norm(&self.norm1, x.clone()));
-        let h = self.conv1.forward(h);
+        let h = conv2d(&self.conv1, h);
         let h = self.activation.forward(group_norm(&self.norm2, h));
-        let h = self.conv2.forward(h);
+        let h = conv2d(&self.conv2, h);
         let shortcut = match &self.conv_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         shortcut + h

@@ -1,6 +1,7 @@
 //! `Downsample2D` and `Upsample2D` with `use_conv=True` (`diffusers/models/downsampling.py`,
 //! `diffusers/models/upsampling.py`).
 
+use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -43,7 +44,7 @@ impl<B: Backend> Downsample2d<B> {
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels, ⌊(height − 2)/2⌋ + 1, ⌊(width − 2)/2⌋ + 1]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 
@@ -76,7 +77,7 @@ impl<B: Backend> Upsample2d<B> {
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels, 2·height, 2·width]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.conv.forward(upsample_nearest_2x(x))
+        conv2d(&self.conv, upsample_nearest_2x(x))
     }
 }
 
