@@ -7,7 +7,7 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Bool, Distribution, ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use clip_text::Tokenizer;
 use serde::{Deserialize, Serialize};
 use vq_model::VqModel;
@@ -20,7 +20,7 @@ use crate::loss::{q_sample, StepRates, TimestepSampler, VqDiffusionLossConfig};
 use crate::rng::SplitMix64;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
-use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state};
+use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, Progress};
 use crate::train::params::{ema_decay_at, update_ema};
@@ -173,13 +173,9 @@ pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
 /// The JSON part of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
-    step: usize,
-    /// `--steps` of the run that wrote the checkpoint.
-    requested_steps: usize,
-    /// The schedule's length (requested, or fitted to a time budget).
-    total_steps: usize,
-    elapsed_seconds: f64,
-    rng: u64,
+    #[serde(flatten)]
+    run: RunState,
+    /// The importance sampler of timesteps and its loss statistics.
     sampler: TimestepSampler,
 }
 
@@ -190,12 +186,16 @@ pub fn train_diffusion<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DiffusionTrainSummary, TrainError> {
+    // The frozen VQ-VAE encodes every batch: its convolutions as GEMM (faster on every backend
+    // without conv autotuning, BENCHMARKS.md).
+    vq_model::set_conv_algorithm(vq_model::ConvAlgorithm::Gemm);
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
     B::seed(device, config.seed);
 
     let tokenizer_dir = config.out_dir.join("tokenizer");
-    let vocab_size = write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
+    let vocab_size =
+        write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
     let vqvae = VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
         .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))?;
@@ -242,55 +242,48 @@ pub fn train_diffusion<B: AutodiffBackend>(
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
         .init::<B, TextToTokens<B>>();
     let mut ema = model.valid();
-    let mut state = State {
-        step: 0,
-        requested_steps: config.steps,
-        total_steps: config.steps,
-        elapsed_seconds: 0.0,
-        rng: config.seed,
-        sampler: TimestepSampler::new(config.num_timesteps),
-    };
+    let mut state =
+        State { run: RunState::new(config.steps, config.seed), sampler: TimestepSampler::new(config.num_timesteps) };
     let state_path = checkpoint_dir.join("state.json");
     if config.resume {
         if let Some(saved) = load_state::<State>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
             optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
             ema = load_module(ema, &checkpoint_dir.join("ema"), device)?;
-            progress(&format!("resuming at step {} ({:.0} s done)", saved.step, saved.elapsed_seconds));
-            state = saved;
-            // The same --steps continues the saved (possibly fitted) schedule; new --steps
-            // start a new schedule length.
-            if state.requested_steps != config.steps {
-                state = State { requested_steps: config.steps, total_steps: config.steps, ..state };
-            }
+            progress(&saved.run.describe());
+            state = State { run: saved.run.resumed(config.steps), ..saved };
         }
     }
-    let mut rng = SplitMix64::new(state.rng);
+    let mut rng = SplitMix64::new(state.run.rng);
 
     let dataset = Arc::new(Dataset::new(dataset_config, config.seed)?);
     let mut batches = BatchStream::spawn(
         Arc::clone(&dataset),
         Split::Train,
         config.batch_size,
-        state.step as u64,
+        state.run.step as u64,
         config.workers,
         Some(Arc::new(tokenizer)),
     );
-    let mut curve = LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.step)?;
-    let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
+    let mut curve =
+        LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.run.step)?;
+    let mut timer = Progress::new(state.run.step, state.run.total_steps, state.run.elapsed_seconds, config.max_minutes);
     let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
-    let first_step = state.step;
+    let first_step = state.run.step;
     let mut step = first_step;
     let batch = config.batch_size;
-    let mut total_steps = state.total_steps;
+    let mut total_steps = state.run.total_steps;
     while step < total_steps {
-        let lr = learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+        let lr =
+            learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
         let host = batches.next_batch();
 
         // Tokens of the frozen VQ-VAE, on the inner backend.
         let images = host.images_tensor::<B::InnerBackend>(device);
         let latents = vqvae.encode(images).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
-        let x_0 = Tensor::<B, 2, Int>::from_inner(vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices);
+        let x_0 = Tensor::<B, 2, Int>::from_inner(
+            vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices,
+        );
         let pixels = x_0.dims()[1];
         let ids = host.ids_tensor::<B>(device);
         let dropped: Vec<bool> = (0..batch).map(|_| rng.bernoulli(config.caption_dropout)).collect();
@@ -299,7 +292,14 @@ pub fn train_diffusion<B: AutodiffBackend>(
         let timesteps = state.sampler.sample(batch, &mut rng);
         let rates = StepRates::<B>::gather(&tables, &timesteps.t, device);
         let uniform = || Tensor::<B, 2>::random([batch, pixels], Distribution::Default, device);
-        let x_t = q_sample(x_0.clone(), num_classes, rates.log_cumprod_bt.clone(), rates.log_cumprod_ct.clone(), uniform(), uniform());
+        let x_t = q_sample(
+            x_0.clone(),
+            num_classes,
+            rates.log_cumprod_bt.clone(),
+            rates.log_cumprod_ct.clone(),
+            uniform(),
+            uniform(),
+        );
         let log_p_x_0 = model.forward(x_t.clone(), ids, dropped, timesteps.t.clone());
         let terms = loss_config.loss(log_p_x_0, x_0, x_t, &timesteps, &rates);
 
@@ -307,24 +307,29 @@ pub fn train_diffusion<B: AutodiffBackend>(
         model = optimizer.step(lr, model, grads);
         ema = update_ema(ema, &model.valid(), ema_decay_at(step, config.ema_decay));
 
-        let vb: Vec<f64> = terms.vb.into_data().convert::<f64>().into_vec::<f64>().expect("f64 values");
-        let aux: Vec<f64> = terms.aux.into_data().convert::<f64>().into_vec::<f64>().expect("f64 values");
-        state.sampler.update(&timesteps.t, &vb);
-        let loss = terms.loss.into_scalar().elem::<f64>();
+        // One read-back per step (a GPU backend synchronises on each): [vb | aux | loss].
+        let values = Tensor::cat(vec![terms.vb.inner(), terms.aux.inner(), terms.loss.inner()], 0).into_data();
+        let values = values.convert::<f64>().into_vec::<f64>().expect("f64 values");
+        let (vb, aux, loss) = (&values[..batch], &values[batch..2 * batch], values[2 * batch]);
+        state.sampler.update(&timesteps.t, vb);
         if !loss.is_finite() {
             return Err(TrainError::model("diffusion training", format!("the loss is {loss} at step {step}")));
         }
         let per_token = |values: &[f64]| values.iter().sum::<f64>() / (values.len() * pixels) as f64;
         let mean_t = timesteps.t.iter().sum::<usize>() as f64 / batch as f64;
-        curve.record(step, &[loss, per_token(&vb), per_token(&aux), mean_t], lr, timer.total_elapsed())?;
+        curve.record(step, &[loss, per_token(vb), per_token(aux), mean_t], lr, timer.total_elapsed())?;
         window.push(loss);
         let done = step + 1;
-        if done.is_multiple_of(config.log_every) || done == total_steps {
+        if timer.should_log(step, config.log_every) {
             let mean = window.iter().sum::<f64>() / window.len() as f64;
             first_window.get_or_insert(mean);
             last_window = mean;
             window.clear();
-            progress(&timer.line(step, &[("loss", mean), ("vb/token", per_token(&vb)), ("aux/token", per_token(&aux))], lr));
+            progress(&timer.line(
+                step,
+                &[("loss", mean), ("vb/token", per_token(vb)), ("aux/token", per_token(aux))],
+                lr,
+            ));
         }
         step = done;
         let out_of_time = timer.out_of_time(step - 1);
@@ -333,11 +338,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
             progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
         }
         if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
-            state.step = step;
-            state.total_steps = total_steps;
-            state.elapsed_seconds = timer.total_elapsed();
-            state.rng = rng.next_u64();
-            rng = SplitMix64::new(state.rng);
+            state.run.advance(step, total_steps, timer.total_elapsed(), &mut rng);
             save_module(model.clone(), &checkpoint_dir.join("model"))?;
             save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
             save_module(ema.clone(), &checkpoint_dir.join("ema"))?;
@@ -356,7 +357,15 @@ pub fn train_diffusion<B: AutodiffBackend>(
     curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
     let shipped = if config.ema_decay > 0.0 { ema } else { model.valid() };
     let pipeline_dir = config.out_dir.join("pipeline");
-    write_pipeline(&shipped, &model_config, &config.vqvae_dir, &tokenizer_dir, &scheduler_config, &pipeline_dir, StoreDtype::F16)?;
+    write_pipeline(
+        &shipped,
+        &model_config,
+        &config.vqvae_dir,
+        &tokenizer_dir,
+        &scheduler_config,
+        &pipeline_dir,
+        StoreDtype::F16,
+    )?;
     progress(&format!("exported {}", pipeline_dir.display()));
     Ok(DiffusionTrainSummary {
         steps_done: step,

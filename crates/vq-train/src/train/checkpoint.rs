@@ -9,9 +9,54 @@ use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
 use burn::tensor::backend::Backend;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::rng::SplitMix64;
 use crate::TrainError;
+
+/// Where a run stands, the part of `checkpoint/state.json` both stages share (each flattens it
+/// into its own state).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// Steps done.
+    pub step: usize,
+    /// `--steps` of the run that wrote the checkpoint.
+    pub requested_steps: usize,
+    /// The schedule's length (requested, or fitted to a time budget).
+    pub total_steps: usize,
+    /// Training seconds of all processes so far.
+    pub elapsed_seconds: f64,
+    /// Seed of the host RNG from this point on.
+    pub rng: u64,
+}
+
+impl RunState {
+    /// A new run of `steps` steps.
+    pub fn new(steps: usize, seed: u64) -> Self {
+        Self { step: 0, requested_steps: steps, total_steps: steps, elapsed_seconds: 0.0, rng: seed }
+    }
+
+    /// A saved run continued with `--steps requested`: the same value continues the saved
+    /// (possibly fitted) schedule; a new one starts a new schedule length.
+    pub fn resumed(self, requested: usize) -> Self {
+        match self.requested_steps == requested {
+            true => self,
+            false => Self { requested_steps: requested, total_steps: requested, ..self },
+        }
+    }
+
+    /// "resuming at step …", for the progress output.
+    pub fn describe(&self) -> String {
+        format!("resuming at step {} ({:.0} s done)", self.step, self.elapsed_seconds)
+    }
+
+    /// Records the run at a checkpoint and reseeds the host RNG, so that a resumed process and
+    /// this one continue with the same stream.
+    pub fn advance(&mut self, step: usize, total_steps: usize, elapsed_seconds: f64, rng: &mut SplitMix64) {
+        *self = Self { step, total_steps, elapsed_seconds, rng: rng.next_u64(), ..*self };
+        *rng = SplitMix64::new(self.rng);
+    }
+}
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
@@ -50,4 +95,24 @@ pub fn load_state<S: DeserializeOwned>(path: &Path) -> Result<Option<S>, TrainEr
     }
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
     serde_json::from_str(&text).map(Some).map_err(|e| TrainError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_run_keeps_or_restarts_its_schedule_and_continues_the_rng() {
+        let mut state = RunState::new(100, 7);
+        let mut rng = SplitMix64::new(state.rng);
+        rng.next_u64();
+        state.advance(40, 60, 12.5, &mut rng);
+        // The process goes on with the stream a resumed process starts from.
+        assert_eq!(rng.next_u64(), SplitMix64::new(state.rng).next_u64());
+        assert_eq!((state.step, state.total_steps, state.requested_steps, state.elapsed_seconds), (40, 60, 100, 12.5));
+        // The same --steps keeps the fitted schedule; new --steps start a new one at the same step.
+        assert_eq!(state.clone().resumed(100).total_steps, 60);
+        let longer = state.resumed(200);
+        assert_eq!((longer.step, longer.total_steps, longer.requested_steps), (40, 200, 200));
+    }
 }

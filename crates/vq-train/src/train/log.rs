@@ -33,7 +33,12 @@ impl LossCurve {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(|e| TrainError::io(path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| TrainError::io(path, e))?;
         let mut writer = BufWriter::new(file);
         let header = format!("step,{},lr,seconds", columns.join(","));
         if kept.is_empty() {
@@ -52,7 +57,8 @@ impl LossCurve {
     pub fn record(&mut self, step: usize, values: &[f64], lr: f64, seconds: f64) -> Result<(), TrainError> {
         assert_eq!(values.len(), self.columns.len(), "one value per loss column");
         let terms: Vec<String> = values.iter().map(|v| format!("{v:.6e}")).collect();
-        writeln!(self.writer, "{step},{},{lr:.6e},{seconds:.2}", terms.join(",")).map_err(|e| TrainError::io(&self.path, e))
+        writeln!(self.writer, "{step},{},{lr:.6e},{seconds:.2}", terms.join(","))
+            .map_err(|e| TrainError::io(&self.path, e))
     }
 
     /// Flushes the file and draws the first column against the step into `png`
@@ -172,6 +178,16 @@ impl Progress {
         })
     }
 
+    /// Whether step `step` (0-based, just done) gets a progress line: every `log_every` steps,
+    /// the last step, and steps 1, 2, 3, 5, 10, 20 of this process, so that a GPU run shows how
+    /// long kernel compilation takes before the first full interval.
+    pub fn should_log(&self, step: usize, log_every: usize) -> bool {
+        let done = step + 1;
+        let done_here = done - self.first_step;
+        done.is_multiple_of(log_every)
+            || done == self.total_steps
+            || (done_here < log_every && matches!(done_here, 1 | 2 | 3 | 5 | 10 | 20))
+    }
 
     /// Seconds of this process.
     pub fn elapsed(&self) -> f64 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burn::module::{AutodiffModule, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vq_model::{VqModel, VqModelConfig};
@@ -16,7 +16,7 @@ use crate::data::{tensor_to_images, Dataset, DatasetConfig, Split};
 use crate::eval::{evaluate_ground_truth, EvalReport};
 use crate::rng::SplitMix64;
 use crate::train::batches::BatchStream;
-use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state};
+use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, Progress};
 use crate::train::schedule::learning_rate;
@@ -139,18 +139,6 @@ pub struct VqVaeTrainSummary {
     pub vqvae_dir: PathBuf,
 }
 
-/// The JSON part of a checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    step: usize,
-    /// `--steps` of the run that wrote the checkpoint.
-    requested_steps: usize,
-    /// The schedule's length (requested, or fitted to a time budget).
-    total_steps: usize,
-    elapsed_seconds: f64,
-    rng: u64,
-}
-
 /// Trains the VQ-VAE per `config` on `device`, writing `out_dir/vqvae/` at the end (also when
 /// the time budget stops the run early). `progress` receives one line per log interval.
 pub fn train_vqvae<B: AutodiffBackend>(
@@ -159,6 +147,8 @@ pub fn train_vqvae<B: AutodiffBackend>(
     progress: &mut dyn FnMut(&str),
 ) -> Result<VqVaeTrainSummary, TrainError> {
     let model_config = config.model_config();
+    // Convolutions as GEMM: the backends' direct convolution gradients dominated a step (BENCHMARKS.md).
+    vq_model::set_conv_algorithm(vq_model::ConvAlgorithm::Gemm);
     model_config.validate().map_err(|e| TrainError::model("VQ-VAE config", e))?;
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
@@ -166,28 +156,35 @@ pub fn train_vqvae<B: AutodiffBackend>(
 
     let mut model: VqModel<B> = model_config.init(device).map_err(|e| TrainError::model("VQ-VAE init", e))?;
     let mut optimizer = AdamWConfig::new().with_weight_decay(config.weight_decay).init::<B, VqModel<B>>();
-    let mut codebook = EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
-    let mut state = State { step: 0, requested_steps: config.steps, total_steps: config.steps, elapsed_seconds: 0.0, rng: config.seed };
+    let mut codebook =
+        EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
+    let mut state = RunState::new(config.steps, config.seed);
     let state_path = checkpoint_dir.join("state.json");
     if config.resume {
-        if let Some(saved) = load_state::<State>(&state_path)? {
+        if let Some(saved) = load_state::<RunState>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
             optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
             codebook = load_module(codebook, &checkpoint_dir.join("codebook"), device)?;
-            progress(&format!("resuming at step {} ({:.0} s done)", saved.step, saved.elapsed_seconds));
-            state = saved;
-            // The same --steps continues the saved (possibly fitted) schedule; new --steps
-            // start a new schedule length.
-            if state.requested_steps != config.steps {
-                state = State { requested_steps: config.steps, total_steps: config.steps, ..state };
-            }
+            progress(&saved.describe());
+            state = saved.resumed(config.steps);
         }
     }
     let mut rng = SplitMix64::new(state.rng);
 
     let dataset = Arc::new(Dataset::new(config.dataset.clone(), config.seed)?);
-    let mut batches = BatchStream::spawn(Arc::clone(&dataset), Split::Train, config.batch_size, state.step as u64, config.workers, None);
-    let mut curve = LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "l1", "l2", "commitment", "restarted"], state.step)?;
+    let mut batches = BatchStream::spawn(
+        Arc::clone(&dataset),
+        Split::Train,
+        config.batch_size,
+        state.step as u64,
+        config.workers,
+        None,
+    );
+    let mut curve = LossCurve::open(
+        &config.out_dir.join("loss.csv"),
+        &["loss", "l1", "l2", "commitment", "restarted"],
+        state.step,
+    )?;
     let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
     let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
 
@@ -195,7 +192,8 @@ pub fn train_vqvae<B: AutodiffBackend>(
     let mut step = first_step;
     let mut total_steps = state.total_steps;
     while step < total_steps {
-        let lr = learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+        let lr =
+            learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
         let x = batches.next_batch().images_tensor::<B>(device);
 
         let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
@@ -209,10 +207,12 @@ pub fn train_vqvae<B: AutodiffBackend>(
         }
         let codes_table = codebook.codebook();
         let indices = nearest_codes(flat.clone(), codes_table.clone());
-        let codes = Tensor::<B, 4>::from_inner(codes_table.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]));
+        let codes = Tensor::<B, 4>::from_inner(
+            codes_table.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]),
+        );
         // Straight-through estimator: the decoder sees e, the gradient reaches z_e.
         let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
-        let reconstruction = model.decoder.forward(model.post_quant_conv.forward(quantized));
+        let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
         let error = reconstruction - x;
         let l1 = error.clone().abs().mean();
         let l2 = error.square().mean();
@@ -222,17 +222,20 @@ pub fn train_vqvae<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(lr, model, grads);
         codebook = codebook.update(flat, indices);
-        model.quantize.embedding.weight = Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
+        model.quantize.embedding.weight =
+            Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
 
-        let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
-        let (loss, l1, l2, commitment) = (scalar(loss), scalar(l1), scalar(l2), scalar(commitment));
+        // One read-back per step: a GPU backend synchronises on each.
+        let values = Tensor::cat(vec![loss.inner(), l1.inner(), l2.inner(), commitment.inner()], 0).into_data();
+        let values = values.convert::<f64>().into_vec::<f64>().expect("f64 values");
+        let (loss, l1, l2, commitment) = (values[0], values[1], values[2], values[3]);
         if !loss.is_finite() {
             return Err(TrainError::model("VQ-VAE training", format!("the loss is {loss} at step {step}")));
         }
         curve.record(step, &[loss, l1, l2, commitment, restarted as f64], lr, timer.total_elapsed())?;
         window.push(loss);
         let done = step + 1;
-        if done.is_multiple_of(config.log_every) || done == total_steps {
+        if timer.should_log(step, config.log_every) {
             let mean = window.iter().sum::<f64>() / window.len() as f64;
             first_window.get_or_insert(mean);
             last_window = mean;
@@ -247,8 +250,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
             progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
         }
         if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
-            state = State { step, total_steps, elapsed_seconds: timer.total_elapsed(), rng: rng.next_u64(), ..state };
-            rng = SplitMix64::new(state.rng);
+            state.advance(step, total_steps, timer.total_elapsed(), &mut rng);
             save_module(model.clone(), &checkpoint_dir.join("model"))?;
             save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
             save_module(codebook.clone(), &checkpoint_dir.join("codebook"))?;
