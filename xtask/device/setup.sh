@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
 # Source on the lent GPU machine: unpacks the carried release xtask (built here with
-# `--features cuda`, stripped, xz-compressed into .carry/) and puts CUDA's NVRTC on the library path.
+# `--features cuda`, stripped, xz-compressed into .carry/), puts CUDA's NVRTC on the library path
+# and points CubeCL's kernel and autotune caches at /tmp/vq, seeded from the carried
+# .carry/cubecl-cache.tar.xz. `save_kernel_cache` packs the grown caches into $OUT for the next call.
+#
+# Why: burn 0.21's CUDA backend JIT-compiles (NVRTC, ~0.4–3 s each) and autotunes every kernel on
+# first use; without the caches the first ITHQ forward took minutes (BENCHMARKS.md).
 
 mkdir -p /tmp/vq && xz -dc .carry/xtask.xz > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
 nvrtc=$(find / -name 'libnvrtc.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
 export XTASK=/tmp/vq/xtask
+# A warm machine keeps the caches of its last call: unpack the carried ones only on a fresh one.
+[ -f .carry/cubecl-cache.tar.xz ] && [ ! -d /tmp/vq/cc ] && tar -xJf .carry/cubecl-cache.tar.xz -C /tmp/vq
+printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n[autotune]\nlevel = "minimal"\ncache = { file = "/tmp/vq/at" }\n' > cubecl.toml
+# CUBECL_LOG=1: each kernel compilation and autotune decision, with timings, into $OUT.
+if [ -n "${CUBECL_LOG:-}" ]; then
+  printf '[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\n[autotune.logger]\nlevel = "full"\nfile = "%s/autotune.log"\n' "$OUT" "$OUT" >> cubecl.toml
+fi
+export CUBECL_AUTOTUNE_LEVEL=minimal
+save_kernel_cache() { tar -cJf "$OUT/cubecl-cache.tar.xz" -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null); }
 # Peak GPU memory of everything that follows, sampled every 100 ms (burn 0.21 has no allocator high-water mark).
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "${OUT:-/tmp}/gpu-memory.log" &
+# (stderr off the caller's pipe, killed on exit: a sampler holding the pipe kept `| tail` waiting.)
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "${OUT:-/tmp}/gpu-memory.log" 2>/dev/null &
+sampler=$!
+trap 'kill $sampler 2>/dev/null' EXIT
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-echo "nvrtc: $nvrtc"
+echo "nvrtc: $nvrtc; kernel cache: $(du -sh /tmp/vq/cc /tmp/vq/at 2>/dev/null | tr '\n' ' ')"

@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: one training stage of the shapes model (issue 8).
-#   bash xtask/device/train.sh vqvae MINUTES
-#   bash xtask/device/train.sh transformer MINUTES   (needs .carry/vqvae.tar.xz from the first stage)
-# Brings back the stage's export, its loss curve and the grown CubeCL kernel cache under $OUT.
-stage=$1 minutes=$2
+# On the lent GPU machine: training stages of the shapes model (issue 8), each with a budget in minutes.
+#   bash xtask/device/train.sh vqvae 4 transformer 4
+# Each stage is killed 60 s after its budget (a first step can outlast any budget while kernels
+# compile), so the runs and the kernel caches still come back inside the call's 10 minutes.
+# Earlier runs travel as .carry/runs.tar.xz.part-* (a stage with a checkpoint resumes); the runs
+# (transformer checkpoints left out: too large to bring back), the logs and the grown kernel caches
+# come back under $OUT. BACKEND (default cuda-unfused) picks the xtask backend.
 source xtask/device/setup.sh
-[ -f .carry/cubecl-cache.tar.xz ] && tar -xJf .carry/cubecl-cache.tar.xz -C /tmp/vq
-printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n' > cubecl.toml
-export CUBECL_AUTOTUNE_LEVEL=minimal
+backend=${BACKEND:-cuda-unfused}
 mkdir -p /tmp/vq/runs
-case $stage in
-vqvae)
-  $XTASK train-vqvae --backend cuda --out /tmp/vq/runs/vqvae --steps 3000 --batch-size 64 \
-    --max-minutes "$minutes" --workers 14 --log-every 100 2>&1 | tee $OUT/train-vqvae.log
-  tar -cJf $OUT/vqvae.tar.xz -C /tmp/vq/runs --exclude=checkpoint vqvae ;;
-transformer)
-  tar -xJf .carry/vqvae.tar.xz -C /tmp/vq/runs
-  $XTASK train-transformer --backend cuda --out /tmp/vq/runs/diffusion --vqvae /tmp/vq/runs/vqvae/vqvae \
-    --steps 4000 --batch-size 128 --max-minutes "$minutes" --workers 14 --log-every 100 2>&1 | tee $OUT/train-transformer.log
-  tar -cf - -C /tmp/vq/runs --exclude=checkpoint diffusion | xz -T8 > /tmp/vq/diffusion.tar.xz
-  split -b 15M /tmp/vq/diffusion.tar.xz $OUT/diffusion.tar.xz.part- ;;
-esac
-tar -cJf $OUT/cubecl-cache.tar.xz -C /tmp/vq cc
+[ ! -d /tmp/vq/runs/vqvae ] && ls .carry/runs.tar.xz.part-* >/dev/null 2>&1 && cat .carry/runs.tar.xz.part-* | xz -dc | tar -x -C /tmp/vq
+while [ $# -ge 2 ]; do
+  stage=$1 minutes=$2; shift 2
+  case $stage in
+  vqvae)
+    timeout $((${minutes%.*} * 60 + 60)) $XTASK train-vqvae --backend "$backend" --out /tmp/vq/runs/vqvae --steps "${VQ_STEPS:-3000}" --batch-size 64 \
+      --max-minutes "$minutes" --workers 14 --log-every 100 2>&1 | tee -a $OUT/train-vqvae.log ;;
+  transformer)
+    timeout $((${minutes%.*} * 60 + 60)) $XTASK train-transformer --backend "$backend" --out /tmp/vq/runs/diffusion --vqvae /tmp/vq/runs/vqvae/vqvae \
+      --steps "${TR_STEPS:-4000}" --batch-size 128 --max-minutes "$minutes" --workers 14 --log-every 100 \
+      2>&1 | tee -a $OUT/train-transformer.log ;;
+  esac
+done
+tar -c -C /tmp/vq --exclude=runs/diffusion/checkpoint runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
+save_kernel_cache
 ls -la $OUT; sort -n $OUT/gpu-memory.log | tail -1

@@ -19,11 +19,15 @@ macro_rules! with_backend {
         match $name {
             #[cfg(feature = "ndarray")]
             "ndarray" => $f::<burn::backend::NdArray<f32>>($args, Default::default()),
+            #[cfg(feature = "flex")]
+            "flex" => $f::<burn::backend::Flex>($args, Default::default()),
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
-            #[cfg(feature = "cuda")]
+            #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
-            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+            #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
+            "cuda-unfused" => $f::<$crate::CudaUnfused>($args, Default::default()),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu, cuda / cuda-unfused)")),
         }
     };
     // Training: `$f::<Autodiff<B>>(args)`.
@@ -31,15 +35,24 @@ macro_rules! with_backend {
         match $name {
             #[cfg(feature = "ndarray")]
             "ndarray" => $f::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>($args),
+            #[cfg(feature = "flex")]
+            "flex" => $f::<burn::backend::Autodiff<burn::backend::Flex>>($args),
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
-            #[cfg(feature = "cuda")]
+            #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Autodiff<burn::backend::Cuda>>($args),
-            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask)")),
+            #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
+            "cuda-unfused" => $f::<burn::backend::Autodiff<$crate::CudaUnfused>>($args),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu, cuda / cuda-unfused)")),
         }
     };
 }
 pub(crate) use with_backend;
+
+/// burn's CUDA backend without its fusion layer: far fewer kernels to JIT-compile on first use
+/// (fusion compiles a kernel per fused graph, and training graphs are many).
+#[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
+pub(crate) type CudaUnfused = burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
 
 /// `--dtype` values.
 pub(crate) fn precision(name: &str) -> Result<vq_pipeline::Precision, String> {

@@ -11,7 +11,7 @@ use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
 /// Options shared by both stages.
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
-    /// Backend: ndarray (CPU, slow), wgpu or cuda (xtask features).
+    /// Backend: ndarray (CPU, slow), wgpu, cuda or cuda-unfused (xtask features).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Output folder of the run.

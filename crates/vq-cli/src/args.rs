@@ -8,7 +8,6 @@ use vq_pipeline::Precision;
 use crate::error::CliError;
 use crate::output::image_paths;
 
-
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
@@ -149,6 +148,8 @@ pub enum Rng {
 pub enum BackendKind {
     /// CPU (pure Rust), the default feature.
     Ndarray,
+    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16); cargo feature `flex`.
+    Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
     Wgpu,
     /// NVIDIA GPU through CUDA; cargo feature `cuda`.
@@ -181,6 +182,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ndarray => "ndarray",
+            Self::Flex => "flex",
             Self::Wgpu => "wgpu",
             Self::Cuda => "cuda",
         }
@@ -217,15 +219,10 @@ impl GenerateArgs {
             )));
         }
         if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
-            return Err(CliError::Usage(format!(
-                "--truncation-rate must be in (0, 1], got {}",
-                self.truncation_rate
-            )));
+            return Err(CliError::Usage(format!("--truncation-rate must be in (0, 1], got {}", self.truncation_rate)));
         }
         if self.num_images_per_prompt == 0 {
-            return Err(CliError::Usage(
-                "--num-images-per-prompt must be at least 1, got 0".into(),
-            ));
+            return Err(CliError::Usage("--num-images-per-prompt must be at least 1, got 0".into()));
         }
         if let Some(tokens) = &self.tokens {
             if image_paths(&self.output, self.batch_size()).contains(tokens) {

@@ -4,14 +4,16 @@ use crate::args::{BackendKind, GenerateArgs};
 use crate::error::CliError;
 use crate::generate::run;
 
-#[cfg(not(any(feature = "ndarray", feature = "wgpu", feature = "cuda")))]
-compile_error!("vq-cli needs at least one backend feature: ndarray, wgpu or cuda");
+#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu", feature = "cuda")))]
+compile_error!("vq-cli needs at least one backend feature: ndarray, flex, wgpu or cuda");
 
 /// Runs `args` on the backend it names, or says that backend is not compiled in.
 pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
     match args.backend {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => run::<burn::backend::NdArray>(Default::default(), args),
+        #[cfg(feature = "flex")]
+        BackendKind::Flex => run::<burn::backend::Flex>(Default::default(), args),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => run::<burn::backend::Wgpu>(Default::default(), args),
         #[cfg(feature = "cuda")]
@@ -25,6 +27,7 @@ pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
 pub fn compiled_in() -> Vec<&'static str> {
     [
         (cfg!(feature = "ndarray"), "ndarray"),
+        (cfg!(feature = "flex"), "flex"),
         (cfg!(feature = "wgpu"), "wgpu"),
         (cfg!(feature = "cuda"), "cuda"),
     ]
