@@ -1,7 +1,7 @@
 //! The sampling loop of `VQDiffusionPipeline.__call__`.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use transformer2d::Timesteps;
 use vq_scheduler::{
     clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource,
@@ -68,7 +68,10 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         let timesteps = scheduler.timesteps().to_vec();
         for (index, &t) in timesteps.iter().enumerate() {
             let input = if guided { Tensor::cat(vec![sample.clone(), sample.clone()], 0) } else { sample.clone() };
-            let log_p_x_0 = self.transformer.forward(input, prompt.embeddings.clone(), &Timesteps::Shared(t));
+            // Guidance, truncation and the scheduler run in f32 whatever the model's precision:
+            // small differences of log-probabilities decide which classes survive truncation.
+            let log_p_x_0 =
+                self.transformer.forward(input, prompt.embeddings.clone(), &Timesteps::Shared(t)).cast(FloatDType::F32);
             let log_p_x_0 = if guided {
                 // Rows [0, B) are unconditional, [B, 2B) conditional.
                 let uncond = log_p_x_0.clone().narrow(0, 0, batch);

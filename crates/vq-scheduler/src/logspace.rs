@@ -1,7 +1,7 @@
 //! Log-space helpers composed from burn ops (burn 0.21 has no `logsumexp` / `logaddexp`),
 //! following torch's CPU definitions so that f32 results agree to rounding.
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
 /// `ln(1e−30)` in f32 (−69.07755): the "log zero" of diffusers' `index_to_log_onehot`, which
 /// clamps the one-hot to at least 1e−30 before taking the log.
@@ -21,7 +21,7 @@ pub fn index_to_log_onehot<B: Backend>(x: Tensor<B, 2, Int>, num_classes: usize)
         .reshape([1, num_classes, 1])
         .expand(shape);
     let is_class = classes.equal(x.unsqueeze_dim::<3>(1).expand(shape));
-    Tensor::full(shape, LOG_ONEHOT_ZERO, &device).mask_fill(is_class, 0.0)
+    Tensor::full(shape, LOG_ONEHOT_ZERO, (&device, DType::F32)).mask_fill(is_class, 0.0)
 }
 
 /// `logaddexp(x, b)` for a tensor and a scalar, elementwise: `max + log1p(exp(−|x − b|))`,

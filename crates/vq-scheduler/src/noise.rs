@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
+use burn::tensor::{backend::Backend, DType, Distribution, Tensor, TensorData};
 
 use crate::TorchGenerator;
 
@@ -23,7 +23,7 @@ pub trait UniformSource<B: Backend> {
 impl<B: Backend> UniformSource<B> for TorchGenerator {
     fn uniform(&mut self, shape: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
         let values = self.uniform_vec(shape.iter().product());
-        Tensor::from_data(TensorData::new(values, shape), device)
+        Tensor::from_data(TensorData::new(values, shape), (device, DType::F32))
     }
 }
 
@@ -35,7 +35,7 @@ pub struct DeviceNoise;
 
 impl<B: Backend> UniformSource<B> for DeviceNoise {
     fn uniform(&mut self, shape: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
-        Tensor::random(shape, Distribution::Uniform(0.0, 1.0), device)
+        Tensor::random(shape, Distribution::Uniform(0.0, 1.0), (device, DType::F32))
     }
 }
 

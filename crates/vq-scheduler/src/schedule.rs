@@ -3,7 +3,7 @@
 //! stored as f32 logs, as diffusers' `alpha_schedules` / `gamma_schedules` and
 //! `VQDiffusionScheduler.__init__` do.
 
-use burn::tensor::{backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 
 use crate::{SchedulerError, VQDiffusionSchedulerConfig};
 
@@ -161,10 +161,12 @@ impl ScheduleTables {
         (a[t], b[t], c[t])
     }
 
-    /// Uploads the six tables to `device` as 1-D f32 tensors.
+    /// Uploads the six tables to `device` as 1-D f32 tensors (f32 also where the device's
+    /// default float type is f16/bf16: the scheduler computes in f32).
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> DeviceScheduleTables<B> {
-        let upload =
-            |values: &[f32]| Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [values.len()]), device);
+        let upload = |values: &[f32]| {
+            Tensor::<B, 1>::from_data(TensorData::new(values.to_vec(), [values.len()]), (device, DType::F32))
+        };
         DeviceScheduleTables {
             log_at: upload(&self.log_at),
             log_bt: upload(&self.log_bt),

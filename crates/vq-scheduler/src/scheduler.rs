@@ -2,7 +2,7 @@
 //! mask-and-replace diffusion and its Gumbel-max sampling step (diffusers'
 //! `schedulers/scheduling_vq_diffusion.py`).
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, FloatDType, Int, Tensor};
 
 use crate::{
     gumbel_max_sample, index_to_log_onehot, log_add_exp_scalar, log_sum_exp_classes, DeviceScheduleTables,
@@ -151,7 +151,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         );
         let (log_a, log_b, log_c) = self.tables.at(t, true);
         let q = log_add_exp_scalar(q.add_scalar(log_a), log_b);
-        let mask_row = Tensor::full([batch, 1, pixels], log_c, &q.device());
+        let mask_row = Tensor::full([batch, 1, pixels], log_c, (&q.device(), DType::F32));
         Tensor::cat(vec![q, mask_row], 1)
     }
 
@@ -176,6 +176,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
             "q_posterior needs t ≥ 1 (step uses the model output directly at t = 0)"
         );
         self.check_model_output(&log_p_x_0, &x_t);
+        let log_p_x_0 = log_p_x_0.cast(FloatDType::F32);
         let log_onehot_x_t = index_to_log_onehot(x_t.clone(), self.num_classes() + 1);
         let log_q_x_t_given_x_0 =
             self.log_q_t_transitioning_to_known_class(t, x_t.clone(), log_onehot_x_t.clone(), true);
@@ -211,12 +212,14 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     ) -> Tensor<B, 2, Int> {
         self.check_timestep(t);
         self.check_model_output(&model_output, &sample);
+        // The posterior and the sampling run in f32 whatever the model's float type.
+        let model_output = model_output.cast(FloatDType::F32);
         let logits = if t == 0 {
             model_output
         } else {
             self.q_posterior(model_output, sample, t)
         };
-        let uniform = noise.uniform(logits.dims(), &logits.device());
+        let uniform = noise.uniform(logits.dims(), &logits.device()).cast(FloatDType::F32);
         gumbel_max_sample(logits, uniform)
     }
 

@@ -108,3 +108,27 @@ fn gumbel_noise_matches_its_formula_including_u_equal_0() {
     let at_zero = to_f32(gumbel_noise(float3(vec![0.0], [1, 1, 1])))[0];
     assert!((at_zero + 4.235_23).abs() < 1e-5, "{at_zero}");
 }
+
+/// The scheduler computes in f32 (its tables, one-hots and noise are f32) whatever float type
+/// the model hands it: burn-flex panicked on the mixed types when a model ran in f16. NdArray has
+/// no f16, so this feeds f64 (exact for f32 values): the step must equal the f32 step. The f16
+/// and bf16 runs are measured end to end by `xtask parity --backend flex --dtype f16|bf16`.
+#[test]
+fn a_model_output_of_another_float_type_is_stepped_in_f32() {
+    use burn::tensor::{DType, FloatDType};
+    let scheduler = scheduler(5);
+    let [batch, pixels] = [2, 16];
+    let values: Vec<f32> = (0..batch * 5 * pixels).map(|i| -((i * 7919 % 97) as f32) / 13.0).collect();
+    let logits = float3(values, [batch, 5, pixels]);
+    let log_p = logits.clone() - log_sum_exp_classes(logits);
+    let wide = log_p.clone().cast(FloatDType::F64);
+    assert_eq!(wide.dtype(), DType::F64);
+    let x_t = int2((0..batch * pixels).map(|i| (i % 6) as i64).collect(), [batch, pixels]);
+    for t in [0, 1, 37, 99] {
+        let step = |model_output: Tensor<B, 3>| {
+            let mut noise = TorchGenerator::new(11);
+            to_i64(scheduler.step(model_output, t, x_t.clone(), &mut noise))
+        };
+        assert_eq!(step(wide.clone()), step(log_p.clone()), "t = {t}");
+    }
+}
