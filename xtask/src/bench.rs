@@ -20,7 +20,7 @@ use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, DeviceNo
 /// Arguments of `xtask bench`.
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Backend: one compiled in (`ndarray`, `wgpu`, `cuda`).
+    /// Backend: one compiled in (`ndarray`, `flex`, `wgpu`, `cuda`, `cuda-unfused`).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Float precision: f32, f16 or bf16.

@@ -17,7 +17,7 @@ pub struct Args {
     /// The pipeline folder (e.g. a `train-transformer` run's `pipeline/`).
     #[arg(long)]
     model: PathBuf,
-    /// Backend: ndarray, wgpu or cuda (xtask features).
+    /// Backend: ndarray, flex, wgpu or cuda (xtask features).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Prompts: held-out (combinations never trained on) or validation.
