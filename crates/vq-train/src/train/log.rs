@@ -235,6 +235,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn progress_lines_come_early_then_every_interval() {
+        let timer = Progress::new(0, 1000, 0.0, None);
+        let logged: Vec<usize> = (0..1000).filter(|&step| timer.should_log(step, 100)).map(|step| step + 1).collect();
+        assert_eq!(logged, [1, 2, 3, 5, 10, 20, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+        // A resumed process counts its early steps from where it starts; the last step always logs.
+        let resumed = Progress::new(500, 1003, 0.0, None);
+        let logged: Vec<usize> =
+            (500..1003).filter(|&step| resumed.should_log(step, 100)).map(|step| step + 1).collect();
+        assert_eq!(logged, [501, 502, 503, 505, 510, 520, 600, 700, 800, 900, 1000, 1003]);
+    }
+
+    #[test]
     fn a_resumed_curve_keeps_each_step_once() {
         let dir = std::env::temp_dir().join(format!("vq-train-curve-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
