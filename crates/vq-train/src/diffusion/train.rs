@@ -22,7 +22,7 @@ use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, StoreDtype};
-use crate::train::log::{LossCurve, Progress};
+use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::params::{ema_decay_at, update_ema};
 use crate::train::schedule::learning_rate;
 use crate::TrainError;
@@ -268,14 +268,18 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let mut curve =
         LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.run.step)?;
     let mut timer = Progress::new(state.run.step, state.run.total_steps, state.run.elapsed_seconds, config.max_minutes);
-    let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
+    let mut windows = LossWindows::default();
     let first_step = state.run.step;
     let mut step = first_step;
     let batch = config.batch_size;
-    let mut total_steps = state.run.total_steps;
-    while step < total_steps {
-        let lr =
-            learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+    while step < timer.total_steps() {
+        let lr = learning_rate(
+            step,
+            timer.total_steps(),
+            config.warmup_steps,
+            config.learning_rate,
+            config.learning_rate * 0.02,
+        );
         let host = batches.next_batch();
 
         // Tokens of the frozen VQ-VAE, on the inner backend.
@@ -318,42 +322,31 @@ pub fn train_diffusion<B: AutodiffBackend>(
         let per_token = |values: &[f64]| values.iter().sum::<f64>() / (values.len() * pixels) as f64;
         let mean_t = timesteps.t.iter().sum::<usize>() as f64 / batch as f64;
         curve.record(step, &[loss, per_token(vb), per_token(aux), mean_t], lr, timer.total_elapsed())?;
-        window.push(loss);
-        let done = step + 1;
+        windows.push(loss);
         if timer.should_log(step, config.log_every) {
-            let mean = window.iter().sum::<f64>() / window.len() as f64;
-            first_window.get_or_insert(mean);
-            last_window = mean;
-            window.clear();
+            let mean = windows.close();
             progress(&timer.line(
                 step,
                 &[("loss", mean), ("vb/token", per_token(vb)), ("aux/token", per_token(aux))],
                 lr,
             ));
         }
-        step = done;
-        let out_of_time = timer.out_of_time(step - 1);
-        if let Some(fitted) = timer.fit_steps(step - 1) {
-            total_steps = fitted;
-            progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
-        }
-        if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
-            state.run.advance(step, total_steps, timer.total_elapsed(), &mut rng);
+        let end = timer.after_step(step, config.checkpoint_every, progress);
+        step += 1;
+        if end.checkpoint {
+            state.run.advance(step, timer.total_steps(), timer.total_elapsed(), &mut rng);
             save_module(model.clone(), &checkpoint_dir.join("model"))?;
             save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
             save_module(ema.clone(), &checkpoint_dir.join("ema"))?;
             save_state(&state, &state_path)?;
             curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
         }
-        if out_of_time {
+        if end.stop {
             progress(&format!("time budget reached after step {step}; saved"));
             break;
         }
     }
-    if !window.is_empty() {
-        last_window = window.iter().sum::<f64>() / window.len() as f64;
-        first_window.get_or_insert(last_window);
-    }
+    let (first_loss, final_loss) = windows.finish();
     curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
     let shipped = if config.ema_decay > 0.0 { ema } else { model.valid() };
     let pipeline_dir = config.out_dir.join("pipeline");
@@ -369,8 +362,8 @@ pub fn train_diffusion<B: AutodiffBackend>(
     progress(&format!("exported {}", pipeline_dir.display()));
     Ok(DiffusionTrainSummary {
         steps_done: step,
-        first_loss: first_window.unwrap_or(f64::NAN),
-        final_loss: last_window,
+        first_loss,
+        final_loss,
         seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
         parameters,
         pipeline_dir,

@@ -122,6 +122,52 @@ pub fn plot_log_curve(points: &[(f64, f64)]) -> RgbImage {
     image
 }
 
+/// Mean losses of the progress-line windows: the first (where this process started) and the
+/// latest (where it is).
+pub struct LossWindows {
+    values: Vec<f64>,
+    first: Option<f64>,
+    last: f64,
+}
+
+impl Default for LossWindows {
+    fn default() -> Self {
+        Self { values: Vec::new(), first: None, last: f64::NAN }
+    }
+}
+
+impl LossWindows {
+    /// Adds one step's loss to the open window.
+    pub fn push(&mut self, loss: f64) {
+        self.values.push(loss);
+    }
+
+    /// Closes the open window and returns its mean, now the latest (and, the first time, the first).
+    pub fn close(&mut self) -> f64 {
+        let mean = self.values.iter().sum::<f64>() / self.values.len() as f64;
+        self.first.get_or_insert(mean);
+        self.last = mean;
+        self.values.clear();
+        mean
+    }
+
+    /// Closes a partly filled last window; returns (first, latest) means, NaN where no step ran.
+    pub fn finish(mut self) -> (f64, f64) {
+        if !self.values.is_empty() {
+            self.close();
+        }
+        (self.first.unwrap_or(f64::NAN), self.last)
+    }
+}
+
+/// What a training loop does after a step ([`Progress::after_step`]).
+pub struct StepEnd {
+    /// Write a checkpoint now.
+    pub checkpoint: bool,
+    /// The time budget is spent: stop after the checkpoint.
+    pub stop: bool,
+}
+
 /// Steps/s, ETA and the wall-clock budget of a run.
 pub struct Progress {
     start: Instant,
@@ -189,6 +235,23 @@ impl Progress {
             || (done_here < log_every && matches!(done_here, 1 | 2 | 3 | 5 | 10 | 20))
     }
 
+    /// The schedule's length: requested, or fitted to the budget by [`Progress::after_step`].
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    /// Ends step `step` (0-based, just done): fits the schedule to the budget once the step rate is
+    /// known (announced through `progress`), and says whether to checkpoint (every
+    /// `checkpoint_every` steps, at the end, and when the budget is spent) and whether to stop.
+    pub fn after_step(&mut self, step: usize, checkpoint_every: usize, progress: &mut dyn FnMut(&str)) -> StepEnd {
+        let stop = self.out_of_time(step);
+        if let Some(fitted) = self.fit_steps(step) {
+            progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
+        }
+        let done = step + 1;
+        StepEnd { checkpoint: done.is_multiple_of(checkpoint_every) || done == self.total_steps || stop, stop }
+    }
+
     /// Seconds of this process.
     pub fn elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
@@ -244,6 +307,35 @@ mod tests {
         let logged: Vec<usize> =
             (500..1003).filter(|&step| resumed.should_log(step, 100)).map(|step| step + 1).collect();
         assert_eq!(logged, [501, 502, 503, 505, 510, 520, 600, 700, 800, 900, 1000, 1003]);
+    }
+
+    #[test]
+    fn loss_windows_keep_the_first_and_latest_means() {
+        let mut windows = LossWindows::default();
+        for loss in [4.0, 2.0] {
+            windows.push(loss);
+        }
+        assert_eq!(windows.close(), 3.0);
+        windows.push(1.0);
+        assert_eq!(windows.close(), 1.0);
+        windows.push(0.5);
+        // The partly filled last window closes on finish.
+        assert_eq!(windows.finish(), (3.0, 0.5));
+        let (first, last) = LossWindows::default().finish();
+        assert!(first.is_nan() && last.is_nan());
+    }
+
+    #[test]
+    fn without_a_budget_steps_checkpoint_on_the_interval_and_at_the_end() {
+        let mut timer = Progress::new(0, 25, 0.0, None);
+        let mut said = Vec::new();
+        let ends: Vec<(usize, bool)> = (0..25)
+            .map(|step| (step + 1, timer.after_step(step, 10, &mut |line| said.push(line.to_string()))))
+            .filter(|(_, end)| end.checkpoint || end.stop)
+            .map(|(done, end)| (done, end.stop))
+            .collect();
+        assert_eq!(ends, [(10, false), (20, false), (25, false)]);
+        assert!(said.is_empty());
     }
 
     #[test]

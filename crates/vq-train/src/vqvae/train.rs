@@ -18,7 +18,7 @@ use crate::rng::SplitMix64;
 use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
-use crate::train::log::{LossCurve, Progress};
+use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::schedule::learning_rate;
 use crate::TrainError;
 
@@ -186,14 +186,18 @@ pub fn train_vqvae<B: AutodiffBackend>(
         state.step,
     )?;
     let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
-    let (mut window, mut first_window, mut last_window) = (Vec::new(), None, f64::NAN);
+    let mut windows = LossWindows::default();
 
     let first_step = state.step;
     let mut step = first_step;
-    let mut total_steps = state.total_steps;
-    while step < total_steps {
-        let lr =
-            learning_rate(step, total_steps, config.warmup_steps, config.learning_rate, config.learning_rate * 0.02);
+    while step < timer.total_steps() {
+        let lr = learning_rate(
+            step,
+            timer.total_steps(),
+            config.warmup_steps,
+            config.learning_rate,
+            config.learning_rate * 0.02,
+        );
         let x = batches.next_batch().images_tensor::<B>(device);
 
         let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
@@ -233,46 +237,35 @@ pub fn train_vqvae<B: AutodiffBackend>(
             return Err(TrainError::model("VQ-VAE training", format!("the loss is {loss} at step {step}")));
         }
         curve.record(step, &[loss, l1, l2, commitment, restarted as f64], lr, timer.total_elapsed())?;
-        window.push(loss);
-        let done = step + 1;
+        windows.push(loss);
         if timer.should_log(step, config.log_every) {
-            let mean = window.iter().sum::<f64>() / window.len() as f64;
-            first_window.get_or_insert(mean);
-            last_window = mean;
-            window.clear();
+            let mean = windows.close();
             let usage = codebook.usage(config.restart_threshold);
             progress(&timer.line(step, &[("loss", mean), ("l1", l1), ("commit", commitment), ("usage", usage)], lr));
         }
-        step = done;
-        let out_of_time = timer.out_of_time(step - 1);
-        if let Some(fitted) = timer.fit_steps(step - 1) {
-            total_steps = fitted;
-            progress(&format!("fitting the run to the time budget: {fitted} steps in all"));
-        }
-        if step.is_multiple_of(config.checkpoint_every) || step == total_steps || out_of_time {
-            state.advance(step, total_steps, timer.total_elapsed(), &mut rng);
+        let end = timer.after_step(step, config.checkpoint_every, progress);
+        step += 1;
+        if end.checkpoint {
+            state.advance(step, timer.total_steps(), timer.total_elapsed(), &mut rng);
             save_module(model.clone(), &checkpoint_dir.join("model"))?;
             save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
             save_module(codebook.clone(), &checkpoint_dir.join("codebook"))?;
             save_state(&state, &state_path)?;
             curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
         }
-        if out_of_time {
+        if end.stop {
             progress(&format!("time budget reached after step {step}; saved"));
             break;
         }
     }
-    if !window.is_empty() {
-        last_window = window.iter().sum::<f64>() / window.len() as f64;
-        first_window.get_or_insert(last_window);
-    }
+    let (first_loss, final_loss) = windows.finish();
     let vqvae_dir = config.out_dir.join("vqvae");
     write_vqvae_dir(&model.valid(), &model_config, &vqvae_dir, StoreDtype::F32)?;
     curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
     Ok(VqVaeTrainSummary {
         steps_done: step,
-        final_loss: last_window,
-        first_loss: first_window.unwrap_or(f64::NAN),
+        final_loss,
+        first_loss,
         codebook_usage: codebook.usage(config.restart_threshold),
         seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
         vqvae_dir,
