@@ -47,6 +47,18 @@ pub struct RunArgs {
     /// Start from scratch even if the output folder has a checkpoint.
     #[arg(long)]
     fresh: bool,
+    /// How the VQ-VAE convolves: gemm (fastest on the CPU) or backend (the backend's kernels;
+    /// faster on the untuned CUDA build).
+    #[arg(long, default_value = "gemm", value_parser = parse_convolution)]
+    convolution: vq_model::ConvAlgorithm,
+}
+
+fn parse_convolution(value: &str) -> Result<vq_model::ConvAlgorithm, String> {
+    match value {
+        "gemm" => Ok(vq_model::ConvAlgorithm::Gemm),
+        "backend" => Ok(vq_model::ConvAlgorithm::Backend),
+        other => Err(format!("unknown convolution {other:?}: expected gemm or backend")),
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -138,6 +150,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         workers: r.workers,
         seed: r.seed,
         resume: !r.fresh,
+        convolution: r.convolution,
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };
@@ -182,6 +195,7 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         workers: r.workers,
         seed: r.seed,
         resume: !r.fresh,
+        convolution: r.convolution,
         ..defaults
     };
     crate::with_backend!(r.backend.as_str(), transformer_on, &config, autodiff)

@@ -19,7 +19,8 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Slice, Tensor};
 
 /// How [`conv2d`] convolves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ConvAlgorithm {
     /// The backend's convolution op (`burn::nn::conv::Conv2d::forward`).
     Backend,

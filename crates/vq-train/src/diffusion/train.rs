@@ -20,7 +20,9 @@ use crate::loss::{q_sample, StepRates, TimestepSampler, VqDiffusionLossConfig};
 use crate::rng::SplitMix64;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
-use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
+use crate::train::checkpoint::{
+    load_module, load_optimizer, load_state, save_module, save_record, save_state, RunState,
+};
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::params::{ema_decay_at, update_ema};
@@ -88,6 +90,10 @@ pub struct DiffusionTrainConfig {
     pub seed: u64,
     /// Continue from `out_dir/checkpoint` when it exists.
     pub resume: bool,
+    /// How the VQ-VAE convolves: GEMM (the fastest on the CPU backends) or the backend's own
+    /// kernels (faster in burn 0.21's untuned CUDA build, whose matrix-product path spends more
+    /// time outside the kernels; BENCHMARKS.md).
+    pub convolution: vq_model::ConvAlgorithm,
     /// The dataset (its image side is replaced by the VQ-VAE's `sample_size`).
     pub dataset: DatasetConfig,
 }
@@ -126,6 +132,7 @@ impl Default for DiffusionTrainConfig {
             workers: 4,
             seed: 0,
             resume: true,
+            convolution: vq_model::ConvAlgorithm::Gemm,
             dataset: DatasetConfig::default(),
         }
     }
@@ -186,9 +193,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DiffusionTrainSummary, TrainError> {
-    // The frozen VQ-VAE encodes every batch: its convolutions as GEMM (faster on every backend
-    // without conv autotuning, BENCHMARKS.md).
-    vq_model::set_conv_algorithm(vq_model::ConvAlgorithm::Gemm);
+    vq_model::set_conv_algorithm(config.convolution);
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
     B::seed(device, config.seed);
@@ -248,7 +253,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     if config.resume {
         if let Some(saved) = load_state::<State>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
+            optimizer = load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
             ema = load_module(ema, &checkpoint_dir.join("ema"), device)?;
             progress(&saved.run.describe());
             state = State { run: saved.run.resumed(config.steps), ..saved };

@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +83,27 @@ pub fn load_record<B: Backend, R: Record<B>>(path: &Path, device: &B::Device) ->
     Recorder::<B>::load(&recorder(), path.to_path_buf(), device).map_err(|e| TrainError::io(path, e))
 }
 
+/// `optimizer` with the state saved at `path` (`.mpk` appended), or unchanged — its moments
+/// at zero — when the checkpoint has none: a checkpoint can travel without its optimizer
+/// state, which is twice the size of the weights. `progress` hears which.
+pub fn load_optimizer<B, M, O>(
+    optimizer: O,
+    path: &Path,
+    device: &B::Device,
+    progress: &mut dyn FnMut(&str),
+) -> Result<O, TrainError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    if path.with_extension("mpk").exists() {
+        return Ok(optimizer.load_record(load_record(path, device)?));
+    }
+    progress(&format!("{}.mpk is missing: the optimizer's moments start from zero", path.display()));
+    Ok(optimizer)
+}
+
 /// Writes the JSON training state.
 pub fn save_state<S: Serialize>(state: &S, path: &Path) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::io(path, e))?;
@@ -99,7 +121,54 @@ pub fn load_state<S: DeserializeOwned>(path: &Path) -> Result<Option<S>, TrainEr
 
 #[cfg(test)]
 mod tests {
+    use burn::backend::{Autodiff, NdArray};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::tensor::{Distribution, Tensor};
+
     use super::*;
+
+    type B = Autodiff<NdArray<f32>>;
+
+    /// One AdamW step of `model` on a fixed regression batch.
+    fn step<O: Optimizer<Linear<B>, B>>(optimizer: &mut O, model: Linear<B>, x: &Tensor<B, 2>) -> Linear<B> {
+        let loss = model.forward(x.clone()).square().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optimizer.step(1e-2, model, grads)
+    }
+
+    fn weights(model: &Linear<B>) -> Vec<f32> {
+        model.weight.val().into_data().into_vec::<f32>().expect("f32 weights")
+    }
+
+    #[test]
+    fn an_optimizer_resumes_its_moments_or_starts_fresh_without_a_saved_state() {
+        let device = Default::default();
+        let dir = std::env::temp_dir().join(format!("vq-train-optimizer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("optimizer");
+        let x = Tensor::<B, 2>::random([8, 3], Distribution::Normal(0.0, 1.0), &device);
+        let model = LinearConfig::new(3, 2).init::<B>(&device);
+        let mut optimizer = AdamWConfig::new().init::<B, Linear<B>>();
+        let model = step(&mut optimizer, model, &x);
+        save_record::<B, _>(optimizer.to_record(), &path).expect("save");
+        let continued = weights(&step(&mut optimizer, model.clone(), &x));
+
+        let mut heard = Vec::new();
+        let mut resumed = load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
+            .expect("load");
+        assert_eq!(weights(&step(&mut resumed, model.clone(), &x)), continued);
+        assert!(heard.is_empty(), "{heard:?}");
+
+        std::fs::remove_file(path.with_extension("mpk")).expect("remove");
+        let mut fresh = load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
+            .expect("a missing state is no error");
+        let restarted = weights(&step(&mut fresh, model.clone(), &x));
+        assert_eq!(restarted, weights(&step(&mut AdamWConfig::new().init(), model, &x)));
+        assert_ne!(restarted, continued, "zero moments step differently");
+        assert!(heard.len() == 1 && heard[0].contains("optimizer.mpk is missing"), "{heard:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn a_resumed_run_keeps_or_restarts_its_schedule_and_continues_the_rng() {

@@ -16,7 +16,9 @@ use crate::data::{tensor_to_images, Dataset, DatasetConfig, Split};
 use crate::eval::{evaluate_ground_truth, EvalReport};
 use crate::rng::SplitMix64;
 use crate::train::batches::BatchStream;
-use crate::train::checkpoint::{load_module, load_record, load_state, save_module, save_record, save_state, RunState};
+use crate::train::checkpoint::{
+    load_module, load_optimizer, load_state, save_module, save_record, save_state, RunState,
+};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::schedule::learning_rate;
@@ -67,6 +69,10 @@ pub struct VqVaeTrainConfig {
     pub seed: u64,
     /// Continue from `out_dir/checkpoint` when it exists.
     pub resume: bool,
+    /// How the VQ-VAE convolves: GEMM (the fastest on the CPU backends) or the backend's own
+    /// kernels (faster in burn 0.21's untuned CUDA build, whose matrix-product path spends more
+    /// time outside the kernels; BENCHMARKS.md).
+    pub convolution: vq_model::ConvAlgorithm,
     /// The dataset.
     pub dataset: DatasetConfig,
 }
@@ -97,6 +103,7 @@ impl Default for VqVaeTrainConfig {
             workers: 4,
             seed: 0,
             resume: true,
+            convolution: vq_model::ConvAlgorithm::Gemm,
             dataset: DatasetConfig::default(),
         }
     }
@@ -147,8 +154,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
     progress: &mut dyn FnMut(&str),
 ) -> Result<VqVaeTrainSummary, TrainError> {
     let model_config = config.model_config();
-    // Convolutions as GEMM: the backends' direct convolution gradients dominated a step (BENCHMARKS.md).
-    vq_model::set_conv_algorithm(vq_model::ConvAlgorithm::Gemm);
+    vq_model::set_conv_algorithm(config.convolution);
     model_config.validate().map_err(|e| TrainError::model("VQ-VAE config", e))?;
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
@@ -163,7 +169,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
     if config.resume {
         if let Some(saved) = load_state::<RunState>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            optimizer = optimizer.load_record(load_record(&checkpoint_dir.join("optimizer"), device)?);
+            optimizer = load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
             codebook = load_module(codebook, &checkpoint_dir.join("codebook"), device)?;
             progress(&saved.describe());
             state = saved.resumed(config.steps);
