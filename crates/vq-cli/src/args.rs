@@ -8,6 +8,13 @@ use vq_pipeline::Precision;
 use crate::error::CliError;
 use crate::output::image_paths;
 
+/// The environment variable naming the model used when `--model` is not given.
+pub const MODEL_ENV: &str = "VQ_DIFFUSION_MODEL";
+
+/// Where a build from this repository looks for the project's own shapes model (trained by
+/// `xtask train-vqvae` and `train-transformer`) when neither `--model` nor [`MODEL_ENV`] names one.
+pub const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes");
+
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
@@ -72,8 +79,10 @@ pub enum Command {
 )]
 pub struct GenerateArgs {
     /// Pipeline folder, or Hugging Face repository id such as microsoft/vq-diffusion-ithq.
+    /// Default: $VQ_DIFFUSION_MODEL, else models/shapes of this repository (the project's own
+    /// small model of coloured shapes, where a checkout has it).
     #[arg(long, value_name = "DIR|REPO_ID")]
-    pub model: String,
+    pub model: Option<String>,
 
     /// Text prompt; repeat the flag for several prompts (one batch, prompt-major order).
     #[arg(long, value_name = "TEXT", required = true)]
@@ -201,6 +210,25 @@ impl Dtype {
 }
 
 impl GenerateArgs {
+    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
+    pub fn model(&self) -> Result<String, CliError> {
+        if let Some(model) = &self.model {
+            return Ok(model.clone());
+        }
+        if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
+            return Ok(model.to_string_lossy().into_owned());
+        }
+        let shipped = std::path::Path::new(SHIPPED_MODEL);
+        match shipped.join("model_index.json").is_file() {
+            true => Ok(normalize(shipped)),
+            false => Err(CliError::Failure(format!(
+                "no --model given, {MODEL_ENV} is not set and the shipped model is not at {}: \
+                 pass --model DIR|REPO_ID",
+                normalize(shipped)
+            ))),
+        }
+    }
+
     /// Number of images: prompts × images per prompt.
     pub fn batch_size(&self) -> usize {
         self.prompt.len() * self.num_images_per_prompt
@@ -234,4 +262,10 @@ impl GenerateArgs {
         }
         Ok(())
     }
+}
+
+/// `path` without its `..` components where it exists (the compile-time path of the shipped
+/// model reads `crates/vq-cli/../../models/shapes`).
+fn normalize(path: &std::path::Path) -> String {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }

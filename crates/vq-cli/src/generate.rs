@@ -26,7 +26,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         other => other.into(),
     })?;
 
-    let model = &args.model;
+    let model = &args.model()?;
     report(&format!(
         "Loading {} ({} backend, {})…",
         model,

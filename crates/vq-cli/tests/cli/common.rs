@@ -17,12 +17,19 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// Runs `vq-diffusion` with `args`.
+/// Runs `vq-diffusion` with `args`, without `VQ_DIFFUSION_MODEL` in its environment.
 pub fn vq_diffusion<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
+    vq_diffusion_with_model_env(args, None)
+}
+
+/// Runs `vq-diffusion` with `args` and `VQ_DIFFUSION_MODEL` set to `model` (unset for `None`).
+pub fn vq_diffusion_with_model_env<S: AsRef<std::ffi::OsStr>>(args: &[S], model: Option<&str>) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"));
+    command.args(args).env_remove("VQ_DIFFUSION_MODEL");
+    if let Some(model) = model {
+        command.env("VQ_DIFFUSION_MODEL", model);
+    }
+    let output = command.output().expect("the binary runs");
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -59,11 +66,7 @@ impl Run {
         for word in words {
             assert!(line.contains(word), "{word:?} missing from {line:?}");
         }
-        assert!(
-            self.stdout.is_empty(),
-            "nothing on stdout after an error: {}",
-            self.stdout
-        );
+        assert!(self.stdout.is_empty(), "nothing on stdout after an error: {}", self.stdout);
     }
 }
 
@@ -86,13 +89,7 @@ pub fn reference(name: &str) -> burn::tensor::TensorData {
 pub fn case(name: &str) -> Value {
     let text = std::fs::read_to_string(fixtures().join("reference/cases.json")).expect("cases.json");
     let json: Value = serde_json::from_str(&text).expect("cases.json is JSON");
-    json["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .expect("the case exists")
+    json["cases"].as_array().expect("cases").iter().find(|c| c["name"] == name).cloned().expect("the case exists")
 }
 
 /// A scratch folder under the system temp dir, removed on drop.
@@ -146,14 +143,8 @@ pub fn png_text(path: &Path) -> Vec<(String, String)> {
     let file = std::io::BufReader::new(std::fs::File::open(path).expect("open PNG"));
     let reader = png::Decoder::new(file).read_info().expect("PNG header");
     let info = reader.info();
-    let utf8 = info
-        .utf8_text
-        .iter()
-        .map(|c| (c.keyword.clone(), c.get_text().expect("iTXt text")));
-    let latin1 = info
-        .uncompressed_latin1_text
-        .iter()
-        .map(|c| (c.keyword.clone(), c.text.clone()));
+    let utf8 = info.utf8_text.iter().map(|c| (c.keyword.clone(), c.get_text().expect("iTXt text")));
+    let latin1 = info.uncompressed_latin1_text.iter().map(|c| (c.keyword.clone(), c.text.clone()));
     utf8.chain(latin1).collect()
 }
 

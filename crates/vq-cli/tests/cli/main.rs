@@ -3,6 +3,7 @@
 //! `error: …` line with the right exit status for every bad input.
 
 mod common;
+mod default_model;
 mod errors;
 mod help;
 mod metadata;
