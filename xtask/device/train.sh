@@ -4,8 +4,9 @@
 # Each stage is killed 60 s after its budget (a first step can outlast any budget while kernels
 # compile), so the runs and the kernel caches still come back inside the call's 10 minutes.
 # Earlier runs travel as .carry/runs.tar.xz.part-* (a stage with a checkpoint resumes, AdamW's
-# moments from zero); the runs (optimizer states and transformer checkpoints left out: too large to
-# carry back and forth), the logs and the grown kernel caches come back under $OUT. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
+# moments from zero); the runs (optimizer states left out: twice the weights), the logs and the grown
+# kernel caches come back under $OUT. TR_ARGS="--half-checkpoints" keeps a transformer checkpoint
+# small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
 # faster than the GEMM form on the untuned CUDA build, BENCHMARKS.md) the VQ-VAE's convolutions,
 # VQ_BATCH / TR_BATCH (64 / 128) and VQ_STEPS / TR_STEPS (3000 / 4000) the stages' sizes; VQ_ARGS /
 # TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100").
@@ -26,6 +27,6 @@ while [ $# -ge 2 ]; do
       ${TR_ARGS:-} 2>&1 | tee -a $OUT/train-transformer.log ;;
   esac
 done
-tar -c -C /tmp/vq --exclude=runs/diffusion/checkpoint --exclude=optimizer.mpk runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
+tar -c -C /tmp/vq --exclude=optimizer.mpk runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
 save_kernel_cache
 ls -la $OUT; sort -n $OUT/gpu-memory.log | tail -1

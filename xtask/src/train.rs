@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 use vq_train::diffusion::{train_diffusion, DiffusionTrainConfig};
+use vq_train::train::export::StoreDtype;
 use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
 
 /// Options shared by both stages.
@@ -110,6 +111,10 @@ pub struct TransformerArgs {
     /// Weight EMA decay (0: export the raw weights).
     #[arg(long)]
     ema: Option<f64>,
+    /// Store the checkpoint's weights and weight EMA in f16 (half the size; the run resumes
+    /// from weights rounded to f16).
+    #[arg(long)]
+    half_checkpoints: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -185,6 +190,7 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         text_layers: args.text_layers.unwrap_or(defaults.text_layers),
         auxiliary_loss_weight: args.aux_weight.unwrap_or(defaults.auxiliary_loss_weight),
         ema_decay: args.ema.unwrap_or(defaults.ema_decay),
+        checkpoint_dtype: if args.half_checkpoints { StoreDtype::F16 } else { StoreDtype::F32 },
         batch_size: r.batch_size.unwrap_or(defaults.batch_size),
         steps: r.steps.unwrap_or(defaults.steps),
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),

@@ -21,7 +21,7 @@ use crate::rng::SplitMix64;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{
-    load_module, load_optimizer, load_state, save_module, save_record, save_state, RunState,
+    load_module, load_optimizer, load_state, save_module_as, save_record, save_state, RunState,
 };
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
@@ -88,6 +88,9 @@ pub struct DiffusionTrainConfig {
     pub workers: usize,
     /// Seed of the dataset stream, the device RNG and the host RNG.
     pub seed: u64,
+    /// Precision of the checkpoint's weights and weight EMA (the optimizer state stays f32):
+    /// F16 halves what a run carries between machines.
+    pub checkpoint_dtype: StoreDtype,
     /// Continue from `out_dir/checkpoint` when it exists.
     pub resume: bool,
     /// How the VQ-VAE convolves: GEMM (the fastest on the CPU backends) or the backend's own
@@ -131,6 +134,7 @@ impl Default for DiffusionTrainConfig {
             checkpoint_every: 500,
             workers: 4,
             seed: 0,
+            checkpoint_dtype: StoreDtype::F32,
             resume: true,
             convolution: vq_model::ConvAlgorithm::Gemm,
             dataset: DatasetConfig::default(),
@@ -340,9 +344,9 @@ pub fn train_diffusion<B: AutodiffBackend>(
         step += 1;
         if end.checkpoint {
             state.run.advance(step, timer.total_steps(), timer.total_elapsed(), &mut rng);
-            save_module(model.clone(), &checkpoint_dir.join("model"))?;
+            save_module_as(model.clone(), &checkpoint_dir.join("model"), config.checkpoint_dtype)?;
             save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))?;
-            save_module(ema.clone(), &checkpoint_dir.join("ema"))?;
+            save_module_as(ema.clone(), &checkpoint_dir.join("ema"), config.checkpoint_dtype)?;
             save_state(&state, &state_path)?;
             curve.flush_and_plot(&config.out_dir.join("loss.png"))?;
         }

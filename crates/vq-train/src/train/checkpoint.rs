@@ -7,12 +7,13 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
+use burn::record::{FullPrecisionSettings, HalfPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SplitMix64;
+use crate::train::export::StoreDtype;
 use crate::TrainError;
 
 /// Where a run stands, the part of `checkpoint/state.json` both stages share (each flattens it
@@ -66,6 +67,19 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
 /// Saves a module's parameters to `path` (`.mpk` is appended).
 pub fn save_module<B: Backend, M: Module<B>>(module: M, path: &Path) -> Result<(), TrainError> {
     module.save_file(path, &recorder()).map_err(|e| TrainError::io(path, e))
+}
+
+/// Saves a module's parameters to `path` (`.mpk` appended) in `dtype`. [`load_module`] reads
+/// either precision: each stored tensor records its dtype and is converted on load. Half
+/// precision halves a checkpoint that has to travel (a resumed run continues from weights
+/// rounded to f16, ≈ 5e−4 relative).
+pub fn save_module_as<B: Backend, M: Module<B>>(module: M, path: &Path, dtype: StoreDtype) -> Result<(), TrainError> {
+    match dtype {
+        StoreDtype::F32 => save_module(module, path),
+        StoreDtype::F16 => module
+            .save_file(path, &NamedMpkFileRecorder::<HalfPrecisionSettings>::new())
+            .map_err(|e| TrainError::io(path, e)),
+    }
 }
 
 /// Loads parameters saved by [`save_module`] into `module`.
@@ -139,6 +153,27 @@ mod tests {
 
     fn weights(model: &Linear<B>) -> Vec<f32> {
         model.weight.val().into_data().into_vec::<f32>().expect("f32 weights")
+    }
+
+    #[test]
+    fn a_half_precision_checkpoint_loads_as_the_weights_rounded_to_f16() {
+        let device = Default::default();
+        let dir = std::env::temp_dir().join(format!("vq-train-half-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let model = LinearConfig::new(5, 4).init::<NdArray<f32>>(&device);
+        // Read first: parameters initialise lazily, and clones made before would draw their own.
+        let original = model.weight.val().into_data().into_vec::<f32>().expect("f32");
+        save_module_as(model.clone(), &dir.join("model"), StoreDtype::F16).expect("save");
+        save_module_as(model.clone(), &dir.join("full"), StoreDtype::F32).expect("save");
+        let half = std::fs::metadata(dir.join("model.mpk")).expect("half file").len();
+        let full = std::fs::metadata(dir.join("full.mpk")).expect("full file").len();
+        assert!(half < full, "{half} bytes in f16, {full} in f32");
+        let fresh = || LinearConfig::new(5, 4).init::<NdArray<f32>>(&device);
+        let loaded = load_module(fresh(), &dir.join("model"), &device).expect("load");
+        let rounded: Vec<f32> = original.iter().map(|&w| half::f16::from_f32(w).to_f32()).collect();
+        assert_eq!(loaded.weight.val().into_data().into_vec::<f32>().expect("f32"), rounded);
+        assert_ne!(rounded, original, "the file really is half precision");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

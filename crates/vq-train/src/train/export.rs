@@ -28,8 +28,9 @@ pub const TRANSFORMER_RENAMES: &[(&str, &str)] =
 /// A tensor ready to write: PyTorch name, shape, f32 values.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
-/// Storage precision of an exported file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Storage precision of an exported file or a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreDtype {
     /// 32-bit floats.
     F32,
@@ -62,11 +63,7 @@ pub fn pytorch_tensors<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
 }
 
 /// Writes `(name, shape, values)` tensors to a safetensors file in `dtype`.
-pub fn write_safetensors(
-    path: &Path,
-    tensors: &[NamedTensor],
-    dtype: StoreDtype,
-) -> Result<(), TrainError> {
+pub fn write_safetensors(path: &Path, tensors: &[NamedTensor], dtype: StoreDtype) -> Result<(), TrainError> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, values)| match dtype {
