@@ -14,9 +14,10 @@ export XTASK=/tmp/vq/xtask
 # A warm machine keeps the caches of its last call: unpack the carried ones only on a fresh one.
 [ -f .carry/cubecl-cache.tar.xz ] && [ ! -d /tmp/vq/cc ] && tar -xJf .carry/cubecl-cache.tar.xz -C /tmp/vq
 printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n[autotune]\nlevel = "minimal"\ncache = { file = "/tmp/vq/at" }\n' > cubecl.toml
-# CUBECL_LOG=1: each kernel compilation and autotune decision, with timings, into $OUT.
+# CUBECL_LOG=1: each kernel compilation and autotune decision, with timings, and the memory
+# pool's page allocations and cleanups, into $OUT.
 if [ -n "${CUBECL_LOG:-}" ]; then
-  printf '[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\n[autotune.logger]\nlevel = "full"\nfile = "%s/autotune.log"\n' "$OUT" "$OUT" >> cubecl.toml
+  printf '[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\n[autotune.logger]\nlevel = "full"\nfile = "%s/autotune.log"\n[memory.logger]\nlevel = "basic"\nfile = "%s/memory.log"\n' "$OUT" "$OUT" "$OUT" >> cubecl.toml
 fi
 export CUBECL_AUTOTUNE_LEVEL=minimal
 save_kernel_cache() { tar -cJf "$OUT/cubecl-cache.tar.xz" -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null); }

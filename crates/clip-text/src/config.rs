@@ -92,7 +92,7 @@ impl CLIPTextConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json_str(&json)
+        Self::from_json_str(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// Width of one attention head (`hidden_size / num_attention_heads`).

@@ -5,6 +5,14 @@ use std::path::PathBuf;
 /// A `config.json` that cannot be read, parsed or validated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file was read, but its content is invalid: the file and what is wrong with it.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        source: Box<ConfigError>,
+    },
     /// The file could not be read.
     #[error("cannot read CLIP text config {path}: {source}")]
     Io {

@@ -52,7 +52,7 @@ impl Transformer2DConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_diffusers_json(&json)
+        Self::from_diffusers_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 }
 

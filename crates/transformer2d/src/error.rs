@@ -7,6 +7,14 @@ use std::path::PathBuf;
 /// Every variant names the offending config field and its value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file was read, but its content is invalid: the file and what is wrong with it.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        source: Box<ConfigError>,
+    },
     /// The file could not be read.
     #[error("cannot read transformer config {path}: {source}")]
     Io {

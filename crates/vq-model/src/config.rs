@@ -145,7 +145,7 @@ impl VqModelConfig {
     /// Reads, parses and validates a diffusers `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        Self::from_json_str(&json)
+        Self::from_json_str(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// The codebook vector width: `vq_embed_dim`, or `latent_channels` when unset.

@@ -127,3 +127,19 @@ fn validation_names_the_field() {
     let error = CLIPTextConfig::from_json_str(r#"{"hidden_size": "big"}"#).unwrap_err();
     assert!(matches!(error, ConfigError::Json(_)), "{error}");
 }
+
+#[test]
+fn an_invalid_config_file_is_named_in_its_error() {
+    let path = std::env::temp_dir().join(format!("clip-text-invalid-config-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"hidden_size": "big"}"#).expect("write the config");
+    let error = CLIPTextConfig::from_file(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(error.to_string().starts_with(&format!("{}: ", path.display())), "{error}");
+    match error {
+        ConfigError::InFile { path: named, source } => {
+            assert_eq!(named, path);
+            assert!(matches!(*source, ConfigError::Json(_)), "{source}");
+        }
+        other => panic!("expected InFile, got {other:?}"),
+    }
+}

@@ -260,3 +260,19 @@ fn unreadable_config_names_the_file() {
     );
     assert!(matches!(parse("{ not json"), Err(ConfigError::Json(_))));
 }
+
+#[test]
+fn an_invalid_config_file_is_named_in_its_error() {
+    let path = std::env::temp_dir().join(format!("transformer2d-invalid-config-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"in_channels": 4, "num_attention_heads": 8, "attention_head_dim": 40}"#).expect("write the config");
+    let error = Transformer2DConfig::from_diffusers_file(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(error.to_string().starts_with(&format!("{}: ", path.display())), "{error}");
+    match error {
+        ConfigError::InFile { path: named, source } => {
+            assert_eq!(named, path);
+            assert!(matches!(*source, ConfigError::ContinuousInput { in_channels: 4 }), "{source}");
+        }
+        other => panic!("expected InFile, got {other:?}"),
+    }
+}

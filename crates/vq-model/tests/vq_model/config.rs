@@ -159,3 +159,19 @@ fn init_builds_the_configured_structure() {
     assert_eq!(model.decoder.conv_norm_out.epsilon, 1e-6);
     assert_eq!(model.encoder.down_blocks[0].resnets[0].norm1.epsilon, 1e-6);
 }
+
+#[test]
+fn an_invalid_config_file_is_named_in_its_error() {
+    let path = std::env::temp_dir().join(format!("vq-model-invalid-config-{}.json", std::process::id()));
+    std::fs::write(&path, r#"{"layers_per_block": 0}"#).expect("write the config");
+    let error = VqModelConfig::from_file(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(error.to_string().starts_with(&format!("{}: ", path.display())), "{error}");
+    match error {
+        ConfigError::InFile { path: named, source } => {
+            assert_eq!(named, path);
+            assert!(matches!(*source, ConfigError::InvalidValue { field: "layers_per_block", .. }), "{source}");
+        }
+        other => panic!("expected InFile, got {other:?}"),
+    }
+}
