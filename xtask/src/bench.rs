@@ -14,8 +14,10 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
-use vq_pipeline::{GenerateRequest, NoiseSource, VQDiffusionPipeline};
-use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource};
+use vq_pipeline::{GenerateRequest, NoiseSource, TruncationMode, VQDiffusionPipeline};
+use vq_scheduler::{
+    clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator, UniformSource,
+};
 
 /// Arguments of `xtask bench`.
 #[derive(clap::Args, Clone)]
@@ -35,7 +37,8 @@ pub struct Args {
     /// Steps of a generation.
     #[arg(long, default_value_t = 100)]
     steps: usize,
-    /// Noise of the generations: torch (host MT19937) or device.
+    /// Noise of the generations: torch (host MT19937, exact truncation on the host) or device
+    /// (burn's generator, truncation on the device).
     #[arg(long, default_value = "device")]
     rng: String,
     /// Untimed runs first.
@@ -117,18 +120,20 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let logits = Tensor::<B, 3>::random([2, k, pixels], Distribution::Normal(0.0, 3.0), &device);
         let log_p = burn::tensor::activation::log_softmax(logits, 1);
         let sample = Tensor::<B, 2, Int>::full([1, pixels], k as i64, &device);
-        for (rng, mut noise) in [
-            ("torch", Box::new(TorchGenerator::new(0)) as Box<dyn UniformSource<B>>),
-            ("device", Box::new(DeviceNoise) as Box<dyn UniformSource<B>>),
+        for (label, mut noise, on_device) in [
+            ("torch rng, exact truncation", Box::new(TorchGenerator::new(0)) as Box<dyn UniformSource<B>>, false),
+            ("device rng, exact truncation", Box::new(DeviceNoise) as Box<dyn UniformSource<B>>, false),
+            ("device rng, device truncation", Box::new(DeviceNoise) as Box<dyn UniformSource<B>>, true),
         ] {
             for rate in [1.0f32, 0.86] {
                 let t = time::<B>(&device, args.warmup, args.reps, || {
                     let uncond = log_p.clone().narrow(0, 0, 1);
                     let cond = log_p.clone().narrow(0, 1, 1);
-                    let guided = clamp_log_probs(truncate(classifier_free_guidance(uncond, cond, 5.0), rate));
-                    let _ = scheduler.step(guided, 50, sample.clone(), noise.as_mut());
+                    let guided = classifier_free_guidance(uncond, cond, 5.0);
+                    let truncated = if on_device { truncate_on_device(guided, rate) } else { truncate(guided, rate) };
+                    let _ = scheduler.step(clamp_log_probs(truncated), 50, sample.clone(), noise.as_mut());
                 });
-                record(format!("sampling step, batch 1, truncation {rate}, {rng} rng"), t);
+                record(format!("sampling step, batch 1, truncation {rate}, {label}"), t);
             }
         }
     }
@@ -146,10 +151,16 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                 "torch" => NoiseSource::Torch { seed: 0 },
                 _ => NoiseSource::Device { seed: Some(0) },
             };
+            // Device noise goes with device truncation: no read-back inside the loop.
+            let truncation = match noise {
+                NoiseSource::Torch { .. } => TruncationMode::Exact,
+                NoiseSource::Device { .. } => TruncationMode::Device,
+            };
             let request = GenerateRequest::new(["teddy bear playing in the pool"])
                 .with_steps(args.steps)
                 .with_images_per_prompt(n)
-                .with_noise(noise);
+                .with_noise(noise)
+                .with_truncation_mode(truncation);
             // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
             let t = time::<B>(&device, 1, args.reps.div_ceil(2), || {
                 let _ = pipeline.generate(&request).expect("generate");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use vq_pipeline::Precision;
+use vq_pipeline::{Precision, TruncationMode};
 
 use crate::error::CliError;
 use crate::output::image_paths;
@@ -64,7 +64,7 @@ pub enum Command {
         Hugging Face repository id read through the shared HF cache: HF_HOME, HF_HUB_CACHE, \
         HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN), runs the denoising chain with a progress bar on \
         stderr, and writes one PNG per image with the generation settings in iTXt chunks \
-        (prompt, seed, steps, guidance_scale, truncation_rate, model, rng, backend, dtype, \
+        (prompt, seed, steps, guidance_scale, truncation_rate, truncation_mode, model, rng, backend, dtype, \
         software). The paths of the written files are printed to stdout, one per line; \
         everything else goes to stderr.",
     after_help = concat!(
@@ -114,6 +114,11 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, value_name = "RNG", default_value_t = Rng::Torch)]
     pub rng: Rng,
 
+    /// Where truncation runs. Default: exact with --rng torch, device with --rng device (whose
+    /// tokens differ from diffusers' anyway).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub truncation_mode: Option<TruncationModeArg>,
+
     /// Image file. With several images `-0`, `-1`, … is inserted before the extension
     /// (FILE-0.png, FILE-1.png, … in batch order: a prompt's images together).
     #[arg(long, value_name = "FILE.png", default_value = DEFAULT_OUTPUT)]
@@ -152,6 +157,16 @@ pub enum Rng {
     Device,
 }
 
+/// `--truncation-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TruncationModeArg {
+    /// On the host with torch's f64 running sums: exactly diffusers' kept classes.
+    Exact,
+    /// On the device by bisection of a threshold: no read-back per step (faster on GPUs); a
+    /// class within float rounding of the cut can go the other way.
+    Device,
+}
+
 /// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -186,6 +201,14 @@ impl Rng {
     }
 }
 
+/// The name of a truncation mode on the command line and in the PNG metadata.
+pub fn truncation_mode_name(mode: TruncationMode) -> &'static str {
+    match mode {
+        TruncationMode::Exact => "exact",
+        TruncationMode::Device => "device",
+    }
+}
+
 impl BackendKind {
     /// The name used on the command line and in the PNG metadata.
     pub fn name(self) -> &'static str {
@@ -210,6 +233,14 @@ impl Dtype {
 }
 
 impl GenerateArgs {
+    /// `--truncation-mode`, or the default that goes with `--rng`.
+    pub fn truncation_mode(&self) -> TruncationMode {
+        match (self.truncation_mode, self.rng) {
+            (Some(TruncationModeArg::Exact), _) | (None, Rng::Torch) => TruncationMode::Exact,
+            (Some(TruncationModeArg::Device), _) | (None, Rng::Device) => TruncationMode::Device,
+        }
+    }
+
     /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
     pub fn model(&self) -> Result<String, CliError> {
         if let Some(model) = &self.model {

@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vq_pipeline::{set_precision, GenerateRequest, LoadOptions, NoiseSource, PipelineError, VQDiffusionPipeline};
 
-use crate::args::{GenerateArgs, Rng};
+use crate::args::{truncation_mode_name, GenerateArgs, Rng};
 use crate::error::CliError;
 use crate::output::{check_writable, image_paths, write_tokens, Metadata};
 use crate::report;
@@ -27,19 +27,10 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
     })?;
 
     let model = &args.model()?;
-    report(&format!(
-        "Loading {} ({} backend, {})…",
-        model,
-        args.backend.name(),
-        args.dtype.precision().name()
-    ));
+    report(&format!("Loading {} ({} backend, {})…", model, args.backend.name(), args.dtype.precision().name()));
     let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::from_pretrained(model, &LoadOptions::default(), &device)?;
-    report(&format!(
-        "Loaded {} in {:.1} s",
-        pipeline.dir.display(),
-        start.elapsed().as_secs_f32()
-    ));
+    report(&format!("Loaded {} in {:.1} s", pipeline.dir.display(), start.elapsed().as_secs_f32()));
 
     let max_steps = pipeline.scheduler_config.num_train_timesteps;
     let steps = args.steps.unwrap_or(100.min(max_steps));
@@ -53,9 +44,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         Some(seed) => seed,
         None => {
             let seed = random_seed();
-            report(&format!(
-                "Seed {seed} (drawn at random; pass --seed {seed} to reproduce)"
-            ));
+            report(&format!("Seed {seed} (drawn at random; pass --seed {seed} to reproduce)"));
             seed
         }
     };
@@ -68,17 +57,14 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         .with_guidance_scale(args.guidance_scale)
         .with_truncation_rate(args.truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
-        .with_noise(noise);
+        .with_noise(noise)
+        .with_truncation_mode(args.truncation_mode());
 
     let bar = progress_bar(steps);
     let start = Instant::now();
     let generation = pipeline.generate_with_callback(&request, |step| bar.set_position(step.index as u64 + 1))?;
     bar.finish_and_clear();
-    report(&format!(
-        "Generated {} image(s) in {:.1} s",
-        images.len(),
-        start.elapsed().as_secs_f32()
-    ));
+    report(&format!("Generated {} image(s) in {:.1} s", images.len(), start.elapsed().as_secs_f32()));
     for warning in &generation.warnings {
         report(&format!("warning: {warning}"));
     }
@@ -90,6 +76,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         steps,
         guidance_scale: args.guidance_scale,
         truncation_rate: args.truncation_rate,
+        truncation_mode: truncation_mode_name(args.truncation_mode()),
         backend: args.backend.name(),
         dtype: args.dtype.precision().name(),
     };

@@ -11,10 +11,7 @@ pub fn image_paths(output: &Path, count: usize) -> Vec<PathBuf> {
     if count == 1 {
         return vec![output.to_path_buf()];
     }
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     (0..count)
         .map(|i| {
             let name = match output.extension() {
@@ -34,17 +31,9 @@ pub fn check_writable(path: &Path) -> Result<(), CliError> {
         return Err(error("it is a directory".into()));
     }
     if path.exists() {
-        return OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map(drop)
-            .map_err(|e| error(e.to_string()));
+        return OpenOptions::new().append(true).open(path).map(drop).map_err(|e| error(e.to_string()));
     }
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| error(e.to_string()))?;
+    OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| error(e.to_string()))?;
     std::fs::remove_file(path).map_err(|e| error(e.to_string()))
 }
 
@@ -62,6 +51,8 @@ pub struct Metadata<'a> {
     pub guidance_scale: f32,
     /// Truncation rate.
     pub truncation_rate: f32,
+    /// `exact` or `device`.
+    pub truncation_mode: &'static str,
     /// Backend name.
     pub backend: &'static str,
     /// Precision name.
@@ -78,13 +69,11 @@ impl Metadata<'_> {
             ("steps", self.steps.to_string()),
             ("guidance_scale", self.guidance_scale.to_string()),
             ("truncation_rate", self.truncation_rate.to_string()),
+            ("truncation_mode", self.truncation_mode.to_string()),
             ("model", self.model.to_string()),
             ("backend", self.backend.to_string()),
             ("dtype", self.dtype.to_string()),
-            (
-                "software",
-                concat!("vq-diffusion ", env!("CARGO_PKG_VERSION")).to_string(),
-            ),
+            ("software", concat!("vq-diffusion ", env!("CARGO_PKG_VERSION")).to_string()),
         ]
     }
 }
@@ -107,9 +96,6 @@ mod tests {
             image_paths(Path::new("out/a.b.png"), 2),
             [PathBuf::from("out/a.b-0.png"), PathBuf::from("out/a.b-1.png")]
         );
-        assert_eq!(
-            image_paths(Path::new("img"), 2),
-            [PathBuf::from("img-0"), PathBuf::from("img-1")]
-        );
+        assert_eq!(image_paths(Path::new("img"), 2), [PathBuf::from("img-0"), PathBuf::from("img-1")]);
     }
 }

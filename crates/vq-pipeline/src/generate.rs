@@ -4,11 +4,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use transformer2d::Timesteps;
 use vq_scheduler::{
-    clamp_log_probs, classifier_free_guidance, truncate, DeviceNoise, TorchGenerator, UniformSource,
+    clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator, UniformSource,
 };
 
 use crate::output::Generation;
-use crate::{GenerateRequest, NoiseSource, PipelineError, VQDiffusionPipeline};
+use crate::{GenerateRequest, NoiseSource, PipelineError, TruncationMode, VQDiffusionPipeline};
 
 /// What the step callback sees.
 pub struct StepState<'a, B: Backend> {
@@ -80,7 +80,11 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             } else {
                 log_p_x_0
             };
-            let log_p_x_0 = clamp_log_probs(truncate(log_p_x_0, request.truncation_rate));
+            let log_p_x_0 = match request.truncation_mode {
+                TruncationMode::Exact => truncate(log_p_x_0, request.truncation_rate),
+                TruncationMode::Device => truncate_on_device(log_p_x_0, request.truncation_rate),
+            };
+            let log_p_x_0 = clamp_log_probs(log_p_x_0);
             sample = scheduler.step(log_p_x_0, t, sample, noise.as_mut());
             if index % request.callback_steps == 0 {
                 callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample });

@@ -41,6 +41,6 @@ pub use output::{write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};
 pub use prompt::{l2_normalize_last, PromptEmbeddings};
-pub use request::{GenerateRequest, NoiseSource};
+pub use request::{GenerateRequest, NoiseSource, TruncationMode};
 
 pub use burn;

@@ -18,6 +18,18 @@ pub enum NoiseSource {
     },
 }
 
+/// Where truncation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TruncationMode {
+    /// On the host, with torch's f64 running sums: exactly diffusers' kept classes, for one
+    /// read-back of the `[B, K, pixels]` log-probabilities per step.
+    #[default]
+    Exact,
+    /// On the device by bisection ([`vq_scheduler::truncate_on_device`]): no read-back; a class
+    /// within float rounding of the cut can go the other way, and a rate of 1 keeps every class.
+    Device,
+}
+
 /// One text-to-image request. Defaults are diffusers' (100 steps, guidance 5, truncation 1).
 ///
 /// ```
@@ -40,6 +52,8 @@ pub struct GenerateRequest {
     /// Keep, per latent pixel, the most likely classes whose probability mass reaches this
     /// rate, in (0, 1].
     pub truncation_rate: f32,
+    /// Where truncation runs.
+    pub truncation_mode: TruncationMode,
     /// Images per prompt.
     pub num_images_per_prompt: usize,
     /// The noise of the sampling steps.
@@ -58,6 +72,7 @@ impl GenerateRequest {
             num_inference_steps: 100,
             guidance_scale: 5.0,
             truncation_rate: 1.0,
+            truncation_mode: TruncationMode::Exact,
             num_images_per_prompt: 1,
             noise: NoiseSource::Torch { seed: 0 },
             latents: None,
@@ -80,6 +95,12 @@ impl GenerateRequest {
     /// Sets the truncation rate.
     pub fn with_truncation_rate(mut self, rate: f32) -> Self {
         self.truncation_rate = rate;
+        self
+    }
+
+    /// Sets where truncation runs.
+    pub fn with_truncation_mode(mut self, mode: TruncationMode) -> Self {
+        self.truncation_mode = mode;
         self
     }
 
@@ -126,14 +147,23 @@ impl GenerateRequest {
         if self.num_inference_steps == 0 || self.num_inference_steps > num_train_timesteps {
             return Err(PipelineError::invalid(
                 "num_inference_steps",
-                format!("{} is outside 1..={num_train_timesteps} (the model's training steps)", self.num_inference_steps),
+                format!(
+                    "{} is outside 1..={num_train_timesteps} (the model's training steps)",
+                    self.num_inference_steps
+                ),
             ));
         }
         if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
-            return Err(PipelineError::invalid("guidance_scale", format!("{} must be a finite number ≥ 0", self.guidance_scale)));
+            return Err(PipelineError::invalid(
+                "guidance_scale",
+                format!("{} must be a finite number ≥ 0", self.guidance_scale),
+            ));
         }
         if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
-            return Err(PipelineError::invalid("truncation_rate", format!("{} is outside (0, 1]", self.truncation_rate)));
+            return Err(PipelineError::invalid(
+                "truncation_rate",
+                format!("{} is outside (0, 1]", self.truncation_rate),
+            ));
         }
         if self.num_images_per_prompt == 0 {
             return Err(PipelineError::invalid("num_images_per_prompt", "must be at least 1"));
@@ -152,7 +182,10 @@ impl GenerateRequest {
             }
             let max = mask_id as i64;
             if let Some(bad) = latents.iter().flatten().find(|&&id| !(0..=max).contains(&id)) {
-                return Err(PipelineError::invalid("latents", format!("id {bad} is outside 0..={max} (codebook ids and the mask id {max})")));
+                return Err(PipelineError::invalid(
+                    "latents",
+                    format!("id {bad} is outside 0..={max} (codebook ids and the mask id {max})"),
+                ));
             }
         }
         Ok(())

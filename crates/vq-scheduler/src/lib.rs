@@ -45,6 +45,7 @@
 //! ```
 
 mod config;
+mod device_truncation;
 mod error;
 mod guidance;
 mod gumbel;
@@ -56,6 +57,7 @@ mod scheduler;
 mod truncation;
 
 pub use config::VQDiffusionSchedulerConfig;
+pub use device_truncation::{truncate_on_device, BISECTION_STEPS};
 pub use error::SchedulerError;
 pub use guidance::{clamp_log_probs, classifier_free_guidance, LOG_PROB_FLOOR};
 pub use gumbel::{gumbel_max_sample, gumbel_noise};

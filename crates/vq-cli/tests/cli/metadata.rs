@@ -32,9 +32,7 @@ fn png_records_every_setting() {
         &tokens.display().to_string(),
     ]);
     run.assert_success();
-    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens")
-        .to_vec::<i64>()
-        .expect("i64 tokens");
+    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens").to_vec::<i64>().expect("i64 tokens");
     assert_eq!(read_tokens(&tokens).concat(), expected);
 
     let chunks = png_text(&output);
@@ -46,6 +44,7 @@ fn png_records_every_setting() {
         ("steps", "10"),
         ("guidance_scale", "5"),
         ("truncation_rate", "0.86"),
+        ("truncation_mode", "exact"),
         ("model", &model),
         ("backend", "ndarray"),
         ("dtype", "f32"),
@@ -53,7 +52,7 @@ fn png_records_every_setting() {
     ] {
         assert_eq!(text_value(&chunks, keyword), value, "text chunk {keyword}");
     }
-    assert_eq!(chunks.len(), 10, "no other text chunks: {chunks:?}");
+    assert_eq!(chunks.len(), 11, "no other text chunks: {chunks:?}");
 }
 
 #[test]
@@ -61,17 +60,9 @@ fn a_drawn_seed_is_printed_recorded_and_reproduces_the_images() {
     let scratch = Scratch::new("seed");
     let model = tiny("hub").display().to_string();
     let generate = |name: &str, seed: Option<&str>| {
-        let (output, tokens) = (
-            scratch.join(&format!("{name}.png")),
-            scratch.join(&format!("{name}.json")),
-        );
-        let mut args = vec![
-            "generate".to_string(),
-            "--model".into(),
-            model.clone(),
-            "--prompt".into(),
-            "a red car".into(),
-        ];
+        let (output, tokens) = (scratch.join(&format!("{name}.png")), scratch.join(&format!("{name}.json")));
+        let mut args =
+            vec!["generate".to_string(), "--model".into(), model.clone(), "--prompt".into(), "a red car".into()];
         args.extend(["--steps", "3", "--output"].map(String::from));
         args.push(output.display().to_string());
         args.extend(["--tokens".to_string(), tokens.display().to_string()]);
@@ -90,22 +81,12 @@ fn a_drawn_seed_is_printed_recorded_and_reproduces_the_images() {
         .unwrap_or_else(|| panic!("no seed line in {}", run.stderr));
     assert_eq!(printed, recorded, "the printed seed is the recorded one");
     assert!(recorded.parse::<u64>().expect("numeric seed") < 1 << 32);
-    assert!(
-        run.stderr.contains(&format!("--seed {printed}")),
-        "tells how to reproduce: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&format!("--seed {printed}")), "tells how to reproduce: {}", run.stderr);
 
     let (rerun, seed_again, tokens_again) = generate("again", Some(&recorded));
     assert_eq!(seed_again, recorded);
-    assert_eq!(
-        tokens_again, drawn_tokens,
-        "--seed with the printed seed reproduces the tokens"
-    );
-    assert!(
-        !rerun.stderr.contains("Seed "),
-        "a given seed is not announced as drawn"
-    );
+    assert_eq!(tokens_again, drawn_tokens, "--seed with the printed seed reproduces the tokens");
+    assert!(!rerun.stderr.contains("Seed "), "a given seed is not announced as drawn");
 }
 
 #[test]
@@ -113,10 +94,7 @@ fn device_generator_is_reproducible_with_a_seed() {
     let scratch = Scratch::new("device-rng");
     let model = tiny("nolearn").display().to_string();
     let tokens = |name: &str, seed: &str| {
-        let (output, tokens) = (
-            scratch.join(&format!("{name}.png")),
-            scratch.join(&format!("{name}.json")),
-        );
+        let (output, tokens) = (scratch.join(&format!("{name}.png")), scratch.join(&format!("{name}.json")));
         let run = vq_diffusion(&[
             "generate",
             "--model",
@@ -135,10 +113,45 @@ fn device_generator_is_reproducible_with_a_seed() {
             &tokens.display().to_string(),
         ]);
         run.assert_success();
-        assert_eq!(text_value(&png_text(&output), "rng"), "device");
+        let chunks = png_text(&output);
+        assert_eq!(text_value(&chunks, "rng"), "device");
+        assert_eq!(text_value(&chunks, "truncation_mode"), "device", "device truncation goes with device noise");
         read_tokens(&tokens)
     };
     let first = tokens("first", "7");
     assert_eq!(tokens("second", "7"), first, "same seed, same tokens");
     assert_ne!(tokens("other", "8"), first, "another seed, other tokens");
+}
+
+#[test]
+fn the_truncation_mode_flag_overrides_the_default_of_the_rng() {
+    let scratch = Scratch::new("truncation-mode");
+    let model = tiny("hub").display().to_string();
+    let (output, tokens) = (scratch.join("exact.png"), scratch.join("exact.json"));
+    // The e2e case `seed_2pow32_plus5_trunc086` with truncation on the device: diffusers' tokens
+    // (the fixture's cases agree on every pixel, tests/pipeline_parity.rs).
+    let run = vq_diffusion(&[
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        "teddy bear playing in the pool",
+        "--steps",
+        "10",
+        "--truncation-rate",
+        "0.86",
+        "--seed",
+        "4294967301",
+        "--truncation-mode",
+        "device",
+        "--output",
+        &output.display().to_string(),
+        "--tokens",
+        &tokens.display().to_string(),
+    ]);
+    run.assert_success();
+    assert_eq!(text_value(&png_text(&output), "truncation_mode"), "device");
+    assert_eq!(text_value(&png_text(&output), "rng"), "torch");
+    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens").to_vec::<i64>().expect("i64 tokens");
+    assert_eq!(read_tokens(&tokens).concat(), expected);
 }
