@@ -26,7 +26,7 @@ use crate::train::checkpoint::{
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::params::{ema_decay_at, update_ema};
-use crate::train::schedule::learning_rate;
+use crate::train::schedule::{learning_rate, rewarm_factor};
 use crate::TrainError;
 
 /// Everything stage 2 needs.
@@ -254,10 +254,15 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let mut state =
         State { run: RunState::new(config.steps, config.seed), sampler: TimestepSampler::new(config.num_timesteps) };
     let state_path = checkpoint_dir.join("state.json");
+    // The step from which the learning rate warms up again (AdamW's moments restarted).
+    let mut rewarm_from = None;
     if config.resume {
         if let Some(saved) = load_state::<State>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            optimizer = load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
+            let (loaded, moments_restarted) =
+                load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
+            optimizer = loaded;
+            rewarm_from = moments_restarted.then_some(saved.run.step);
             ema = load_module(ema, &checkpoint_dir.join("ema"), device)?;
             progress(&saved.run.describe());
             state = State { run: saved.run.resumed(config.steps), ..saved };
@@ -288,7 +293,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
             config.warmup_steps,
             config.learning_rate,
             config.learning_rate * 0.02,
-        );
+        ) * rewarm_factor(step, rewarm_from, config.warmup_steps);
         let host = batches.next_batch();
 
         // Tokens of the frozen VQ-VAE, on the inner backend.

@@ -97,25 +97,29 @@ pub fn load_record<B: Backend, R: Record<B>>(path: &Path, device: &B::Device) ->
     Recorder::<B>::load(&recorder(), path.to_path_buf(), device).map_err(|e| TrainError::io(path, e))
 }
 
-/// `optimizer` with the state saved at `path` (`.mpk` appended), or unchanged — its moments
-/// at zero — when the checkpoint has none: a checkpoint can travel without its optimizer
-/// state, which is twice the size of the weights. `progress` hears which.
+/// `optimizer` with the state saved at `path` (`.mpk` appended) and `false`, or unchanged — its
+/// moments at zero — and `true` when the checkpoint has none: a checkpoint can travel without its
+/// optimizer state, which is twice the size of the weights. `progress` hears of a restart; the
+/// caller re-warms the learning rate ([`rewarm_factor`](crate::train::schedule::rewarm_factor)).
 pub fn load_optimizer<B, M, O>(
     optimizer: O,
     path: &Path,
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
-) -> Result<O, TrainError>
+) -> Result<(O, bool), TrainError>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     O: Optimizer<M, B>,
 {
     if path.with_extension("mpk").exists() {
-        return Ok(optimizer.load_record(load_record(path, device)?));
+        return Ok((optimizer.load_record(load_record(path, device)?), false));
     }
-    progress(&format!("{}.mpk is missing: the optimizer's moments start from zero", path.display()));
-    Ok(optimizer)
+    progress(&format!(
+        "{}.mpk is missing: the optimizer's moments start from zero (the learning rate warms up again)",
+        path.display()
+    ));
+    Ok((optimizer, true))
 }
 
 /// Writes the JSON training state.
@@ -190,14 +194,18 @@ mod tests {
         let continued = weights(&step(&mut optimizer, model.clone(), &x));
 
         let mut heard = Vec::new();
-        let mut resumed = load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
-            .expect("load");
+        let (mut resumed, restarted) =
+            load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
+                .expect("load");
+        assert!(!restarted);
         assert_eq!(weights(&step(&mut resumed, model.clone(), &x)), continued);
         assert!(heard.is_empty(), "{heard:?}");
 
         std::fs::remove_file(path.with_extension("mpk")).expect("remove");
-        let mut fresh = load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
-            .expect("a missing state is no error");
+        let (mut fresh, restarted) =
+            load_optimizer(AdamWConfig::new().init(), &path, &device, &mut |l| heard.push(l.to_string()))
+                .expect("a missing state is no error");
+        assert!(restarted);
         let restarted = weights(&step(&mut fresh, model.clone(), &x));
         assert_eq!(restarted, weights(&step(&mut AdamWConfig::new().init(), model, &x)));
         assert_ne!(restarted, continued, "zero moments step differently");

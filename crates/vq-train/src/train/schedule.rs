@@ -12,9 +12,30 @@ pub fn learning_rate(step: usize, total_steps: usize, warmup: usize, peak: f64, 
     floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
+/// The learning-rate factor after AdamW's moments restarted from zero at step `restart` (a run
+/// resumed without optimizer state): `(step − restart + 1) / warmup` for `warmup` steps, then 1;
+/// 1 throughout when nothing restarted. Why: fresh moments make Adam's first updates ≈ lr · sign(g)
+/// for every parameter; at a mid-schedule learning rate that threw a resumed VQ-VAE's loss from
+/// 0.37 to 1.66 (GPU, 2026-11-27) and from 0.05 to 0.16 (CPU).
+pub fn rewarm_factor(step: usize, restart: Option<usize>, warmup: usize) -> f64 {
+    match restart {
+        Some(restart) if step >= restart && step - restart < warmup => (step - restart + 1) as f64 / warmup as f64,
+        _ => 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_of_the_moments_warms_up_again() {
+        assert_eq!(rewarm_factor(500, None, 10), 1.0);
+        assert!((rewarm_factor(100, Some(100), 10) - 0.1).abs() < 1e-12);
+        assert!((rewarm_factor(104, Some(100), 10) - 0.5).abs() < 1e-12);
+        assert_eq!(rewarm_factor(109, Some(100), 10), 1.0);
+        assert_eq!(rewarm_factor(150, Some(100), 10), 1.0);
+    }
 
     #[test]
     fn warms_up_linearly_then_decays_by_half_a_cosine() {

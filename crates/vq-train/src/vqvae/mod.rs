@@ -12,6 +12,8 @@
 //! `diffusion_pytorch_model.safetensors`), which stage 2 and the pipeline load.
 
 mod codebook;
+#[cfg(test)]
+mod tests;
 mod train;
 
 pub use codebook::EmaCodebook;

@@ -21,7 +21,7 @@ use crate::train::checkpoint::{
 };
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
-use crate::train::schedule::learning_rate;
+use crate::train::schedule::{learning_rate, rewarm_factor};
 use crate::TrainError;
 
 /// Everything stage 1 needs: architecture, optimisation and run control.
@@ -166,10 +166,15 @@ pub fn train_vqvae<B: AutodiffBackend>(
         EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
     let mut state = RunState::new(config.steps, config.seed);
     let state_path = checkpoint_dir.join("state.json");
+    // The step from which the learning rate warms up again (AdamW's moments restarted).
+    let mut rewarm_from = None;
     if config.resume {
         if let Some(saved) = load_state::<RunState>(&state_path)? {
             model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            optimizer = load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
+            let (loaded, moments_restarted) =
+                load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
+            optimizer = loaded;
+            rewarm_from = moments_restarted.then_some(saved.step);
             codebook = load_module(codebook, &checkpoint_dir.join("codebook"), device)?;
             progress(&saved.describe());
             state = saved.resumed(config.steps);
@@ -203,7 +208,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
             config.warmup_steps,
             config.learning_rate,
             config.learning_rate * 0.02,
-        );
+        ) * rewarm_factor(step, rewarm_from, config.warmup_steps);
         let x = batches.next_batch().images_tensor::<B>(device);
 
         let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;

@@ -1,0 +1,80 @@
+//! The stage-1 loop end to end at a toy size: it trains, checkpoints and resumes — also without
+//! the optimizer state, when the learning rate warms up again.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, NdArray};
+
+use super::*;
+use crate::data::DatasetConfig;
+use crate::train::schedule::learning_rate;
+
+type B = Autodiff<NdArray<f32>>;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vq-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// 24-pixel images, two levels of 8 and 16 channels, 16 codes; a checkpoint every 2 steps.
+fn toy(dir: &Path, steps: usize) -> VqVaeTrainConfig {
+    VqVaeTrainConfig {
+        out_dir: dir.to_path_buf(),
+        block_out_channels: vec![8, 16],
+        norm_num_groups: 4,
+        num_vq_embeddings: 16,
+        vq_embed_dim: 4,
+        batch_size: 2,
+        steps,
+        learning_rate: 1e-3,
+        warmup_steps: 4,
+        log_every: 1,
+        checkpoint_every: 2,
+        workers: 1,
+        dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
+        ..VqVaeTrainConfig::default()
+    }
+}
+
+/// (step, lr) of every row of `loss.csv`.
+fn learning_rates(dir: &Path) -> Vec<(usize, f64)> {
+    let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let lr = header.iter().position(|&c| c == "lr").expect("an lr column");
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[0].parse().expect("step"), fields[lr].parse().expect("lr"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_resumed_without_optimizer_state_warms_its_learning_rate_up_again() {
+    let dir = temp_dir("vqvae-resume");
+    let mut heard = Vec::new();
+    let first =
+        train_vqvae::<B>(&toy(&dir, 4), &Default::default(), &mut |l| heard.push(l.to_string())).expect("train");
+    assert_eq!(first.steps_done, 4);
+    assert!(first.final_loss.is_finite());
+    assert!(dir.join("vqvae/config.json").is_file() && dir.join("vqvae/diffusion_pytorch_model.safetensors").is_file());
+
+    std::fs::remove_file(dir.join("checkpoint/optimizer.mpk")).expect("a saved optimizer state");
+    heard.clear();
+    // New --steps: a new schedule of 8 steps continues at step 4.
+    let second =
+        train_vqvae::<B>(&toy(&dir, 8), &Default::default(), &mut |l| heard.push(l.to_string())).expect("resume");
+    assert_eq!(second.steps_done, 8);
+    assert!(heard.iter().any(|l| l.contains("optimizer.mpk is missing")), "{heard:?}");
+    assert!(heard.iter().any(|l| l.contains("resuming at step 4")), "{heard:?}");
+
+    let rates = learning_rates(&dir);
+    assert_eq!(rates.iter().map(|r| r.0).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+    for &(step, lr) in &rates[4..] {
+        let expected = learning_rate(step, 8, 4, 1e-3, 2e-5) * (step - 3) as f64 / 4.0;
+        assert!((lr - expected).abs() <= 1e-5 * expected, "step {step}: lr {lr}, expected {expected}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
