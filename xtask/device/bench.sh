@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the lent GPU machine: issue 7's benchmark in one call — diffusers 0.42.1 (torch fp16 and fp32)
+# and this pipeline (`xtask bench`, device noise and truncation) on the same card, ITHQ architecture
+# with random weights. Needs the carried release xtask (.carry/xtask.xz, built with a CUDA feature)
+# and the diffusers wheels (.whl/, carry both: `carry: [".carry", ".whl"]`).
+#   bash xtask/device/bench.sh
+# DTYPES (default "f32 f16 bf16") picks our precisions, BACKEND (default cuda) the xtask backend,
+# WHAT / IMAGES / REPS the parts (default all, "1,4", 3). JSON results and logs come back in $OUT;
+# a run that fails or outlasts its 150 s shows its rc in $OUT/peaks.txt, and the others still run.
+source xtask/device/setup.sh
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site
+what=${WHAT:-forward,step,decode,generate}
+# Peak GPU memory of one command (nvidia-smi, whole device, sampled every 100 ms: burn 0.21 has no
+# allocator high-water mark), appended to $OUT/peaks.txt under its label.
+with_peak() {
+  local label=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > /tmp/vq/peak.log 2>/dev/null &
+  local sampler=$!
+  "$@"
+  local rc=$?
+  kill $sampler 2>/dev/null
+  echo "$label: peak $(sort -n /tmp/vq/peak.log | tail -1) MiB (rc $rc)" | tee -a "$OUT/peaks.txt"
+}
+for dtype in fp16 fp32; do
+  with_peak "diffusers $dtype" timeout 150 python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+    --json "$OUT/diffusers-$dtype.json" > "$OUT/diffusers-$dtype.log" 2>&1
+  cat "$OUT/diffusers-$dtype.log"
+done
+for dtype in ${DTYPES:-f32 f16 bf16}; do
+  with_peak "rust $dtype" timeout 150 $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype.json" > "$OUT/rust-$dtype.log" 2>&1
+  cat "$OUT/rust-$dtype.log"
+done
+save_kernel_cache
