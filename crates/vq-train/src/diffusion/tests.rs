@@ -9,16 +9,10 @@ use vq_scheduler::VQDiffusionSchedulerConfig;
 use super::{write_pipeline, TextToTokens, TextToTokensConfig};
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::export::{pytorch_tensors, StoreDtype, TRANSFORMER_RENAMES, VQ_MODEL_RENAMES};
+use crate::train::test_support::{learning_rates, temp_dir};
 use crate::vqvae::write_vqvae_dir;
 
 type B = NdArray<f32>;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vq-train-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
 /// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
@@ -55,7 +49,8 @@ fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensC
     let model = config.init::<B>(&device);
     let mut scheduler = VQDiffusionSchedulerConfig::new(17);
     scheduler.num_train_timesteps = 10;
-    write_pipeline(&model, &config, &dir.join("stage1"), &dir.join("tok"), &scheduler, &dir.join("pipeline"), dtype).unwrap();
+    write_pipeline(&model, &config, &dir.join("stage1"), &dir.join("tok"), &scheduler, &dir.join("pipeline"), dtype)
+        .unwrap();
     (model, config)
 }
 
@@ -65,7 +60,8 @@ fn assert_same<M: Module<B> + burn_store::ModuleSnapshot<B>>(a: &M, b: &M, renam
     assert_eq!(left.len(), right.len());
     for ((name_a, shape_a, values_a), (name_b, shape_b, values_b)) in left.iter().zip(&right) {
         assert_eq!((name_a, shape_a), (name_b, shape_b));
-        let worst = values_a.iter().zip(values_b).map(|(x, y)| (x - y).abs() / x.abs().max(1e-3)).fold(0.0f32, f32::max);
+        let worst =
+            values_a.iter().zip(values_b).map(|(x, y)| (x - y).abs() / x.abs().max(1e-3)).fold(0.0f32, f32::max);
         assert!(worst <= tolerance, "{name_a}: relative error {worst}");
     }
 }
@@ -74,7 +70,8 @@ fn assert_same<M: Module<B> + burn_store::ModuleSnapshot<B>>(a: &M, b: &M, renam
 fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
     let dir = temp_dir("export-f32");
     let (model, config) = tiny_export(&dir, StoreDtype::F32);
-    let pipeline = VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
+    let pipeline =
+        VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
     assert_eq!(pipeline.tokenizer.model_max_length(), 32);
     assert_eq!(pipeline.tokenizer.pad_id(), 0);
     assert_eq!(pipeline.configs.text_encoder, config.text_encoder());
@@ -86,11 +83,24 @@ fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
     null.clone().into_data().assert_eq(&model.null_embedding.val().into_data(), true);
 
     // The exported keys are diffusers' names.
-    let keys = vq_weights::read_tensor(&dir.join("pipeline/transformer/diffusion_pytorch_model.safetensors"), "transformer_blocks.1.ff.net.0.proj.weight").unwrap();
+    let keys = vq_weights::read_tensor(
+        &dir.join("pipeline/transformer/diffusion_pytorch_model.safetensors"),
+        "transformer_blocks.1.ff.net.0.proj.weight",
+    )
+    .unwrap();
     assert_eq!(keys.shape.as_slice(), [64, 16], "Linear weights are [out, in]");
-    vq_weights::read_tensor(&dir.join("pipeline/text_encoder/model.safetensors"), "text_model.final_layer_norm.weight").unwrap();
-    vq_weights::read_tensor(&dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"), "decoder.up_blocks.0.upsamplers.0.conv.weight").unwrap();
-    vq_weights::read_tensor(&dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"), "encoder.mid_block.attentions.0.to_out.0.weight").unwrap();
+    vq_weights::read_tensor(&dir.join("pipeline/text_encoder/model.safetensors"), "text_model.final_layer_norm.weight")
+        .unwrap();
+    vq_weights::read_tensor(
+        &dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"),
+        "decoder.up_blocks.0.upsamplers.0.conv.weight",
+    )
+    .unwrap();
+    vq_weights::read_tensor(
+        &dir.join("pipeline/vqvae/diffusion_pytorch_model.safetensors"),
+        "encoder.mid_block.attentions.0.to_out.0.weight",
+    )
+    .unwrap();
 
     // It generates.
     let request = vq_pipeline::GenerateRequest::new(["a red circle"]).with_steps(10).with_guidance_scale(3.0);
@@ -103,9 +113,79 @@ fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
 fn the_f16_export_rounds_every_parameter_to_half_precision() {
     let dir = temp_dir("export-f16");
     let (model, _) = tiny_export(&dir, StoreDtype::F16);
-    let pipeline = VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
+    let pipeline =
+        VQDiffusionPipeline::<B>::from_dir(&dir.join("pipeline"), None, &Default::default()).expect("pipeline loads");
     // f16 has an 11-bit significand: relative error ≤ 2⁻¹¹ for normal values.
     assert_same(&model.transformer, &pipeline.transformer, TRANSFORMER_RENAMES, 1.0 / 2048.0 + 1e-6);
     assert_same(&model.text_encoder, &pipeline.text_encoder, &[], 1.0 / 2048.0 + 1e-6);
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() {
+    use burn::backend::Autodiff;
+
+    use super::{train_diffusion, DiffusionTrainConfig};
+    use crate::data::DatasetConfig;
+    use crate::train::schedule::learning_rate;
+
+    let dir = temp_dir("diffusion-resume");
+    let device = Default::default();
+    // An untrained two-level VQ-VAE for 24-pixel images: 12 × 12 tokens of K = 16.
+    let vq_config = VqModelConfig {
+        down_block_types: vec!["DownEncoderBlock2D".into(); 2],
+        up_block_types: vec!["UpDecoderBlock2D".into(); 2],
+        block_out_channels: vec![8, 16],
+        latent_channels: 4,
+        vq_embed_dim: Some(4),
+        num_vq_embeddings: 16,
+        norm_num_groups: 4,
+        sample_size: 24,
+        ..VqModelConfig::default()
+    };
+    write_vqvae_dir(&vq_config.init::<B>(&device).unwrap(), &vq_config, &dir.join("vqvae"), StoreDtype::F32).unwrap();
+    let config = |steps| DiffusionTrainConfig {
+        out_dir: dir.join("run"),
+        vqvae_dir: dir.join("vqvae"),
+        clip_tokenizer_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer"),
+        num_timesteps: 10,
+        heads: 2,
+        head_dim: 8,
+        layers: 1,
+        text_width: 16,
+        text_layers: 1,
+        text_heads: 2,
+        batch_size: 2,
+        steps,
+        learning_rate: 1e-3,
+        warmup_steps: 2,
+        log_every: 1,
+        checkpoint_every: 2,
+        workers: 1,
+        checkpoint_dtype: StoreDtype::F16,
+        dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
+        ..DiffusionTrainConfig::default()
+    };
+    let mut heard = Vec::new();
+    let first = train_diffusion::<Autodiff<B>>(&config(2), &device, &mut |l| heard.push(l.to_string())).unwrap();
+    assert_eq!(first.steps_done, 2);
+    assert!(dir.join("run/pipeline/model_index.json").is_file());
+    // Weights and EMA in f16: 2 bytes a parameter, plus names and shapes.
+    for file in ["model.mpk", "ema.mpk"] {
+        let bytes = std::fs::metadata(dir.join("run/checkpoint").join(file)).unwrap().len() as usize;
+        assert!(bytes < 3 * first.parameters, "{file}: {bytes} bytes for {} parameters", first.parameters);
+    }
+
+    std::fs::remove_file(dir.join("run/checkpoint/optimizer.mpk")).unwrap();
+    heard.clear();
+    let second = train_diffusion::<Autodiff<B>>(&config(4), &device, &mut |l| heard.push(l.to_string())).unwrap();
+    assert_eq!(second.steps_done, 4);
+    assert!(heard.iter().any(|l| l.contains("optimizer.mpk is missing")), "{heard:?}");
+    let rates = learning_rates(&dir.join("run"));
+    assert_eq!(rates.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    for &(step, lr) in &rates[2..] {
+        let expected = learning_rate(step, 4, 2, 1e-3, 2e-5) * (step - 1) as f64 / 2.0;
+        assert!((lr - expected).abs() <= 1e-5 * expected, "step {step}: lr {lr}, expected {expected}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -54,7 +54,13 @@ impl HostBatch {
 }
 
 /// Renders one batch (and tokenizes its captions).
-pub fn render_batch(dataset: &Dataset, split: Split, size: usize, index: u64, tokenizer: Option<&Tokenizer>) -> HostBatch {
+pub fn render_batch(
+    dataset: &Dataset,
+    split: Split,
+    size: usize,
+    index: u64,
+    tokenizer: Option<&Tokenizer>,
+) -> HostBatch {
     let image_size = dataset.config().image_size as usize;
     let plane = image_size * image_size;
     let mut images = Vec::with_capacity(size * 3 * plane);
@@ -68,9 +74,8 @@ pub fn render_batch(dataset: &Dataset, split: Split, size: usize, index: u64, to
             images.extend(bytes[channel..].iter().step_by(3).map(|&b| f32::from(b) / 127.5 - 1.0));
         }
         if let Some(tokenizer) = tokenizer {
-            let padded = tokenizer
-                .encode_padded(&sample.caption, Truncation::Diffusers)
-                .expect("dataset captions tokenize");
+            let padded =
+                tokenizer.encode_padded(&sample.caption, Truncation::Diffusers).expect("dataset captions tokenize");
             token_ids.extend(padded.ids.into_iter().map(i64::from));
         }
         captions.push(sample.caption);
@@ -114,10 +119,7 @@ impl BatchStream {
             handles.push(std::thread::spawn(move || {
                 let mut index = first + w;
                 // Stops when the stream is dropped (the send fails).
-                while sender
-                    .send(render_batch(&dataset, split, size, index, tokenizer.as_deref()))
-                    .is_ok()
-                {
+                while sender.send(render_batch(&dataset, split, size, index, tokenizer.as_deref())).is_ok() {
                     index += workers as u64;
                 }
             }));

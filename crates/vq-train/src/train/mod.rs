@@ -7,3 +7,5 @@ pub mod export;
 pub mod log;
 pub mod params;
 pub mod schedule;
+#[cfg(test)]
+pub(crate) mod test_support;

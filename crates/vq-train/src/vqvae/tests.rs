@@ -1,21 +1,16 @@
 //! The stage-1 loop end to end at a toy size: it trains, checkpoints and resumes — also without
 //! the optimizer state, when the learning rate warms up again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::backend::{Autodiff, NdArray};
 
 use super::*;
 use crate::data::DatasetConfig;
 use crate::train::schedule::learning_rate;
+use crate::train::test_support::{learning_rates, temp_dir};
 
 type B = Autodiff<NdArray<f32>>;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vq-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// 24-pixel images, two levels of 8 and 16 channels, 16 codes; a checkpoint every 2 steps.
 fn toy(dir: &Path, steps: usize) -> VqVaeTrainConfig {
@@ -35,20 +30,6 @@ fn toy(dir: &Path, steps: usize) -> VqVaeTrainConfig {
         dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
         ..VqVaeTrainConfig::default()
     }
-}
-
-/// (step, lr) of every row of `loss.csv`.
-fn learning_rates(dir: &Path) -> Vec<(usize, f64)> {
-    let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
-    let lr = header.iter().position(|&c| c == "lr").expect("an lr column");
-    lines
-        .map(|line| {
-            let fields: Vec<&str> = line.split(',').collect();
-            (fields[0].parse().expect("step"), fields[lr].parse().expect("lr"))
-        })
-        .collect()
 }
 
 #[test]
