@@ -14,11 +14,9 @@ use crate::vqvae::write_vqvae_dir;
 
 type B = NdArray<f32>;
 
-/// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
-/// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
-fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
-    let device = Default::default();
-    let vq_config = VqModelConfig {
+/// A two-level VQ-VAE (8 and 16 channels, K = 16 codes of width 4) for images of `sample_size`.
+fn toy_vq_config(sample_size: usize) -> VqModelConfig {
+    VqModelConfig {
         down_block_types: vec!["DownEncoderBlock2D".into(); 2],
         up_block_types: vec!["UpDecoderBlock2D".into(); 2],
         block_out_channels: vec![8, 16],
@@ -26,8 +24,16 @@ fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensC
         vq_embed_dim: Some(4),
         num_vq_embeddings: 16,
         norm_num_groups: 4,
+        sample_size,
         ..VqModelConfig::default()
-    };
+    }
+}
+
+/// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
+/// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
+fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
+    let device = Default::default();
+    let vq_config = toy_vq_config(VqModelConfig::default().sample_size);
     let vqvae = vq_config.init::<B>(&device).unwrap();
     write_vqvae_dir(&vqvae, &vq_config, &dir.join("stage1"), StoreDtype::F32).unwrap();
     let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
@@ -132,17 +138,7 @@ fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() 
     let dir = temp_dir("diffusion-resume");
     let device = Default::default();
     // An untrained two-level VQ-VAE for 24-pixel images: 12 × 12 tokens of K = 16.
-    let vq_config = VqModelConfig {
-        down_block_types: vec!["DownEncoderBlock2D".into(); 2],
-        up_block_types: vec!["UpDecoderBlock2D".into(); 2],
-        block_out_channels: vec![8, 16],
-        latent_channels: 4,
-        vq_embed_dim: Some(4),
-        num_vq_embeddings: 16,
-        norm_num_groups: 4,
-        sample_size: 24,
-        ..VqModelConfig::default()
-    };
+    let vq_config = toy_vq_config(24);
     write_vqvae_dir(&vq_config.init::<B>(&device).unwrap(), &vq_config, &dir.join("vqvae"), StoreDtype::F32).unwrap();
     let config = |steps| DiffusionTrainConfig {
         out_dir: dir.join("run"),
