@@ -114,8 +114,9 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, value_name = "RNG", default_value_t = Rng::Torch)]
     pub rng: Rng,
 
-    /// Where truncation runs. Default: exact with --rng torch, device with --rng device (whose
-    /// tokens differ from diffusers' anyway).
+    /// Where truncation runs. Default: device with --rng device on a GPU backend (whose tokens
+    /// differ from diffusers' anyway, and where it saves a read-back per step), else exact (on a
+    /// CPU the exact host search is also the faster one).
     #[arg(long, value_enum, value_name = "MODE")]
     pub truncation_mode: Option<TruncationModeArg>,
 
@@ -233,11 +234,13 @@ impl Dtype {
 }
 
 impl GenerateArgs {
-    /// `--truncation-mode`, or the default that goes with `--rng`.
+    /// `--truncation-mode`, or the default that goes with `--rng` and `--backend`.
     pub fn truncation_mode(&self) -> TruncationMode {
+        let gpu = matches!(self.backend, BackendKind::Wgpu | BackendKind::Cuda);
         match (self.truncation_mode, self.rng) {
-            (Some(TruncationModeArg::Exact), _) | (None, Rng::Torch) => TruncationMode::Exact,
-            (Some(TruncationModeArg::Device), _) | (None, Rng::Device) => TruncationMode::Device,
+            (Some(TruncationModeArg::Device), _) => TruncationMode::Device,
+            (None, Rng::Device) if gpu => TruncationMode::Device,
+            _ => TruncationMode::Exact,
         }
     }
 
@@ -299,4 +302,31 @@ impl GenerateArgs {
 /// model reads `crates/vq-cli/../../models/shapes`).
 fn normalize(path: &std::path::Path) -> String {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn truncation_mode(flags: &[&str]) -> TruncationMode {
+        let args = ["vq-diffusion", "generate", "--prompt", "a cat"].iter().chain(flags);
+        let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command;
+        generate.truncation_mode()
+    }
+
+    #[test]
+    fn device_truncation_is_the_default_only_for_device_noise_on_a_gpu_backend() {
+        assert_eq!(truncation_mode(&[]), TruncationMode::Exact);
+        assert_eq!(truncation_mode(&["--rng", "device"]), TruncationMode::Exact, "ndarray: a CPU");
+        assert_eq!(truncation_mode(&["--rng", "device", "--backend", "flex"]), TruncationMode::Exact);
+        assert_eq!(truncation_mode(&["--rng", "device", "--backend", "cuda"]), TruncationMode::Device);
+        assert_eq!(truncation_mode(&["--rng", "device", "--backend", "wgpu"]), TruncationMode::Device);
+        assert_eq!(truncation_mode(&["--backend", "cuda"]), TruncationMode::Exact, "torch noise");
+        // The flag wins either way.
+        assert_eq!(truncation_mode(&["--truncation-mode", "device"]), TruncationMode::Device);
+        let flags = ["--rng", "device", "--backend", "cuda", "--truncation-mode", "exact"];
+        assert_eq!(truncation_mode(&flags), TruncationMode::Exact);
+    }
 }
