@@ -21,7 +21,7 @@ use crate::rng::SplitMix64;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{
-    load_module, load_optimizer, load_state, save_module_as, save_record, save_state, RunState,
+    load_module, load_state, load_trainee, save_module_as, save_record, save_state, RunState,
 };
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
@@ -258,11 +258,8 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let mut rewarm_from = None;
     if config.resume {
         if let Some(saved) = load_state::<State>(&state_path)? {
-            model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            let (loaded, moments_restarted) =
-                load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
-            optimizer = loaded;
-            rewarm_from = moments_restarted.then_some(saved.run.step);
+            (model, optimizer, rewarm_from) =
+                load_trainee(model, optimizer, &checkpoint_dir, saved.run.step, device, progress)?;
             ema = load_module(ema, &checkpoint_dir.join("ema"), device)?;
             progress(&saved.run.describe());
             state = State { run: saved.run.resumed(config.steps), ..saved };

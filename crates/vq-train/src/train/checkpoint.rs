@@ -122,6 +122,27 @@ where
     Ok((optimizer, true))
 }
 
+/// A resumed run's model (`checkpoint_dir/model.mpk`) and optimizer (`optimizer.mpk`, see
+/// [`load_optimizer`]), and the step from which the learning rate warms up again: the saved
+/// `step` when the optimizer state was missing, else `None`.
+pub fn load_trainee<B, M, O>(
+    model: M,
+    optimizer: O,
+    checkpoint_dir: &Path,
+    step: usize,
+    device: &B::Device,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(M, O, Option<usize>), TrainError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let model = load_module(model, &checkpoint_dir.join("model"), device)?;
+    let (optimizer, restarted) = load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
+    Ok((model, optimizer, restarted.then_some(step)))
+}
+
 /// Writes the JSON training state.
 pub fn save_state<S: Serialize>(state: &S, path: &Path) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::io(path, e))?;

@@ -16,9 +16,7 @@ use crate::data::{tensor_to_images, Dataset, DatasetConfig, Split};
 use crate::eval::{evaluate_ground_truth, EvalReport};
 use crate::rng::SplitMix64;
 use crate::train::batches::BatchStream;
-use crate::train::checkpoint::{
-    load_module, load_optimizer, load_state, save_module, save_record, save_state, RunState,
-};
+use crate::train::checkpoint::{load_module, load_state, load_trainee, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::schedule::{learning_rate, rewarm_factor};
@@ -170,11 +168,8 @@ pub fn train_vqvae<B: AutodiffBackend>(
     let mut rewarm_from = None;
     if config.resume {
         if let Some(saved) = load_state::<RunState>(&state_path)? {
-            model = load_module(model, &checkpoint_dir.join("model"), device)?;
-            let (loaded, moments_restarted) =
-                load_optimizer(optimizer, &checkpoint_dir.join("optimizer"), device, progress)?;
-            optimizer = loaded;
-            rewarm_from = moments_restarted.then_some(saved.step);
+            (model, optimizer, rewarm_from) =
+                load_trainee(model, optimizer, &checkpoint_dir, saved.step, device, progress)?;
             codebook = load_module(codebook, &checkpoint_dir.join("codebook"), device)?;
             progress(&saved.describe());
             state = saved.resumed(config.steps);
