@@ -72,7 +72,7 @@ pub struct VqVaeArgs {
     /// Codebook size K.
     #[arg(long)]
     codes: Option<usize>,
-    /// GroupNorm groups.
+    /// GroupNorm groups (default 8: with one channel per group, flat colours are normalised away).
     #[arg(long)]
     groups: Option<usize>,
     /// Image side in pixels (stage 2 takes it from the VQ-VAE).
