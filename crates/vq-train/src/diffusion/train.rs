@@ -26,7 +26,7 @@ use crate::train::checkpoint::{
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::params::{ema_decay_at, update_ema};
-use crate::train::schedule::{learning_rate, rewarm_factor};
+use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
 
 /// Everything stage 2 needs.
@@ -284,13 +284,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let mut step = first_step;
     let batch = config.batch_size;
     while step < timer.total_steps() {
-        let lr = learning_rate(
-            step,
-            timer.total_steps(),
-            config.warmup_steps,
-            config.learning_rate,
-            config.learning_rate * 0.02,
-        ) * rewarm_factor(step, rewarm_from, config.warmup_steps);
+        let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
         let host = batches.next_batch();
 
         // Tokens of the frozen VQ-VAE, on the inner backend.

@@ -24,6 +24,18 @@ pub fn rewarm_factor(step: usize, restart: Option<usize>, warmup: usize) -> f64 
     }
 }
 
+/// The rate of a training step of both stages: [`learning_rate`] with its floor at 2 % of `peak`,
+/// times [`rewarm_factor`] after the optimizer's moments restarted at `rewarm_from`.
+pub fn step_learning_rate(
+    step: usize,
+    total_steps: usize,
+    warmup: usize,
+    peak: f64,
+    rewarm_from: Option<usize>,
+) -> f64 {
+    learning_rate(step, total_steps, warmup, peak, peak * 0.02) * rewarm_factor(step, rewarm_from, warmup)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

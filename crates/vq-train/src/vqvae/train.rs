@@ -19,7 +19,7 @@ use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{load_module, load_state, load_trainee, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
-use crate::train::schedule::{learning_rate, rewarm_factor};
+use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
 
 /// Everything stage 1 needs: architecture, optimisation and run control.
@@ -202,13 +202,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
     let first_step = state.step;
     let mut step = first_step;
     while step < timer.total_steps() {
-        let lr = learning_rate(
-            step,
-            timer.total_steps(),
-            config.warmup_steps,
-            config.learning_rate,
-            config.learning_rate * 0.02,
-        ) * rewarm_factor(step, rewarm_from, config.warmup_steps);
+        let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
         let x = batches.next_batch().images_tensor::<B>(device);
 
         let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
