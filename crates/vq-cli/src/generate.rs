@@ -27,6 +27,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
     })?;
 
     let model = &args.model()?;
+    let truncation_mode = args.truncation_mode();
     report(&format!("Loading {} ({} backend, {})…", model, args.backend.name(), args.dtype.precision().name()));
     let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::from_pretrained(model, &LoadOptions::default(), &device)?;
@@ -58,7 +59,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         .with_truncation_rate(args.truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
         .with_noise(noise)
-        .with_truncation_mode(args.truncation_mode());
+        .with_truncation_mode(truncation_mode);
 
     let bar = progress_bar(steps);
     let start = Instant::now();
@@ -76,7 +77,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         steps,
         guidance_scale: args.guidance_scale,
         truncation_rate: args.truncation_rate,
-        truncation_mode: truncation_mode_name(args.truncation_mode()),
+        truncation_mode: truncation_mode_name(truncation_mode),
         backend: args.backend.name(),
         dtype: args.dtype.precision().name(),
     };
