@@ -9,7 +9,8 @@
 # small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
 # faster than the GEMM form on the untuned CUDA build, BENCHMARKS.md) the VQ-VAE's convolutions,
 # VQ_BATCH / TR_BATCH (64 / 128) and VQ_STEPS / TR_STEPS (3000 / 4000) the stages' sizes; VQ_ARGS /
-# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100").
+# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule"); RUNS_EXCLUDE leaves a path
+# pattern out of the returned runs (e.g. runs/vqvae/checkpoint once stage 1 is done).
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}
 conv=${CONV:-backend}
@@ -27,6 +28,6 @@ while [ $# -ge 2 ]; do
       ${TR_ARGS:-} 2>&1 | tee -a $OUT/train-transformer.log ;;
   esac
 done
-tar -c -C /tmp/vq --exclude=optimizer.mpk runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
+tar -c -C /tmp/vq --exclude=optimizer.mpk ${RUNS_EXCLUDE:+--exclude=$RUNS_EXCLUDE} runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
 save_kernel_cache
 ls -la $OUT; sort -n $OUT/gpu-memory.log | tail -1

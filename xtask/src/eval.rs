@@ -48,6 +48,10 @@ pub struct Args {
     /// Where to write a contact sheet of the generated images.
     #[arg(long)]
     sheet: Option<PathBuf>,
+    /// Where to write a contact sheet of the reconstructions: rows of 8 ground-truth images, each
+    /// followed by a row of their VQ-VAE reconstructions.
+    #[arg(long)]
+    reconstruction_sheet: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -80,7 +84,24 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let ceiling = if args.reconstructions > 0 {
         let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
         let dataset = Dataset::new(config, args.prompt_seed).map_err(|e| e.to_string())?;
-        Some(reconstruction_report(&pipeline.vqvae, &dataset, split, args.reconstructions, 32, &device).map_err(|e| e.to_string())?)
+        let (report, pairs) =
+            reconstruction_report(&pipeline.vqvae, &dataset, split, args.reconstructions, 32, &device)
+                .map_err(|e| e.to_string())?;
+        if let Some(path) = &args.reconstruction_sheet {
+            // Rows of 8: originals, then their reconstructions right below (a short last row
+            // padded with black).
+            let (w, h) = pairs[0].0.dimensions();
+            let mut rows = Vec::new();
+            for chunk in pairs.chunks(8) {
+                let pad = 8 - chunk.len();
+                rows.extend(chunk.iter().map(|(original, _)| original.clone()));
+                rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
+                rows.extend(chunk.iter().map(|(_, reconstruction)| reconstruction.clone()));
+                rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
+            }
+            save_sheet(&rows, path)?;
+        }
+        Some(report)
     } else {
         None
     };
@@ -99,9 +120,14 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     }
     if let Some(path) = &args.sheet {
         let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
-        contact_sheet(&pictures, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("contact sheet: {}", path.display());
+        save_sheet(&pictures, path)?;
     }
+    Ok(())
+}
+
+fn save_sheet(images: &[image::RgbImage], path: &std::path::Path) -> Result<(), String> {
+    contact_sheet(images, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("contact sheet: {}", path.display());
     Ok(())
 }
 
@@ -109,7 +135,8 @@ fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>) {
     println!("{:>11} | {:>18} | {:>18}", "attribute", "generated", "VQ reconstruction");
     let ceiling_rows = ceiling.map(EvalReport::attributes);
     for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
-        let cell = |t: vq_train::eval::Tally| format!("{:6.2} % ({:>4}/{:<4})", 100.0 * t.accuracy(), t.correct, t.total);
+        let cell =
+            |t: vq_train::eval::Tally| format!("{:6.2} % ({:>4}/{:<4})", 100.0 * t.accuracy(), t.correct, t.total);
         let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
         println!("{name:>11} | {} | {right}", cell(tally));
     }

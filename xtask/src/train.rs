@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Wall-clock budget in minutes: training stops cleanly, saves and exports.
     #[arg(long)]
     max_minutes: Option<f64>,
+    /// With --max-minutes: stop at the budget but keep the learning-rate schedule of --steps
+    /// (by default it is shortened to end inside the budget); for a run continued over several calls.
+    #[arg(long)]
+    keep_schedule: bool,
     /// Progress line every N steps.
     #[arg(long, default_value_t = 50)]
     log_every: usize,
@@ -75,6 +79,9 @@ pub struct VqVaeArgs {
     /// GroupNorm groups (default 8: with one channel per group, flat colours are normalised away).
     #[arg(long)]
     groups: Option<usize>,
+    /// Weight of object pixels in the reconstruction loss (default 10; background 1).
+    #[arg(long)]
+    foreground_weight: Option<f64>,
     /// Image side in pixels (stage 2 takes it from the VQ-VAE).
     #[arg(long, default_value_t = 64)]
     image_size: u32,
@@ -145,11 +152,13 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         block_out_channels: args.channels.clone().unwrap_or(defaults.block_out_channels),
         num_vq_embeddings: args.codes.unwrap_or(defaults.num_vq_embeddings),
         norm_num_groups: args.groups.unwrap_or(defaults.norm_num_groups),
+        foreground_weight: args.foreground_weight.unwrap_or(defaults.foreground_weight),
         batch_size: r.batch_size.unwrap_or(defaults.batch_size),
         steps: r.steps.unwrap_or(defaults.steps),
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),
         warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
         max_minutes: r.max_minutes,
+        keep_schedule: r.keep_schedule,
         log_every: r.log_every,
         checkpoint_every: r.checkpoint_every,
         workers: r.workers,
@@ -196,6 +205,7 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),
         warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
         max_minutes: r.max_minutes,
+        keep_schedule: r.keep_schedule,
         log_every: r.log_every,
         checkpoint_every: r.checkpoint_every,
         workers: r.workers,

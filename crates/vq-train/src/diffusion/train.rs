@@ -80,6 +80,9 @@ pub struct DiffusionTrainConfig {
     pub auxiliary_loss_weight: f64,
     /// Stop cleanly (and save and export) after this many minutes in this process.
     pub max_minutes: Option<f64>,
+    /// With `max_minutes`: keep the learning-rate schedule of `steps` instead of shortening it to
+    /// end inside the budget (for a run continued over several processes).
+    pub keep_schedule: bool,
     /// Print a progress line every this many steps.
     pub log_every: usize,
     /// Save a checkpoint every this many steps (and at the end).
@@ -130,6 +133,7 @@ impl Default for DiffusionTrainConfig {
             caption_dropout: 0.1,
             auxiliary_loss_weight: 5e-4,
             max_minutes: None,
+            keep_schedule: false,
             log_every: 50,
             checkpoint_every: 500,
             workers: 4,
@@ -278,7 +282,13 @@ pub fn train_diffusion<B: AutodiffBackend>(
     );
     let mut curve =
         LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.run.step)?;
-    let mut timer = Progress::new(state.run.step, state.run.total_steps, state.run.elapsed_seconds, config.max_minutes);
+    let mut timer = Progress::new(
+        state.run.step,
+        state.run.total_steps,
+        state.run.elapsed_seconds,
+        config.max_minutes,
+        !config.keep_schedule,
+    );
     let mut windows = LossWindows::default();
     let first_step = state.run.step;
     let mut step = first_step;

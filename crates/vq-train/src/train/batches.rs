@@ -43,6 +43,13 @@ impl HostBatch {
         Tensor::from_data(TensorData::new(self.images.clone(), [self.size, 3, s, s]), device)
     }
 
+    /// `[size, 1, h, w]`: 1 where a pixel differs from its image's background, else 0
+    /// ([`foreground_mask`]).
+    pub fn foreground_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
+        let s = self.image_size;
+        Tensor::from_data(TensorData::new(foreground_mask(&self.images, self.size, s), [self.size, 1, s, s]), device)
+    }
+
     /// The token ids as a `[size, model_max_length]` tensor.
     ///
     /// # Panics
@@ -51,6 +58,25 @@ impl HostBatch {
         assert!(self.text_length > 0, "the batch stream was built without a tokenizer");
         Tensor::from_data(TensorData::new(self.token_ids.clone(), [self.size, self.text_length]), device)
     }
+}
+
+/// 1.0 where a pixel of `images` (`[size, 3, side, side]`, CHW) differs in any channel from its
+/// image's most common colour — the flat background of every scene — else 0.0; anti-aliased
+/// edge pixels count as foreground. Returns `[size, side, side]` values.
+pub fn foreground_mask(images: &[f32], size: usize, side: usize) -> Vec<f32> {
+    let plane = side * side;
+    assert_eq!(images.len(), size * 3 * plane, "images must be [{size}, 3, {side}, {side}]");
+    let mut mask = Vec::with_capacity(size * plane);
+    for image in images.chunks_exact(3 * plane) {
+        let colour = |p: usize| [image[p].to_bits(), image[plane + p].to_bits(), image[2 * plane + p].to_bits()];
+        let mut counts = std::collections::HashMap::new();
+        for p in 0..plane {
+            *counts.entry(colour(p)).or_insert(0usize) += 1;
+        }
+        let background = counts.into_iter().max_by_key(|&(c, n)| (n, c)).map(|(c, _)| c).expect("a non-empty image");
+        mask.extend((0..plane).map(|p| f32::from(u8::from(colour(p) != background))));
+    }
+    mask
 }
 
 /// Renders one batch (and tokenizes its captions).
@@ -167,6 +193,31 @@ mod tests {
             let direct = render_batch(&dataset, Split::Train, 3, expected, None);
             assert_eq!(batch.images, direct.images);
             assert_eq!(batch.captions[1], dataset.sample(Split::Train, expected * 3 + 1).caption);
+        }
+    }
+
+    #[test]
+    fn the_foreground_is_what_differs_from_the_most_common_colour() {
+        // Two 3 × 3 images: a flat one, and one whose 2 top-left pixels differ in one channel each.
+        let mut images = vec![0.5_f32; 2 * 3 * 9];
+        images[27] = -1.0; // image 1, red, pixel 0
+        images[27 + 9 + 1] = 1.0; // image 1, green, pixel 1
+        let mask = foreground_mask(&images, 2, 3);
+        assert_eq!(&mask[..9], &[0.0; 9]);
+        assert_eq!(&mask[9..], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn rendered_objects_are_foreground_and_cover_a_few_percent() {
+        let config = DatasetConfig { image_size: 64, ..DatasetConfig::default() };
+        let dataset = Dataset::new(config, 3).expect("dataset");
+        let batch = render_batch(&dataset, Split::Train, 16, 0, None);
+        let mask = foreground_mask(&batch.images, 16, 64);
+        for (i, image) in mask.chunks_exact(64 * 64).enumerate() {
+            let fraction = image.iter().sum::<f32>() / (64.0 * 64.0);
+            // A small object's box is ≥ 0.42 of a 21-pixel cell (≥ 40 pixels even as a
+            // triangle); two large ones stay under a quarter of the image.
+            assert!((0.009..0.25).contains(&fraction), "image {i}: foreground {fraction}");
         }
     }
 }

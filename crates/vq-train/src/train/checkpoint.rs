@@ -47,9 +47,14 @@ impl RunState {
         }
     }
 
-    /// "resuming at step …", for the progress output.
+    /// "resuming at step …", for the progress output; says so when nothing is left to train.
     pub fn describe(&self) -> String {
-        format!("resuming at step {} ({:.0} s done)", self.step, self.elapsed_seconds)
+        let line =
+            format!("resuming at step {} of {} ({:.0} s done)", self.step, self.total_steps, self.elapsed_seconds);
+        match self.step >= self.total_steps {
+            true => line + ": the run is complete (a different --steps extends it, --fresh starts over)",
+            false => line,
+        }
     }
 
     /// Records the run at a checkpoint and reseeds the host RNG, so that a resumed process and
@@ -178,6 +183,23 @@ mod tests {
 
     fn weights(model: &Linear<B>) -> Vec<f32> {
         model.weight.val().into_data().into_vec::<f32>().expect("f32 weights")
+    }
+
+    #[test]
+    fn a_resumed_run_says_where_it_stands_and_when_it_is_complete() {
+        let mut run = RunState::new(300, 7);
+        run.step = 120;
+        assert_eq!(run.describe(), "resuming at step 120 of 300 (0 s done)");
+        // The same --steps continues the saved schedule; a complete one says how to go on.
+        let done = RunState { step: 300, elapsed_seconds: 61.4, ..run.clone() }.resumed(300);
+        assert_eq!(
+            done.describe(),
+            "resuming at step 300 of 300 (61 s done): the run is complete (a different --steps extends it, --fresh starts over)"
+        );
+        // A different --steps starts a new schedule length from the saved step.
+        let extended = RunState { step: 300, ..run }.resumed(500);
+        assert_eq!((extended.step, extended.total_steps), (300, 500));
+        assert!(!extended.describe().contains("complete"));
     }
 
     #[test]

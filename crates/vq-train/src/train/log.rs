@@ -176,6 +176,8 @@ pub struct Progress {
     first_step: usize,
     total_steps: usize,
     budget_seconds: Option<f64>,
+    /// Shorten the schedule to the budget ([`Progress::fit_steps`]).
+    fit_to_budget: bool,
     /// Elapsed seconds when [`FIT_FROM`] steps were done (the start of the rate measurement).
     fit_start: Option<f64>,
 }
@@ -190,14 +192,21 @@ pub const FIT_RESERVE_SECONDS: f64 = 20.0;
 
 impl Progress {
     /// Starts timing at `first_step` of `total_steps`; `max_minutes` bounds this process's
-    /// training time.
-    pub fn new(first_step: usize, total_steps: usize, earlier_seconds: f64, max_minutes: Option<f64>) -> Self {
+    /// training time, and with `fit_to_budget` the schedule is shortened to end inside it.
+    pub fn new(
+        first_step: usize,
+        total_steps: usize,
+        earlier_seconds: f64,
+        max_minutes: Option<f64>,
+        fit_to_budget: bool,
+    ) -> Self {
         Self {
             start: Instant::now(),
             earlier_seconds,
             first_step,
             total_steps,
             budget_seconds: max_minutes.map(|m| m * 60.0),
+            fit_to_budget,
             fit_start: None,
         }
     }
@@ -207,7 +216,7 @@ impl Progress {
     /// this process are done, the step rate of the last [`FIT_OVER`] steps sets the new total
     /// (never above the requested one). Returns the new total when it changed.
     pub fn fit_steps(&mut self, step: usize) -> Option<usize> {
-        let budget = self.budget_seconds?;
+        let budget = self.budget_seconds.filter(|_| self.fit_to_budget)?;
         let done_here = step + 1 - self.first_step;
         if done_here == FIT_FROM {
             self.fit_start = Some(self.elapsed());
@@ -299,14 +308,27 @@ mod tests {
 
     #[test]
     fn progress_lines_come_early_then_every_interval() {
-        let timer = Progress::new(0, 1000, 0.0, None);
+        let timer = Progress::new(0, 1000, 0.0, None, true);
         let logged: Vec<usize> = (0..1000).filter(|&step| timer.should_log(step, 100)).map(|step| step + 1).collect();
         assert_eq!(logged, [1, 2, 3, 5, 10, 20, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
         // A resumed process counts its early steps from where it starts; the last step always logs.
-        let resumed = Progress::new(500, 1003, 0.0, None);
+        let resumed = Progress::new(500, 1003, 0.0, None, true);
         let logged: Vec<usize> =
             (500..1003).filter(|&step| resumed.should_log(step, 100)).map(|step| step + 1).collect();
         assert_eq!(logged, [501, 502, 503, 505, 510, 520, 600, 700, 800, 900, 1000, 1003]);
+    }
+
+    #[test]
+    fn a_budget_shortens_the_schedule_unless_it_is_kept() {
+        // 0.6 s of budget, less than the reserve kept for the final save: fitting ends the run
+        // at the step where the rate is first known.
+        for (fit, total) in [(true, FIT_FROM + FIT_OVER), (false, 1000)] {
+            let mut timer = Progress::new(0, 1000, 0.0, Some(0.01), fit);
+            for step in 0..FIT_FROM + FIT_OVER {
+                timer.after_step(step, 500, &mut |_| {});
+            }
+            assert_eq!(timer.total_steps(), total, "fit_to_budget {fit}");
+        }
     }
 
     #[test]
@@ -327,7 +349,7 @@ mod tests {
 
     #[test]
     fn without_a_budget_steps_checkpoint_on_the_interval_and_at_the_end() {
-        let mut timer = Progress::new(0, 25, 0.0, None);
+        let mut timer = Progress::new(0, 25, 0.0, None, true);
         let mut said = Vec::new();
         let ends: Vec<(usize, bool)> = (0..25)
             .map(|step| (step + 1, timer.after_step(step, 10, &mut |line| said.push(line.to_string()))))

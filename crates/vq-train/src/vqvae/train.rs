@@ -53,6 +53,9 @@ pub struct VqVaeTrainConfig {
     pub weight_decay: f32,
     /// β of the commitment loss ‖z_e − sg(e)‖².
     pub commitment_weight: f64,
+    /// Weight of foreground pixels in the reconstruction loss (background 1). Objects cover 2–8 %
+    /// of an image: unweighted, the loss is nearly all background and shapes stay blobs.
+    pub foreground_weight: f64,
     /// γ of the EMA codebook.
     pub codebook_decay: f64,
     /// Restart unused codes every this many steps (and at step 0).
@@ -61,6 +64,9 @@ pub struct VqVaeTrainConfig {
     pub restart_threshold: f64,
     /// Stop cleanly (and save) after this many minutes of training in this process.
     pub max_minutes: Option<f64>,
+    /// With `max_minutes`: keep the learning-rate schedule of `steps` instead of shortening it to
+    /// end inside the budget (for a run continued over several processes).
+    pub keep_schedule: bool,
     /// Print a progress line every this many steps.
     pub log_every: usize,
     /// Save a checkpoint every this many steps (and at the end).
@@ -81,8 +87,8 @@ pub struct VqVaeTrainConfig {
 
 impl Default for VqVaeTrainConfig {
     /// The plan's stage 1 (crate README): 3 levels [32, 64, 128] (64 px → 16 × 16 latents),
-    /// 8 GroupNorm groups, K = 256 codes of width 64, batch 64, AdamW 1e−3 with cosine decay,
-    /// 3 k steps.
+    /// 8 GroupNorm groups, K = 256 codes of width 64, batch 64, AdamW 3e−4 with cosine decay
+    /// (1e−3 diverged after 30 steps at batch 32, BENCHMARKS.md), 3 k steps.
     fn default() -> Self {
         Self {
             out_dir: PathBuf::from("runs/vqvae"),
@@ -93,14 +99,16 @@ impl Default for VqVaeTrainConfig {
             vq_embed_dim: 64,
             batch_size: 64,
             steps: 3000,
-            learning_rate: 1e-3,
+            learning_rate: 3e-4,
             warmup_steps: 100,
             weight_decay: 1e-4,
             commitment_weight: 0.25,
+            foreground_weight: 10.0,
             codebook_decay: 0.99,
             restart_every: 200,
             restart_threshold: 0.01,
             max_minutes: None,
+            keep_schedule: false,
             log_every: 50,
             checkpoint_every: 500,
             workers: 4,
@@ -196,14 +204,22 @@ pub fn train_vqvae<B: AutodiffBackend>(
         &["loss", "l1", "l2", "commitment", "restarted"],
         state.step,
     )?;
-    let mut timer = Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes);
+    let mut timer =
+        Progress::new(state.step, state.total_steps, state.elapsed_seconds, config.max_minutes, !config.keep_schedule);
     let mut windows = LossWindows::default();
 
     let first_step = state.step;
     let mut step = first_step;
     while step < timer.total_steps() {
         let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
-        let x = batches.next_batch().images_tensor::<B>(device);
+        let batch = batches.next_batch();
+        let x = batch.images_tensor::<B>(device);
+        // 1 on the background, foreground_weight on objects; [B, 1, H, W] -> [B, 3, H, W].
+        let weight = batch
+            .foreground_tensor::<B>(device)
+            .mul_scalar(config.foreground_weight - 1.0)
+            .add_scalar(1.0)
+            .expand(x.dims());
 
         let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
         let [b, d, h, w] = latents.dims();
@@ -223,10 +239,12 @@ pub fn train_vqvae<B: AutodiffBackend>(
         let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
         let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
         let error = reconstruction - x;
-        let l1 = error.clone().abs().mean();
-        let l2 = error.square().mean();
+        let (absolute, squared) = (error.clone().abs(), error.square());
+        let (l1, l2) = (absolute.clone().mean(), squared.clone().mean());
         let commitment = (latents - codes).square().mean();
-        let loss = l1.clone() + l2.clone() + commitment.clone().mul_scalar(config.commitment_weight);
+        let loss = (absolute * weight.clone()).mean()
+            + (squared * weight).mean()
+            + commitment.clone().mul_scalar(config.commitment_weight);
 
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(lr, model, grads);
@@ -296,7 +314,7 @@ pub fn write_vqvae_dir<B: Backend>(
 }
 
 /// The reconstruction ceiling: encode, quantize and decode `count` images of `split` and score
-/// each against its full ground truth.
+/// each against its full ground truth. Returns the report and (original, reconstruction) pairs.
 pub fn reconstruction_report<B: Backend>(
     vqvae: &VqModel<B>,
     dataset: &Dataset,
@@ -304,8 +322,9 @@ pub fn reconstruction_report<B: Backend>(
     count: usize,
     batch_size: usize,
     device: &B::Device,
-) -> Result<EvalReport, TrainError> {
+) -> Result<(EvalReport, Vec<(image::RgbImage, image::RgbImage)>), TrainError> {
     let mut report = EvalReport::default();
+    let mut pairs = Vec::with_capacity(count);
     let mut start = 0;
     while start < count {
         let size = batch_size.min(count - start);
@@ -317,8 +336,9 @@ pub fn reconstruction_report<B: Backend>(
             let mut reconstructed = sample.clone();
             reconstructed.image = image;
             report.add(&evaluate_ground_truth(&reconstructed));
+            pairs.push((sample.image.clone(), reconstructed.image));
         }
         start += size;
     }
-    Ok(report)
+    Ok((report, pairs))
 }
