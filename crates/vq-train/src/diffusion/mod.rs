@@ -8,10 +8,13 @@
 //! CLIP states of the caption — or, with probability `caption_dropout`, on the learned null
 //! embedding (classifier-free guidance training) — predict log p_θ(x_0 | x_t, y), and minimise
 //! [`crate::loss::VqDiffusionLossConfig::loss`] with AdamW (warm-up + cosine, per-parameter
-//! gradient-norm clipping). An EMA of the weights is what gets exported.
+//! gradient-norm clipping). An EMA of the weights is what gets exported. With
+//! `device_indices`, each batch is split across replicas on several devices (or several streams
+//! of one) and their gradients summed before the step (`parallel.rs`).
 
 mod export;
 mod model;
+mod parallel;
 mod train;
 
 pub use export::write_pipeline;

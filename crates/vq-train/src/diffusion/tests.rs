@@ -185,3 +185,84 @@ fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() 
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
+    use burn::backend::Autodiff;
+    use burn::module::AutodiffModule;
+    use burn::optim::{Optimizer, SgdConfig};
+    use burn::tensor::backend::Backend;
+    use clip_text::Tokenizer;
+    use vq_scheduler::ScheduleTables;
+
+    use super::parallel::{split_step, step_gradients, Replica};
+    use crate::data::{Dataset, DatasetConfig, Split};
+    use crate::loss::{TimestepBatch, VqDiffusionLossConfig};
+    use crate::train::batches::render_batch;
+
+    type A = Autodiff<B>;
+    let device = Default::default();
+    let dir = temp_dir("parallel");
+    // Through a file, as training loads it: a freshly initialised module's clones would each draw
+    // their own lazily initialised weights.
+    write_vqvae_dir(
+        &toy_vq_config(32).init::<B>(&device).unwrap(),
+        &toy_vq_config(32),
+        &dir.join("vq"),
+        StoreDtype::F32,
+    )
+    .unwrap();
+    let vqvae = vq_model::VqModel::<B>::from_pretrained(&dir.join("vq"), None, &device).unwrap();
+    let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
+    let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
+    let tokenizer = Tokenizer::from_dir(&dir.join("tok")).unwrap();
+    let dataset = Dataset::new(DatasetConfig { image_size: 32, ..DatasetConfig::default() }, 0).unwrap();
+    let host = render_batch(&dataset, Split::Train, 4, 0, Some(&tokenizer));
+    let config = TextToTokensConfig {
+        num_classes: 16,
+        latent_size: 16,
+        num_timesteps: 10,
+        heads: 2,
+        head_dim: 8,
+        layers: 2,
+        vocab_size,
+        text_width: 16,
+        text_layers: 2,
+        text_heads: 2,
+        text_length: 32,
+        eos_token_id: i64::from(tokenizer.eos_id()),
+    };
+    let model: TextToTokens<A> = config.init(&device);
+    // Read first: parameters initialise lazily, and clones made before would each draw their own
+    // (train_diffusion reads them into the weight EMA before any replica is forked).
+    let before = pytorch_tensors(&model.valid(), "", &[]).unwrap();
+    let mut scheduler = VQDiffusionSchedulerConfig::new(17);
+    scheduler.num_train_timesteps = 10;
+    let tables = ScheduleTables::new(&scheduler).unwrap();
+    let loss = VqDiffusionLossConfig::new();
+    // t = 0 keeps x_t = x_0 (a token changes with probability ≈ 1e−5), so the shards' own noise
+    // draws do not matter; one caption dropped tests the shards' order.
+    let timesteps = TimestepBatch::constant(0, 4, 10);
+    let dropped = [false, true, false, false];
+
+    let step = |replicas: usize| {
+        let replicas: Vec<Replica<A>> = (0..replicas).map(|_| Replica { device, vqvae: vqvae.clone() }).collect();
+        A::seed(&device, 3);
+        let shards = split_step(&host, &dropped, &timesteps, replicas.len());
+        let (grads, values) = step_gradients(&model, &replicas, shards, &tables, &loss, &device).unwrap();
+        // Applying the gradient with plain SGD (rate 1) turns it into comparable parameters.
+        let stepped = SgdConfig::new().init::<A, TextToTokens<A>>().step(1.0, model.clone(), grads);
+        (stepped.valid(), values)
+    };
+    let (whole, whole_values) = step(1);
+    let (split, split_values) = step(2);
+    assert_same(&whole, &split, &[], 1e-4);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
+    assert!(close(whole_values.loss, split_values.loss), "{} vs {}", whole_values.loss, split_values.loss);
+    for (a, b) in whole_values.vb.iter().zip(&split_values.vb).chain(whole_values.aux.iter().zip(&split_values.aux)) {
+        assert!(close(*a, *b), "per-sample terms {a} vs {b}");
+    }
+    // The gradient is not zero: the step moved the parameters.
+    let after = pytorch_tensors(&whole, "", &[]).unwrap();
+    assert!(before.iter().zip(&after).any(|(a, b)| a.2 != b.2));
+}

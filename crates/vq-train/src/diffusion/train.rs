@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use clip_text::Tokenizer;
 use serde::{Deserialize, Serialize};
 use vq_model::VqModel;
@@ -15,8 +14,9 @@ use vq_scheduler::{ScheduleTables, VQDiffusionSchedulerConfig};
 
 use super::export::write_pipeline;
 use super::model::{TextToTokens, TextToTokensConfig};
+use super::parallel::{replica_devices, split_step, step_gradients, Replica};
 use crate::data::{Dataset, DatasetConfig, Split};
-use crate::loss::{q_sample, StepRates, TimestepSampler, VqDiffusionLossConfig};
+use crate::loss::{TimestepSampler, VqDiffusionLossConfig};
 use crate::rng::SplitMix64;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::batches::BatchStream;
@@ -78,6 +78,10 @@ pub struct DiffusionTrainConfig {
     pub caption_dropout: f64,
     /// λ of the auxiliary x_0 loss.
     pub auxiliary_loss_weight: f64,
+    /// Indices of the backend's devices that share each batch (data parallelism; an index twice
+    /// puts two replicas on one device, each on its own stream); empty: the `device` given to
+    /// [`train_diffusion`] alone. The model and optimizer live on that device either way.
+    pub device_indices: Vec<u16>,
     /// Stop cleanly (and save and export) after this many minutes in this process.
     pub max_minutes: Option<f64>,
     /// With `max_minutes`: keep the learning-rate schedule of `steps` instead of shortening it to
@@ -132,6 +136,7 @@ impl Default for DiffusionTrainConfig {
             ema_decay: 0.999,
             caption_dropout: 0.1,
             auxiliary_loss_weight: 5e-4,
+            device_indices: Vec::new(),
             max_minutes: None,
             keep_schedule: false,
             log_every: 50,
@@ -210,8 +215,27 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let vocab_size =
         write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
-    let vqvae = VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
-        .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))?;
+    if !config.batch_size.is_multiple_of(config.device_indices.len().max(1)) {
+        return Err(TrainError::model(
+            "data parallelism",
+            format!(
+                "batch_size {} does not split evenly across the {} devices {:?}",
+                config.batch_size,
+                config.device_indices.len(),
+                config.device_indices
+            ),
+        ));
+    }
+    // The frozen VQ-VAE on every replica's device.
+    let load_vqvae = |device: &B::Device| {
+        VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
+            .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))
+    };
+    let replicas = replica_devices::<B>(device, &config.device_indices)
+        .into_iter()
+        .map(|device| Ok(Replica { vqvae: load_vqvae(&device)?, device }))
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let vqvae = &replicas[0].vqvae;
     let num_classes = vqvae.quantize.num_embeddings();
     let levels = vqvae.encoder.down_blocks.len();
     // Stage 1 records its image side as the VQ-VAE config's `sample_size`.
@@ -293,43 +317,18 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let first_step = state.run.step;
     let mut step = first_step;
     let batch = config.batch_size;
+    let pixels = latent_size * latent_size;
     while step < timer.total_steps() {
         let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
         let host = batches.next_batch();
-
-        // Tokens of the frozen VQ-VAE, on the inner backend.
-        let images = host.images_tensor::<B::InnerBackend>(device);
-        let latents = vqvae.encode(images).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
-        let x_0 = Tensor::<B, 2, Int>::from_inner(
-            vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices,
-        );
-        let pixels = x_0.dims()[1];
-        let ids = host.ids_tensor::<B>(device);
         let dropped: Vec<bool> = (0..batch).map(|_| rng.bernoulli(config.caption_dropout)).collect();
-        let dropped = Tensor::<B, 1, Bool>::from_data(TensorData::new(dropped, [batch]), device);
-
         let timesteps = state.sampler.sample(batch, &mut rng);
-        let rates = StepRates::<B>::gather(&tables, &timesteps.t, device);
-        let uniform = || Tensor::<B, 2>::random([batch, pixels], Distribution::Default, device);
-        let x_t = q_sample(
-            x_0.clone(),
-            num_classes,
-            rates.log_cumprod_bt.clone(),
-            rates.log_cumprod_ct.clone(),
-            uniform(),
-            uniform(),
-        );
-        let log_p_x_0 = model.forward(x_t.clone(), ids, dropped, timesteps.t.clone());
-        let terms = loss_config.loss(log_p_x_0, x_0, x_t, &timesteps, &rates);
-
-        let grads = GradientsParams::from_grads(terms.loss.backward(), &model);
+        let shards = split_step(&host, &dropped, &timesteps, replicas.len());
+        let (grads, values) = step_gradients(&model, &replicas, shards, &tables, &loss_config, device)?;
         model = optimizer.step(lr, model, grads);
         ema = update_ema(ema, &model.valid(), ema_decay_at(step, config.ema_decay));
 
-        // One read-back per step (a GPU backend synchronises on each): [vb | aux | loss].
-        let values = Tensor::cat(vec![terms.vb.inner(), terms.aux.inner(), terms.loss.inner()], 0).into_data();
-        let values = values.convert::<f64>().into_vec::<f64>().expect("f64 values");
-        let (vb, aux, loss) = (&values[..batch], &values[batch..2 * batch], values[2 * batch]);
+        let (vb, aux, loss) = (&values.vb[..], &values.aux[..], values.loss);
         state.sampler.update(&timesteps.t, vb);
         if !loss.is_finite() {
             return Err(TrainError::model("diffusion training", format!("the loss is {loss} at step {step}")));

@@ -1,0 +1,176 @@
+//! Data parallelism for stage 2: each batch is split into shards, one per replica; every shard's
+//! forward and backward pass runs on its replica's device in its own thread, and the gradients
+//! are summed on the main device before a single optimizer step. Several replicas on one GPU run
+//! on separate CubeCL streams (one per thread), which overlaps the kernel launches of a step that
+//! is launch-bound at this model size.
+//!
+//! The shards' losses are weighted by their share of the batch, so the summed gradient is the
+//! gradient of the whole batch's per-token loss, as on one device.
+
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::{AutodiffBackend, Device, DeviceId, DeviceOps};
+use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use vq_model::VqModel;
+use vq_scheduler::ScheduleTables;
+
+use super::model::TextToTokens;
+use crate::loss::{q_sample, StepRates, TimestepBatch, VqDiffusionLossConfig};
+use crate::train::batches::HostBatch;
+use crate::TrainError;
+
+/// One device's share of the work: its device and its copy of the frozen VQ-VAE.
+pub(crate) struct Replica<B: AutodiffBackend> {
+    pub device: B::Device,
+    pub vqvae: VqModel<B::InnerBackend>,
+}
+
+/// The devices of `indices` (of `main`'s device type); `main` alone when `indices` is empty.
+pub(crate) fn replica_devices<B: AutodiffBackend>(main: &B::Device, indices: &[u16]) -> Vec<B::Device> {
+    match indices.is_empty() {
+        true => vec![main.clone()],
+        false => {
+            let type_id = main.id().type_id;
+            indices.iter().map(|&index| B::Device::from_id(DeviceId::new(type_id, index))).collect()
+        }
+    }
+}
+
+/// A shard of a step's batch, on the host.
+pub(crate) struct Shard {
+    /// The images, captions' token ids and sizes.
+    pub batch: HostBatch,
+    /// Which captions are replaced by the null embedding.
+    pub dropped: Vec<bool>,
+    /// The shard's timesteps.
+    pub timesteps: TimestepBatch,
+}
+
+/// Splits a step's batch, caption-dropout draws and timesteps into `parts` equal shards.
+///
+/// # Panics
+/// If the batch does not split evenly (the training config checks this first).
+pub(crate) fn split_step(batch: &HostBatch, dropped: &[bool], timesteps: &TimestepBatch, parts: usize) -> Vec<Shard> {
+    assert!(parts > 0 && batch.size.is_multiple_of(parts), "batch {} in {parts} shards", batch.size);
+    let size = batch.size / parts;
+    let image = 3 * batch.image_size * batch.image_size;
+    (0..parts)
+        .map(|part| {
+            let samples = part * size..(part + 1) * size;
+            Shard {
+                batch: HostBatch {
+                    images: batch.images[samples.start * image..samples.end * image].to_vec(),
+                    captions: batch.captions[samples.clone()].to_vec(),
+                    token_ids: batch.token_ids[samples.start * batch.text_length..samples.end * batch.text_length]
+                        .to_vec(),
+                    size,
+                    ..batch.clone()
+                },
+                dropped: dropped[samples.clone()].to_vec(),
+                timesteps: TimestepBatch {
+                    t: timesteps.t[samples.clone()].to_vec(),
+                    p_t: timesteps.p_t[samples].to_vec(),
+                    num_timesteps: timesteps.num_timesteps,
+                },
+            }
+        })
+        .collect()
+}
+
+/// What one step reports: per-sample vb and aux terms in batch order, and the batch's loss.
+pub(crate) struct StepValues {
+    pub vb: Vec<f64>,
+    pub aux: Vec<f64>,
+    pub loss: f64,
+}
+
+/// The gradients of one step, summed on `main`, for `shards` on `replicas` (one each).
+pub(crate) fn step_gradients<B: AutodiffBackend>(
+    model: &TextToTokens<B>,
+    replicas: &[Replica<B>],
+    shards: Vec<Shard>,
+    tables: &ScheduleTables,
+    loss_config: &VqDiffusionLossConfig,
+    main: &B::Device,
+) -> Result<(GradientsParams, StepValues), TrainError> {
+    assert_eq!(replicas.len(), shards.len(), "one shard per replica");
+    let batch: usize = shards.iter().map(|shard| shard.batch.size).sum();
+    let results: Vec<Result<ShardResult, TrainError>> = match replicas {
+        [replica] => vec![shard_gradients(model.clone(), replica, &shards[0], batch, tables, loss_config, main)],
+        _ => std::thread::scope(|scope| {
+            let handles: Vec<_> = replicas
+                .iter()
+                .zip(&shards)
+                .map(|(replica, shard)| {
+                    let replica_model = model.clone().fork(&replica.device);
+                    scope
+                        .spawn(move || shard_gradients(replica_model, replica, shard, batch, tables, loss_config, main))
+                })
+                .collect();
+            handles.into_iter().map(|handle| handle.join().expect("a shard thread panicked")).collect()
+        }),
+    };
+    let mut accumulator = GradientsAccumulator::new();
+    let mut values = StepValues { vb: Vec::with_capacity(batch), aux: Vec::with_capacity(batch), loss: 0.0 };
+    for result in results {
+        let result = result?;
+        accumulator.accumulate(model, result.grads);
+        values.vb.extend(result.vb);
+        values.aux.extend(result.aux);
+        values.loss += result.loss;
+    }
+    Ok((accumulator.grads(), values))
+}
+
+/// One shard's gradients (moved to `main`) and values.
+struct ShardResult {
+    grads: GradientsParams,
+    vb: Vec<f64>,
+    aux: Vec<f64>,
+    /// The shard's loss weighted by its share of the batch.
+    loss: f64,
+}
+
+fn shard_gradients<B: AutodiffBackend>(
+    model: TextToTokens<B>,
+    replica: &Replica<B>,
+    shard: &Shard,
+    batch: usize,
+    tables: &ScheduleTables,
+    loss_config: &VqDiffusionLossConfig,
+    main: &B::Device,
+) -> Result<ShardResult, TrainError> {
+    let device = &replica.device;
+    let size = shard.batch.size;
+    // Tokens of the frozen VQ-VAE, on the inner backend.
+    let images = shard.batch.images_tensor::<B::InnerBackend>(device);
+    let latents = replica.vqvae.encode(images).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+    let x_0 = Tensor::<B, 2, Int>::from_inner(
+        replica.vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices,
+    );
+    let pixels = x_0.dims()[1];
+    let num_classes = replica.vqvae.quantize.num_embeddings();
+    let ids = shard.batch.ids_tensor::<B>(device);
+    let dropped = Tensor::<B, 1, Bool>::from_data(TensorData::new(shard.dropped.clone(), [size]), device);
+
+    let rates = StepRates::<B>::gather(tables, &shard.timesteps.t, device);
+    let uniform = || Tensor::<B, 2>::random([size, pixels], Distribution::Default, device);
+    let x_t = q_sample(
+        x_0.clone(),
+        num_classes,
+        rates.log_cumprod_bt.clone(),
+        rates.log_cumprod_ct.clone(),
+        uniform(),
+        uniform(),
+    );
+    let log_p_x_0 = model.forward(x_t.clone(), ids, dropped, shard.timesteps.t.clone());
+    let terms = loss_config.loss(log_p_x_0, x_0, x_t, &shard.timesteps, &rates);
+    // The shard's share of the batch's per-token mean.
+    let loss = terms.loss.mul_scalar(size as f64 / batch as f64);
+    let grads = GradientsParams::from_grads(loss.backward(), &model).to_device(main, &model);
+
+    // One read-back per shard (a GPU backend synchronises on each): [vb | aux | loss].
+    let values = Tensor::cat(vec![terms.vb.inner(), terms.aux.inner(), loss.inner()], 0).into_data();
+    let values = values.convert::<f64>().into_vec::<f64>().expect("f64 values");
+    Ok(ShardResult { grads, vb: values[..size].to_vec(), aux: values[size..2 * size].to_vec(), loss: values[2 * size] })
+}
