@@ -29,18 +29,12 @@ fn toy_vq_config(sample_size: usize) -> VqModelConfig {
     }
 }
 
-/// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
-/// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
-fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
-    let device = Default::default();
-    let vq_config = toy_vq_config(VqModelConfig::default().sample_size);
-    let vqvae = vq_config.init::<B>(&device).unwrap();
-    write_vqvae_dir(&vqvae, &vq_config, &dir.join("stage1"), StoreDtype::F32).unwrap();
-    let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
-    let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
-    let config = TextToTokensConfig {
+/// A tiny stage-2 model over the toy VQ-VAE's K = 16 codes with T = 10: transformer 2 × 8 wide,
+/// text encoder 16 wide, on a `latent_size` grid, for the trimmed tokenizer's vocabulary (EOT last).
+fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextToTokensConfig {
+    TextToTokensConfig {
         num_classes: 16,
-        latent_size: 8,
+        latent_size,
         num_timesteps: 10,
         heads: 2,
         head_dim: 8,
@@ -51,7 +45,19 @@ fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensC
         text_heads: 2,
         text_length: 32,
         eos_token_id: vocab_size as i64 - 1,
-    };
+    }
+}
+
+/// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
+/// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
+fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
+    let device = Default::default();
+    let vq_config = toy_vq_config(VqModelConfig::default().sample_size);
+    let vqvae = vq_config.init::<B>(&device).unwrap();
+    write_vqvae_dir(&vqvae, &vq_config, &dir.join("stage1"), StoreDtype::F32).unwrap();
+    let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
+    let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
+    let config = tiny_model_config(8, vocab_size);
     let model = config.init::<B>(&device);
     let mut scheduler = VQDiffusionSchedulerConfig::new(17);
     scheduler.num_train_timesteps = 10;
@@ -218,20 +224,8 @@ fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
     let tokenizer = Tokenizer::from_dir(&dir.join("tok")).unwrap();
     let dataset = Dataset::new(DatasetConfig { image_size: 32, ..DatasetConfig::default() }, 0).unwrap();
     let host = render_batch(&dataset, Split::Train, 4, 0, Some(&tokenizer));
-    let config = TextToTokensConfig {
-        num_classes: 16,
-        latent_size: 16,
-        num_timesteps: 10,
-        heads: 2,
-        head_dim: 8,
-        layers: 2,
-        vocab_size,
-        text_width: 16,
-        text_layers: 2,
-        text_heads: 2,
-        text_length: 32,
-        eos_token_id: i64::from(tokenizer.eos_id()),
-    };
+    assert_eq!(i64::from(tokenizer.eos_id()), vocab_size as i64 - 1, "EOT is the trimmed vocabulary's last id");
+    let config = tiny_model_config(16, vocab_size);
     let model: TextToTokens<A> = config.init(&device);
     // Read first: parameters initialise lazily, and clones made before would each draw their own
     // (train_diffusion reads them into the weight EMA before any replica is forked).
