@@ -9,8 +9,8 @@
 # small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
 # faster than the GEMM form on the untuned CUDA build, BENCHMARKS.md) the VQ-VAE's convolutions,
 # VQ_BATCH / TR_BATCH (64 / 128) and VQ_STEPS / TR_STEPS (3000 / 4000) the stages' sizes; VQ_ARGS /
-# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule", or "--devices 0,1,2,3" on a
-# machine of four GPUs); RUNS_EXCLUDE leaves a path
+# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule"; "--devices 0,1,2,3" in either
+# on a machine of four GPUs); RUNS_EXCLUDE leaves a path
 # pattern out of the returned runs (e.g. runs/vqvae/checkpoint once stage 1 is done).
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}

@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Device indices sharing each batch (data parallelism), e.g. 0,1,2,3 on four GPUs, or 0,0 for
+    /// two replicas on one GPU, each on its own stream; the batch size must split evenly.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<u16>,
     /// Start from scratch even if the output folder has a checkpoint.
     #[arg(long)]
     fresh: bool,
@@ -118,10 +122,6 @@ pub struct TransformerArgs {
     /// Weight EMA decay (0: export the raw weights).
     #[arg(long)]
     ema: Option<f64>,
-    /// Device indices sharing each batch (data parallelism), e.g. 0,1,2,3 on four GPUs, or 0,0 for
-    /// two replicas on one GPU, each on its own stream; the batch size must split evenly.
-    #[arg(long, value_delimiter = ',')]
-    devices: Vec<u16>,
     /// Store the checkpoint's weights and weight EMA in f16 (half the size; the run resumes
     /// from weights rounded to f16).
     #[arg(long)]
@@ -161,6 +161,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         steps: r.steps.unwrap_or(defaults.steps),
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),
         warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
+        device_indices: r.devices.clone(),
         max_minutes: r.max_minutes,
         keep_schedule: r.keep_schedule,
         log_every: r.log_every,
@@ -203,12 +204,12 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         text_layers: args.text_layers.unwrap_or(defaults.text_layers),
         auxiliary_loss_weight: args.aux_weight.unwrap_or(defaults.auxiliary_loss_weight),
         ema_decay: args.ema.unwrap_or(defaults.ema_decay),
-        device_indices: args.devices.clone(),
         checkpoint_dtype: if args.half_checkpoints { StoreDtype::F16 } else { StoreDtype::F32 },
         batch_size: r.batch_size.unwrap_or(defaults.batch_size),
         steps: r.steps.unwrap_or(defaults.steps),
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),
         warmup_steps: r.warmup.unwrap_or(defaults.warmup_steps),
+        device_indices: r.devices.clone(),
         max_minutes: r.max_minutes,
         keep_schedule: r.keep_schedule,
         log_every: r.log_every,

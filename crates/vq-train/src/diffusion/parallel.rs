@@ -7,9 +7,8 @@
 //! The shards' losses are weighted by their share of the batch, so the summed gradient is the
 //! gradient of the whole batch's per-token loss, as on one device.
 
-use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::{AutodiffBackend, Device, DeviceId, DeviceOps};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
 use vq_model::VqModel;
 use vq_scheduler::ScheduleTables;
@@ -17,23 +16,13 @@ use vq_scheduler::ScheduleTables;
 use super::model::TextToTokens;
 use crate::loss::{q_sample, StepRates, TimestepBatch, VqDiffusionLossConfig};
 use crate::train::batches::HostBatch;
+use crate::train::parallel::on_replicas;
 use crate::TrainError;
 
 /// One device's share of the work: its device and its copy of the frozen VQ-VAE.
 pub(crate) struct Replica<B: AutodiffBackend> {
     pub device: B::Device,
     pub vqvae: VqModel<B::InnerBackend>,
-}
-
-/// The devices of `indices` (of `main`'s device type); `main` alone when `indices` is empty.
-pub(crate) fn replica_devices<B: AutodiffBackend>(main: &B::Device, indices: &[u16]) -> Vec<B::Device> {
-    match indices.is_empty() {
-        true => vec![main.clone()],
-        false => {
-            let type_id = main.id().type_id;
-            indices.iter().map(|&index| B::Device::from_id(DeviceId::new(type_id, index))).collect()
-        }
-    }
 }
 
 /// A shard of a step's batch, on the host.
@@ -51,21 +40,15 @@ pub(crate) struct Shard {
 /// # Panics
 /// If the batch does not split evenly (the training config checks this first).
 pub(crate) fn split_step(batch: &HostBatch, dropped: &[bool], timesteps: &TimestepBatch, parts: usize) -> Vec<Shard> {
-    assert!(parts > 0 && batch.size.is_multiple_of(parts), "batch {} in {parts} shards", batch.size);
     let size = batch.size / parts;
-    let image = 3 * batch.image_size * batch.image_size;
-    (0..parts)
-        .map(|part| {
+    batch
+        .shards(parts)
+        .into_iter()
+        .enumerate()
+        .map(|(part, batch)| {
             let samples = part * size..(part + 1) * size;
             Shard {
-                batch: HostBatch {
-                    images: batch.images[samples.start * image..samples.end * image].to_vec(),
-                    captions: batch.captions[samples.clone()].to_vec(),
-                    token_ids: batch.token_ids[samples.start * batch.text_length..samples.end * batch.text_length]
-                        .to_vec(),
-                    size,
-                    ..batch.clone()
-                },
+                batch,
                 dropped: dropped[samples.clone()].to_vec(),
                 timesteps: TimestepBatch {
                     t: timesteps.t[samples.clone()].to_vec(),
@@ -95,21 +78,10 @@ pub(crate) fn step_gradients<B: AutodiffBackend>(
 ) -> Result<(GradientsParams, StepValues), TrainError> {
     assert_eq!(replicas.len(), shards.len(), "one shard per replica");
     let batch: usize = shards.iter().map(|shard| shard.batch.size).sum();
-    let results: Vec<Result<ShardResult, TrainError>> = match replicas {
-        [replica] => vec![shard_gradients(model.clone(), replica, &shards[0], batch, tables, loss_config, main)],
-        _ => std::thread::scope(|scope| {
-            let handles: Vec<_> = replicas
-                .iter()
-                .zip(&shards)
-                .map(|(replica, shard)| {
-                    let replica_model = model.clone().fork(&replica.device);
-                    scope
-                        .spawn(move || shard_gradients(replica_model, replica, shard, batch, tables, loss_config, main))
-                })
-                .collect();
-            handles.into_iter().map(|handle| handle.join().expect("a shard thread panicked")).collect()
-        }),
-    };
+    let devices: Vec<B::Device> = replicas.iter().map(|replica| replica.device.clone()).collect();
+    let results = on_replicas(model, &devices, |i, replica_model| {
+        shard_gradients(replica_model, &replicas[i], &shards[i], batch, tables, loss_config, main)
+    });
     let mut accumulator = GradientsAccumulator::new();
     let mut values = StepValues { vb: Vec::with_capacity(batch), aux: Vec::with_capacity(batch), loss: 0.0 };
     for result in results {

@@ -14,7 +14,7 @@ use vq_scheduler::{ScheduleTables, VQDiffusionSchedulerConfig};
 
 use super::export::write_pipeline;
 use super::model::{TextToTokens, TextToTokensConfig};
-use super::parallel::{replica_devices, split_step, step_gradients, Replica};
+use super::parallel::{split_step, step_gradients, Replica};
 use crate::data::{Dataset, DatasetConfig, Split};
 use crate::loss::{TimestepSampler, VqDiffusionLossConfig};
 use crate::rng::SplitMix64;
@@ -25,6 +25,7 @@ use crate::train::checkpoint::{
 };
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
+use crate::train::parallel::{check_split, replica_devices};
 use crate::train::params::{ema_decay_at, update_ema};
 use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
@@ -215,17 +216,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let vocab_size =
         write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
-    if !config.batch_size.is_multiple_of(config.device_indices.len().max(1)) {
-        return Err(TrainError::model(
-            "data parallelism",
-            format!(
-                "batch_size {} does not split evenly across the {} devices {:?}",
-                config.batch_size,
-                config.device_indices.len(),
-                config.device_indices
-            ),
-        ));
-    }
+    check_split(config.batch_size, &config.device_indices).map_err(|e| TrainError::model("data parallelism", e))?;
     // The frozen VQ-VAE on every replica's device.
     let load_vqvae = |device: &B::Device| {
         VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)

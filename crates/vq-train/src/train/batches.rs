@@ -43,6 +43,28 @@ impl HostBatch {
         Tensor::from_data(TensorData::new(self.images.clone(), [self.size, 3, s, s]), device)
     }
 
+    /// The batch split into `parts` equal consecutive shards (for data parallelism).
+    ///
+    /// # Panics
+    /// If the batch does not split evenly.
+    pub fn shards(&self, parts: usize) -> Vec<HostBatch> {
+        assert!(parts > 0 && self.size.is_multiple_of(parts), "a batch of {} in {parts} shards", self.size);
+        let size = self.size / parts;
+        let (image, text) = (3 * self.image_size * self.image_size, self.text_length);
+        (0..parts)
+            .map(|part| {
+                let samples = part * size..(part + 1) * size;
+                HostBatch {
+                    images: self.images[samples.start * image..samples.end * image].to_vec(),
+                    captions: self.captions[samples.clone()].to_vec(),
+                    token_ids: self.token_ids[samples.start * text..samples.end * text].to_vec(),
+                    size,
+                    ..self.clone()
+                }
+            })
+            .collect()
+    }
+
     /// `[size, 1, h, w]`: 1 where a pixel differs from its image's background, else 0
     /// ([`foreground_mask`]).
     pub fn foreground_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod export;
 pub mod log;
+pub mod parallel;
 pub mod params;
 pub mod schedule;
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //!
 //! Per step, on images x: latents z_e = `quant_conv(encoder(x))`; nearest codes e (on the
 //! inner backend, outside autodiff); straight-through z_q = z_e + sg(e − z_e); reconstruction
-//! x̂ = `decoder(post_quant_conv(z_q))`; loss ‖x − x̂‖₁ + ‖x − x̂‖² + β‖z_e − sg(e)‖² (means).
-//! The codebook is not trained by gradients but as an exponential moving average of the
+//! x̂ = `decoder(post_quant_conv(z_q))`; loss ‖w ⊙ (x − x̂)‖₁ + ‖√w ⊙ (x − x̂)‖² + β‖z_e − sg(e)‖²
+//! (means; w weights the objects' pixels, `foreground_weight`). With `device_indices` each batch is
+//! split across replicas whose gradients, latents and codes are gathered on the main device
+//! (`parallel.rs`). The codebook is not trained by gradients but as an exponential moving average of the
 //! latents assigned to each code ([`EmaCodebook`], appendix A.1 of the paper), with restarts
 //! of unused codes. AdamW with warm-up and cosine decay updates the encoder and decoder.
 //!
@@ -12,6 +14,7 @@
 //! `diffusion_pytorch_model.safetensors`), which stage 2 and the pipeline load.
 
 mod codebook;
+mod parallel;
 #[cfg(test)]
 mod tests;
 mod train;

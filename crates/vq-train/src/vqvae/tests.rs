@@ -59,3 +59,39 @@ fn a_run_resumed_without_optimizer_state_warms_its_learning_rate_up_again() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn two_replicas_train_as_one_device_does() {
+    // The same run on one device and split across two replicas of it: the same losses at every
+    // step (the batch's means, summed from the shards) and the same exported weights.
+    let runs: Vec<(Vec<Vec<f64>>, Vec<(String, Vec<usize>, Vec<f32>)>)> = [vec![], vec![0, 0]]
+        .into_iter()
+        .map(|device_indices| {
+            let dir = temp_dir(&format!("vqvae-replicas-{}", device_indices.len()));
+            let config = VqVaeTrainConfig { device_indices, ..toy(&dir, 3) };
+            train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("train");
+            let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
+            // loss, l1, l2, commitment of each step.
+            let curve = text
+                .lines()
+                .skip(1)
+                .map(|line| line.split(',').skip(1).take(4).map(|v| v.parse().expect("a number")).collect())
+                .collect();
+            let vqvae =
+                vq_model::VqModel::<NdArray<f32>>::from_pretrained(&dir.join("vqvae"), None, &Default::default())
+                    .expect("exported");
+            (curve, crate::train::export::pytorch_tensors(&vqvae, "", &[]).expect("tensors"))
+        })
+        .collect();
+    let ((one, one_weights), (two, two_weights)) = (&runs[0], &runs[1]);
+    assert_eq!(one.len(), 3);
+    for (step, (a, b)) in one.iter().zip(two).enumerate() {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "step {step}: {a:?} vs {b:?}");
+        }
+    }
+    for ((name, _, a), (_, _, b)) in one_weights.iter().zip(two_weights) {
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "{name}: the replicas' weights differ by {worst}");
+    }
+}

@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{AutodiffModule, Param};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vq_model::{VqModel, VqModelConfig};
 
-use super::codebook::{nearest_codes, EmaCodebook};
+use super::codebook::EmaCodebook;
+use super::parallel::{step_gradients, LossWeights};
 use crate::data::{tensor_to_images, Dataset, DatasetConfig, Split};
 use crate::eval::{evaluate_ground_truth, EvalReport};
 use crate::rng::SplitMix64;
@@ -19,6 +20,7 @@ use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{load_module, load_state, load_trainee, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
+use crate::train::parallel::{check_split, replica_devices};
 use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
 
@@ -62,6 +64,9 @@ pub struct VqVaeTrainConfig {
     pub restart_every: usize,
     /// A code is unused when its EMA count is below this fraction of the mean.
     pub restart_threshold: f64,
+    /// Indices of the backend's devices that share each batch (data parallelism, as in stage 2's
+    /// `device_indices`); empty: the `device` given to [`train_vqvae`] alone.
+    pub device_indices: Vec<u16>,
     /// Stop cleanly (and save) after this many minutes of training in this process.
     pub max_minutes: Option<f64>,
     /// With `max_minutes`: keep the learning-rate schedule of `steps` instead of shortening it to
@@ -107,6 +112,7 @@ impl Default for VqVaeTrainConfig {
             codebook_decay: 0.99,
             restart_every: 200,
             restart_threshold: 0.01,
+            device_indices: Vec::new(),
             max_minutes: None,
             keep_schedule: false,
             log_every: 50,
@@ -190,6 +196,12 @@ pub fn train_vqvae<B: AutodiffBackend>(
     }
     let mut rng = SplitMix64::new(state.rng);
 
+    check_split(config.batch_size, &config.device_indices).map_err(|e| TrainError::model("data parallelism", e))?;
+    let devices = replica_devices::<B>(device, &config.device_indices);
+    // Parameters initialise lazily: read them all before replicas are forked from the model.
+    let _ = model.valid();
+    let weights = LossWeights { foreground: config.foreground_weight, commitment: config.commitment_weight };
+
     let dataset = Arc::new(Dataset::new(config.dataset.clone(), config.seed)?);
     let mut batches = BatchStream::spawn(
         Arc::clone(&dataset),
@@ -213,49 +225,22 @@ pub fn train_vqvae<B: AutodiffBackend>(
     while step < timer.total_steps() {
         let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
         let batch = batches.next_batch();
-        let x = batch.images_tensor::<B>(device);
-        // 1 on the background, foreground_weight on objects; [B, 1, H, W] -> [B, 3, H, W].
-        let weight = batch
-            .foreground_tensor::<B>(device)
-            .mul_scalar(config.foreground_weight - 1.0)
-            .add_scalar(1.0)
-            .expand(x.dims());
-
-        let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
-        let [b, d, h, w] = latents.dims();
-        // [B, D, h, w] -> [B, h, w, D] -> [B·h·w, D], on the inner backend (no gradient).
-        let flat = latents.clone().inner().permute([0, 2, 3, 1]).reshape([b * h * w, d]);
         let mut restarted = 0;
         if step.is_multiple_of(config.restart_every) {
-            let all = step == 0;
-            (codebook, restarted) = codebook.restart_dead_codes(flat.clone(), config.restart_threshold, all, &mut rng);
+            // The whole batch's latents before this step's update (an extra encoder pass every
+            // `restart_every` steps), so that the replicas quantize against the restarted codebook.
+            let x = batch.images_tensor::<B::InnerBackend>(device);
+            let latents = model.valid().encode(x).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+            let [b, d, h, w] = latents.dims();
+            let flat = latents.permute([0, 2, 3, 1]).reshape([b * h * w, d]);
+            (codebook, restarted) = codebook.restart_dead_codes(flat, config.restart_threshold, step == 0, &mut rng);
         }
-        let codes_table = codebook.codebook();
-        let indices = nearest_codes(flat.clone(), codes_table.clone());
-        let codes = Tensor::<B, 4>::from_inner(
-            codes_table.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]),
-        );
-        // Straight-through estimator: the decoder sees e, the gradient reaches z_e.
-        let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
-        let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
-        let error = reconstruction - x;
-        let (absolute, squared) = (error.clone().abs(), error.square());
-        let (l1, l2) = (absolute.clone().mean(), squared.clone().mean());
-        let commitment = (latents - codes).square().mean();
-        let loss = (absolute * weight.clone()).mean()
-            + (squared * weight).mean()
-            + commitment.clone().mul_scalar(config.commitment_weight);
-
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(lr, model, grads);
-        codebook = codebook.update(flat, indices);
+        let out = step_gradients(&model, &devices, &batch, codebook.codebook(), &weights, device)?;
+        model = optimizer.step(lr, model, out.grads);
+        codebook = codebook.update(out.latents, out.indices);
         model.quantize.embedding.weight =
             Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
-
-        // One read-back per step: a GPU backend synchronises on each.
-        let values = Tensor::cat(vec![loss.inner(), l1.inner(), l2.inner(), commitment.inner()], 0).into_data();
-        let values = values.convert::<f64>().into_vec::<f64>().expect("f64 values");
-        let (loss, l1, l2, commitment) = (values[0], values[1], values[2], values[3]);
+        let [loss, l1, l2, commitment] = out.values;
         if !loss.is_finite() {
             return Err(TrainError::model("VQ-VAE training", format!("the loss is {loss} at step {step}")));
         }

@@ -1,0 +1,122 @@
+//! One VQ-VAE training step's gradients, on one device or split across replicas: each replica
+//! encodes its shard, quantizes it against the shared codebook (straight-through estimator),
+//! decodes, and backpropagates its share of the loss; the main device sums the gradients and
+//! gathers every shard's latents and codes for the EMA codebook update.
+
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor};
+use vq_model::VqModel;
+
+use super::codebook::nearest_codes;
+use crate::train::batches::HostBatch;
+use crate::train::parallel::on_replicas;
+use crate::TrainError;
+
+/// The loss's weights (see [`super::VqVaeTrainConfig`]).
+pub(crate) struct LossWeights {
+    /// Weight of object pixels in the reconstruction terms (background 1).
+    pub foreground: f64,
+    /// β of the commitment term.
+    pub commitment: f64,
+}
+
+/// A step's result on the main device.
+pub(crate) struct StepOutput<B: AutodiffBackend> {
+    /// The batch's gradients.
+    pub grads: GradientsParams,
+    /// `[B·h·w, D]`: the encoder's latents of the whole batch, in batch order.
+    pub latents: Tensor<B::InnerBackend, 2>,
+    /// `[B·h·w]`: their nearest codes.
+    pub indices: Tensor<B::InnerBackend, 1, Int>,
+    /// The batch's loss, L1, L2 and commitment (means over the batch).
+    pub values: [f64; 4],
+}
+
+/// The gradients of one step on `batch`, split across `devices` (one replica each; the model,
+/// codebook and results on `main`).
+pub(crate) fn step_gradients<B: AutodiffBackend>(
+    model: &VqModel<B>,
+    devices: &[B::Device],
+    batch: &HostBatch,
+    codebook: Tensor<B::InnerBackend, 2>,
+    weights: &LossWeights,
+    main: &B::Device,
+) -> Result<StepOutput<B>, TrainError> {
+    let shards = batch.shards(devices.len());
+    let results = on_replicas(model, devices, |i, replica| {
+        let share = shards[i].size as f64 / batch.size as f64;
+        shard_gradients(replica, &shards[i], codebook.clone().to_device(&devices[i]), share, weights, &devices[i], main)
+    });
+    let mut accumulator = GradientsAccumulator::new();
+    let (mut latents, mut indices, mut values) = (Vec::new(), Vec::new(), [0.0; 4]);
+    for result in results {
+        let shard = result?;
+        accumulator.accumulate(model, shard.grads);
+        latents.push(shard.latents);
+        indices.push(shard.indices);
+        values.iter_mut().zip(shard.values).for_each(|(total, value)| *total += value);
+    }
+    Ok(StepOutput {
+        grads: accumulator.grads(),
+        latents: Tensor::cat(latents, 0),
+        indices: Tensor::cat(indices, 0),
+        values,
+    })
+}
+
+fn shard_gradients<B: AutodiffBackend>(
+    model: VqModel<B>,
+    shard: &HostBatch,
+    codebook: Tensor<B::InnerBackend, 2>,
+    share: f64,
+    weights: &LossWeights,
+    device: &B::Device,
+    main: &B::Device,
+) -> Result<StepOutput<B>, TrainError> {
+    let x = shard.images_tensor::<B>(device);
+    // 1 on the background, `foreground` on objects; [B, 1, H, W] -> [B, 3, H, W].
+    let weight =
+        shard.foreground_tensor::<B>(device).mul_scalar(weights.foreground - 1.0).add_scalar(1.0).expand(x.dims());
+    let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+    let [b, d, h, w] = latents.dims();
+    // [B, D, h, w] -> [B, h, w, D] -> [B·h·w, D], on the inner backend (no gradient).
+    let flat = latents.clone().inner().permute([0, 2, 3, 1]).reshape([b * h * w, d]);
+    let indices = nearest_codes(flat.clone(), codebook.clone());
+    let codes =
+        Tensor::<B, 4>::from_inner(codebook.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]));
+    // Straight-through estimator: the decoder sees e, the gradient reaches z_e.
+    let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
+    let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
+    let error = reconstruction - x;
+    let (absolute, squared) = (error.clone().abs(), error.square());
+    let (l1, l2) = (absolute.clone().mean(), squared.clone().mean());
+    let commitment = (latents - codes).square().mean();
+    // The shard's share of the batch means.
+    let loss = ((absolute * weight.clone()).mean()
+        + (squared * weight).mean()
+        + commitment.clone().mul_scalar(weights.commitment))
+    .mul_scalar(share);
+    let grads = GradientsParams::from_grads(loss.backward(), &model).to_device(main, &model);
+
+    // One read-back per shard (a GPU backend synchronises on each).
+    let values = Tensor::cat(
+        vec![
+            loss.inner(),
+            l1.inner().mul_scalar(share),
+            l2.inner().mul_scalar(share),
+            commitment.inner().mul_scalar(share),
+        ],
+        0,
+    )
+    .into_data()
+    .convert::<f64>()
+    .into_vec::<f64>()
+    .expect("f64 values");
+    Ok(StepOutput {
+        grads,
+        latents: flat.to_device(main),
+        indices: indices.to_device(main),
+        values: [values[0], values[1], values[2], values[3]],
+    })
+}
