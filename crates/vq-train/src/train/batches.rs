@@ -219,6 +219,26 @@ mod tests {
     }
 
     #[test]
+    fn shards_are_consecutive_slices_that_put_the_batch_back_together() {
+        let config = DatasetConfig { image_size: 32, supersampling: 1, ..DatasetConfig::default() };
+        let dataset = Dataset::new(config, 5).expect("dataset");
+        let tokenizer = Tokenizer::from_dir(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer"),
+        )
+        .expect("tokenizer");
+        let batch = render_batch(&dataset, Split::Train, 6, 2, Some(&tokenizer));
+        let shards = batch.shards(3);
+        assert!(shards
+            .iter()
+            .all(|shard| shard.size == 2 && shard.index == 2 && shard.text_length == batch.text_length));
+        assert_eq!(shards.iter().flat_map(|s| s.images.clone()).collect::<Vec<_>>(), batch.images);
+        assert_eq!(shards.iter().flat_map(|s| s.token_ids.clone()).collect::<Vec<_>>(), batch.token_ids);
+        assert_eq!(shards.iter().flat_map(|s| s.captions.clone()).collect::<Vec<_>>(), batch.captions);
+        // The second shard's first sample is the batch's third.
+        assert_eq!(shards[1].captions[0], dataset.sample(Split::Train, 2 * 6 + 2).caption);
+    }
+
+    #[test]
     fn the_foreground_is_what_differs_from_the_most_common_colour() {
         // Two 3 × 3 images: a flat one, and one whose 2 top-left pixels differ in one channel each.
         let mut images = vec![0.5_f32; 2 * 3 * 9];
