@@ -62,8 +62,11 @@ pub(crate) fn split_step(batch: &HostBatch, dropped: &[bool], timesteps: &Timest
 
 /// What one step reports: per-sample vb and aux terms in batch order, and the batch's loss.
 pub(crate) struct StepValues {
+    /// Per sample: the posterior KL (or decoder NLL at t = 0), summed over positions.
     pub vb: Vec<f64>,
+    /// Per sample: the auxiliary x₀ term, summed over positions.
     pub aux: Vec<f64>,
+    /// The batch's loss (the per-token mean that was minimised).
     pub loss: f64,
 }
 
@@ -97,6 +100,7 @@ pub(crate) fn step_gradients<B: AutodiffBackend>(
 /// One shard's gradients (moved to `main`) and values.
 struct ShardResult {
     grads: GradientsParams,
+    /// As in [`StepValues`], for the shard's samples.
     vb: Vec<f64>,
     aux: Vec<f64>,
     /// The shard's loss weighted by its share of the batch.
