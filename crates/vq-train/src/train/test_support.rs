@@ -23,3 +23,30 @@ pub fn learning_rates(run_dir: &Path) -> Vec<(usize, f64)> {
         })
         .collect()
 }
+
+/// Asserts that the learning rates of a run resumed without optimizer state at step `from` are
+/// the cosine schedule of `total` steps (peak 1e−3, floor 2e−5, `warmup` warm-up steps) warmed
+/// up again over `warmup` steps from `from`.
+pub fn assert_rewarmed(rates: &[(usize, f64)], from: usize, total: usize, warmup: usize) {
+    for &(step, lr) in rates.iter().filter(|(step, _)| *step >= from) {
+        let expected = crate::train::schedule::learning_rate(step, total, warmup, 1e-3, 2e-5)
+            * (step - from + 1) as f64
+            / warmup as f64;
+        assert!((lr - expected).abs() <= 1e-5 * expected, "step {step}: lr {lr}, expected {expected}");
+    }
+}
+
+/// Copies the folder `from` (files and subfolders) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the folder") {
+        let path = entry.expect("a folder entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        match path.is_dir() {
+            true => copy_dir(&path, &target),
+            false => {
+                std::fs::copy(&path, &target).expect("copy a file");
+            }
+        }
+    }
+}
