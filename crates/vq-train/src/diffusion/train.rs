@@ -25,7 +25,7 @@ use crate::train::checkpoint::{
 };
 use crate::train::export::{create_dir, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
-use crate::train::parallel::{check_split, replica_devices};
+use crate::train::parallel::replica_devices;
 use crate::train::params::{ema_decay_at, update_ema};
 use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
@@ -216,13 +216,13 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let vocab_size =
         write_trimmed_tokenizer(&config.clip_tokenizer_dir, &tokenizer_dir, &caption_words(), config.text_length)?;
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
-    check_split(config.batch_size, &config.device_indices).map_err(|e| TrainError::model("data parallelism", e))?;
     // The frozen VQ-VAE on every replica's device.
     let load_vqvae = |device: &B::Device| {
         VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
             .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))
     };
-    let replicas = replica_devices::<B>(device, &config.device_indices)
+    let replicas = replica_devices::<B>(device, &config.device_indices, config.batch_size)
+        .map_err(|e| TrainError::model("data parallelism", e))?
         .into_iter()
         .map(|device| Ok(Replica { vqvae: load_vqvae(&device)?, device }))
         .collect::<Result<Vec<_>, TrainError>>()?;

@@ -98,3 +98,13 @@ fn two_replicas_train_as_one_device_does() {
         assert!(worst <= 1e-4, "{name}: the replicas' weights differ by {worst}");
     }
 }
+
+#[test]
+fn a_foreground_weight_of_zero_or_less_is_refused_by_name() {
+    let dir = temp_dir("vqvae-foreground");
+    for weight in [0.0, -2.0, f64::NAN] {
+        let config = VqVaeTrainConfig { foreground_weight: weight, ..toy(&dir, 1) };
+        let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+        assert!(error.contains(&format!("foreground_weight {weight}: must be greater than 0")), "{error}");
+    }
+}

@@ -20,7 +20,7 @@ use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{load_module, load_state, load_trainee, save_module, save_record, save_state, RunState};
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, VQ_MODEL_RENAMES};
 use crate::train::log::{LossCurve, LossWindows, Progress};
-use crate::train::parallel::{check_split, replica_devices};
+use crate::train::parallel::replica_devices;
 use crate::train::schedule::step_learning_rate;
 use crate::TrainError;
 
@@ -196,8 +196,18 @@ pub fn train_vqvae<B: AutodiffBackend>(
     }
     let mut rng = SplitMix64::new(state.rng);
 
-    check_split(config.batch_size, &config.device_indices).map_err(|e| TrainError::model("data parallelism", e))?;
-    let devices = replica_devices::<B>(device, &config.device_indices);
+    // A weight of 0 would drop the objects from the loss, a negative one reward errors on them.
+    if config.foreground_weight.is_nan() || config.foreground_weight <= 0.0 {
+        return Err(TrainError::model(
+            "VQ-VAE config",
+            format!(
+                "foreground_weight {}: must be greater than 0 (1 weighs objects like the background)",
+                config.foreground_weight
+            ),
+        ));
+    }
+    let devices = replica_devices::<B>(device, &config.device_indices, config.batch_size)
+        .map_err(|e| TrainError::model("data parallelism", e))?;
     // Parameters initialise lazily: read them all before replicas are forked from the model.
     let _ = model.valid();
     let weights = LossWeights { foreground: config.foreground_weight, commitment: config.commitment_weight };
