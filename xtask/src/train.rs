@@ -144,11 +144,24 @@ pub struct ExportArgs {
     f32: bool,
 }
 
+/// Ends the process at the first panic of any thread, after the usual message. A training run
+/// has threads that wait on each other (replicas, batch workers, CubeCL's device servers): a
+/// device server that panicked kept panicking on every later command while the replicas waited
+/// for it, and the run hung until it was killed, its checkpoint unsaved either way.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}
+
 fn print_line(line: &str) {
     println!("{line}");
 }
 
 pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
+    abort_on_panic();
     let r = &args.run;
     let defaults = VqVaeTrainConfig::default();
     let config = VqVaeTrainConfig {
@@ -191,6 +204,7 @@ fn vqvae_on<B: AutodiffBackend>(config: &VqVaeTrainConfig) -> Result<(), String>
 }
 
 pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
+    abort_on_panic();
     let r = &args.run;
     let defaults = DiffusionTrainConfig::default();
     let config = DiffusionTrainConfig {

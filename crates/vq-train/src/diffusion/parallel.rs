@@ -16,7 +16,7 @@ use vq_scheduler::ScheduleTables;
 use super::model::TextToTokens;
 use crate::loss::{q_sample, StepRates, TimestepBatch, VqDiffusionLossConfig};
 use crate::train::batches::HostBatch;
-use crate::train::parallel::on_replicas;
+use crate::train::parallel::{gradients_via_host, on_replicas};
 use crate::TrainError;
 
 /// One device's share of the work: its device and its copy of the frozen VQ-VAE.
@@ -143,7 +143,7 @@ fn shard_gradients<B: AutodiffBackend>(
     let terms = loss_config.loss(log_p_x_0, x_0, x_t, &shard.timesteps, &rates);
     // The shard's share of the batch's per-token mean.
     let loss = terms.loss.mul_scalar(size as f64 / batch as f64);
-    let grads = GradientsParams::from_grads(loss.backward(), &model).to_device(main, &model);
+    let grads = gradients_via_host(GradientsParams::from_grads(loss.backward(), &model), &model, main);
 
     // One read-back per shard (a GPU backend synchronises on each): [vb | aux | loss].
     let values = Tensor::cat(vec![terms.vb.inner(), terms.aux.inner(), loss.inner()], 0).into_data();

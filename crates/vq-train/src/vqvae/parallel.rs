@@ -10,7 +10,7 @@ use vq_model::VqModel;
 
 use super::codebook::nearest_codes;
 use crate::train::batches::HostBatch;
-use crate::train::parallel::on_replicas;
+use crate::train::parallel::{gradients_via_host, on_replicas, via_host};
 use crate::TrainError;
 
 /// The loss's weights (see [`super::VqVaeTrainConfig`]).
@@ -46,7 +46,7 @@ pub(crate) fn step_gradients<B: AutodiffBackend>(
     let shards = batch.shards(devices.len());
     let results = on_replicas(model, devices, |i, replica| {
         let share = shards[i].size as f64 / batch.size as f64;
-        shard_gradients(replica, &shards[i], codebook.clone().to_device(&devices[i]), share, weights, &devices[i], main)
+        shard_gradients(replica, &shards[i], via_host(codebook.clone(), &devices[i]), share, weights, &devices[i], main)
     });
     let mut accumulator = GradientsAccumulator::new();
     let (mut latents, mut indices, mut values) = (Vec::new(), Vec::new(), [0.0; 4]);
@@ -97,7 +97,7 @@ fn shard_gradients<B: AutodiffBackend>(
         + (squared * weight).mean()
         + commitment.clone().mul_scalar(weights.commitment))
     .mul_scalar(share);
-    let grads = GradientsParams::from_grads(loss.backward(), &model).to_device(main, &model);
+    let grads = gradients_via_host(GradientsParams::from_grads(loss.backward(), &model), &model, main);
 
     // One read-back per shard (a GPU backend synchronises on each).
     let values = Tensor::cat(
@@ -115,8 +115,8 @@ fn shard_gradients<B: AutodiffBackend>(
     .expect("f64 values");
     Ok(StepOutput {
         grads,
-        latents: flat.to_device(main),
-        indices: indices.to_device(main),
+        latents: via_host(flat, main),
+        indices: via_host(indices, main),
         values: [values[0], values[1], values[2], values[3]],
     })
 }

@@ -56,6 +56,9 @@ fn a_run_resumed_without_optimizer_state_warms_its_learning_rate_up_again() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// One run's loss rows and exported tensors (name, shape, values).
+type RunRecord = (Vec<Vec<f64>>, Vec<(String, Vec<usize>, Vec<f32>)>);
+
 #[test]
 fn two_replicas_train_as_one_device_does() {
     // One step on one device, then the same checkpoint continued for two more steps on one device
@@ -65,7 +68,7 @@ fn two_replicas_train_as_one_device_does() {
     // one — cannot make them differ.
     let start = temp_dir("vqvae-replicas-start");
     train_vqvae::<B>(&toy(&start, 1), &Default::default(), &mut |_| {}).expect("train");
-    let runs: Vec<(Vec<Vec<f64>>, Vec<(String, Vec<usize>, Vec<f32>)>)> = [vec![], vec![0, 0]]
+    let runs: Vec<RunRecord> = [vec![], vec![0, 0]]
         .into_iter()
         .map(|device_indices| {
             let dir = temp_dir(&format!("vqvae-replicas-{}", device_indices.len()));
