@@ -4,9 +4,11 @@
 # with random weights. Needs the carried release xtask (.carry/xtask.xz, built with a CUDA feature)
 # and the diffusers wheels (.whl/, carry both: `carry: [".carry", ".whl"]`).
 #   bash xtask/device/bench.sh
-# DTYPES (default "f32 f16 bf16") picks our precisions, BACKEND (default cuda) the xtask backend,
-# WHAT / IMAGES / REPS the parts (default all, "1,4", 3). JSON results and logs come back in $OUT;
-# a run that fails or outlasts its 150 s shows its rc in $OUT/peaks.txt, and the others still run.
+# DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
+# may be empty), BACKEND (default cuda) the xtask backend,
+# WHAT / IMAGES / REPS the parts (default all, "1,4", 3), LIMIT each run's seconds (150). JSON results and
+# logs come back in $OUT; a run that fails or outlasts its limit shows its rc in $OUT/peaks.txt, and the
+# others still run.
 source xtask/device/setup.sh
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site
@@ -22,14 +24,17 @@ with_peak() {
   kill $sampler 2>/dev/null
   echo "$label: peak $(sort -n /tmp/vq/peak.log | tail -1) MiB (rc $rc)" | tee -a "$OUT/peaks.txt"
 }
-for dtype in fp16 fp32; do
-  with_peak "diffusers $dtype" timeout 150 python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+for dtype in ${TORCH_DTYPES-fp16 fp32}; do
+  with_peak "diffusers $dtype" timeout -k 5 "${LIMIT:-150}" python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
     --json "$OUT/diffusers-$dtype.json" > "$OUT/diffusers-$dtype.log" 2>&1
   cat "$OUT/diffusers-$dtype.log"
 done
-for dtype in ${DTYPES:-f32 f16 bf16}; do
-  with_peak "rust $dtype" timeout 150 $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype.json" > "$OUT/rust-$dtype.log" 2>&1
-  cat "$OUT/rust-$dtype.log"
+for dtype in ${DTYPES-f32 f16 bf16}; do
+  with_peak "rust $dtype" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype.json" > "/tmp/vq/rust-$dtype.log" 2>&1
+  # A failing run can print megabytes of repeated errors (session 5: over the 16 MB a returned file
+  # may have): the log comes back compressed, its ends on stdout.
+  xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype.log.xz"
+  head -c 3000 "/tmp/vq/rust-$dtype.log"; echo " […]"; tail -c 3000 "/tmp/vq/rust-$dtype.log"
 done
 save_kernel_cache

@@ -9,26 +9,61 @@
 # small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
 # faster than the GEMM form on the untuned CUDA build, BENCHMARKS.md) the VQ-VAE's convolutions,
 # VQ_BATCH / TR_BATCH (64 / 128) and VQ_STEPS / TR_STEPS (3000 / 4000) the stages' sizes; VQ_ARGS /
-# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule"; "--devices 0,1,2,3" in either
-# on a machine of four GPUs); RUNS_EXCLUDE leaves a path
+# TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule"); RUNS_EXCLUDE leaves a path
 # pattern out of the returned runs (e.g. runs/vqvae/checkpoint once stage 1 is done).
+# On a machine of several GPUs the stages can share it: TOGETHER=1 runs them at the same time,
+# VQ_GPUS / TR_GPUS give each its GPUs (CUDA_VISIBLE_DEVICES), VQ_BACKEND / TR_BACKEND its backend, VQ_OUT (default runs/vqvae) is stage 1's
+# folder and TR_VQ (default runs/vqvae/vqvae) the VQ-VAE stage 2 reads, e.g. a new VQ-VAE on three GPUs
+# while the transformer of the carried one continues on the fourth:
+#   TOGETHER=1 VQ_GPUS=0,1,2 VQ_OUT=runs/vq1024 VQ_DEVICES=0,1,2 VQ_ARGS="--codes 1024" TR_GPUS=3 \
+#     bash xtask/device/train.sh vqvae 8 transformer 7
+# VQ_DEVICES / TR_DEVICES split each batch across devices (`--devices`); a stage whose data-parallel
+# run fails spends the rest of its budget on one device.
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}
 conv=${CONV:-backend}
 mkdir -p /tmp/vq/runs
 [ ! -d /tmp/vq/runs/vqvae ] && ls .carry/runs.tar.xz.part-* >/dev/null 2>&1 && cat .carry/runs.tar.xz.part-* | xz -dc | tar -x -C /tmp/vq
-while [ $# -ge 2 ]; do
-  stage=$1 minutes=$2; shift 2
+vq_out=/tmp/vq/${VQ_OUT:-runs/vqvae}
+tr_vq=/tmp/vq/${TR_VQ:-runs/vqvae/vqvae}
+# One stage's run: `train_stage NAME MINUTES [FLAGS…]`; killed 60 s after its budget (10 s more if TERM
+# is not enough).
+train_stage() {
+  local stage=$1 minutes=$2; shift 2
+  local limit=$(awk "BEGIN { print int($minutes * 60 + 60) }")
   case $stage in
   vqvae)
-    timeout $((${minutes%.*} * 60 + 60)) $XTASK train-vqvae --backend "$backend" --out /tmp/vq/runs/vqvae --steps "${VQ_STEPS:-3000}" --batch-size "${VQ_BATCH:-64}" --convolution "$conv" \
-      --max-minutes "$minutes" --workers 14 --log-every 100 ${VQ_ARGS:-} 2>&1 | tee -a $OUT/train-vqvae.log ;;
+    env ${VQ_GPUS:+CUDA_VISIBLE_DEVICES=$VQ_GPUS} timeout -k 10 $limit $XTASK train-vqvae --backend "${VQ_BACKEND:-$backend}" \
+      --out "$vq_out" --steps "${VQ_STEPS:-3000}" --batch-size "${VQ_BATCH:-64}" --convolution "$conv" \
+      --max-minutes "$minutes" --workers 14 --log-every 100 ${VQ_ARGS:-} "$@" 2>&1 | tee -a $OUT/train-vqvae.log ;;
   transformer)
-    timeout $((${minutes%.*} * 60 + 60)) $XTASK train-transformer --backend "$backend" --out /tmp/vq/runs/diffusion --vqvae /tmp/vq/runs/vqvae/vqvae \
-      --steps "${TR_STEPS:-4000}" --batch-size "${TR_BATCH:-128}" --convolution "$conv" --max-minutes "$minutes" --workers 14 --log-every 100 \
-      ${TR_ARGS:-} 2>&1 | tee -a $OUT/train-transformer.log ;;
+    env ${TR_GPUS:+CUDA_VISIBLE_DEVICES=$TR_GPUS} timeout -k 10 $limit $XTASK train-transformer --backend "${TR_BACKEND:-$backend}" \
+      --out /tmp/vq/runs/diffusion --vqvae "$tr_vq" --steps "${TR_STEPS:-4000}" --batch-size "${TR_BATCH:-128}" \
+      --convolution "$conv" --max-minutes "$minutes" --workers 14 --log-every 100 ${TR_ARGS:-} "$@" 2>&1 |
+      tee -a $OUT/train-transformer.log ;;
   esac
+  return ${PIPESTATUS[0]}
+}
+# `run_stage NAME MINUTES`: with VQ_DEVICES / TR_DEVICES (`--devices`), a run that fails before its
+# budget is over gives the rest of the budget to a run on one device.
+run_stage() {
+  local stage=$1 minutes=$2 start=$SECONDS devices
+  [ "$stage" = vqvae ] && devices=${VQ_DEVICES:-} || devices=${TR_DEVICES:-}
+  train_stage "$stage" "$minutes" ${devices:+--devices "$devices"}
+  local rc=$?
+  local left=$(awk "BEGIN { print $minutes - ($SECONDS - $start) / 60 - 0.5 }")
+  if [ $rc -ne 0 ] && [ -n "$devices" ] && awk "BEGIN { exit !($left > 1) }"; then
+    echo "$stage failed (rc $rc) on --devices $devices: $left more minutes on one device" | tee -a $OUT/train-$stage.log
+    train_stage "$stage" "$left"
+  fi
+}
+stages=()
+while [ $# -ge 2 ]; do
+  if [ -n "${TOGETHER:-}" ]; then run_stage "$1" "$2" & stages+=($!); else run_stage "$1" "$2"; fi
+  shift 2
 done
+# The stages' own PIDs: a bare `wait` would also wait for setup.sh's memory sampler, which never ends.
+[ ${#stages[@]} -gt 0 ] && wait "${stages[@]}"
 tar -c -C /tmp/vq --exclude=optimizer.mpk ${RUNS_EXCLUDE:+--exclude=$RUNS_EXCLUDE} runs | xz -T8 | split -b 15M - $OUT/runs.tar.xz.part-
 save_kernel_cache
 ls -la $OUT; sort -n $OUT/gpu-memory.log | tail -1
