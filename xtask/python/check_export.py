@@ -7,6 +7,10 @@ and generate, to check that diffusers reads the export and samples the same toke
 Prints diffusers' final token ids (one row per image) as JSON. With --rust-tokens (the `--tokens` file
 of `vq-diffusion generate --model DIR --prompt ... --seed S --rng torch --guidance-scale G --steps T`), the
 two must be identical: exit status 1 and the first differing positions otherwise.
+
+With --cases-out FILE, every --prompt (repeatable) is one case, and the cases — prompt, seed, steps,
+guidance, truncation, tokens — go to FILE as JSON: the reference the shipped model's CI test reads
+(`fixtures/reference/shapes_cases.json`, made from `models/shapes` with `--steps 10`).
 """
 
 import argparse
@@ -20,13 +24,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_pipeline import apply_loader_patches  # noqa: E402
 
 
+def generate(pipe, prompt: str, seed: int, steps: int, guidance: float, truncation: float) -> dict:
+    """One image of `prompt` with torch's CPU generator seeded `seed`; its final token ids."""
+    final = {}
+
+    def keep_tokens(step, timestep, sample):
+        final["tokens"] = sample.clone()
+
+    generator = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        out = pipe(
+            prompt,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            truncation_rate=truncation,
+            generator=generator,
+            callback=keep_tokens,
+            callback_steps=1,
+        )
+    return {
+        "prompt": prompt,
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+        "truncation": truncation,
+        "tokens": final["tokens"].tolist(),
+        "image": out.images[0],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path)
-    parser.add_argument("--prompt", default="a red circle")
+    parser.add_argument("--prompt", action="append", help="repeatable (default: a red circle)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--truncation", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, help="sampling steps (default: the scheduler's num_train_timesteps)")
+    parser.add_argument("--cases-out", type=Path, help="write every prompt's case here (JSON)")
     parser.add_argument("--rust-tokens", type=Path)
     parser.add_argument("--image", type=Path, help="write diffusers' image here (PNG)")
     args = parser.parse_args()
@@ -38,28 +73,16 @@ def main() -> int:
     dtypes = {p.dtype for m in (pipe.transformer, pipe.text_encoder, pipe.vqvae) for p in m.parameters()}
     assert dtypes == {torch.float32}, f"components loaded as {dtypes}, expected float32"
     assert pipe.tokenizer.pad_token == "!" and pipe.tokenizer.model_max_length == pipe.text_encoder.config.max_position_embeddings
-    steps = pipe.scheduler.config.num_train_timesteps
-
-    final = {}
-
-    def keep_tokens(step, timestep, sample):
-        final["tokens"] = sample.clone()
-
-    generator = torch.Generator("cpu").manual_seed(args.seed)
-    with torch.no_grad():
-        out = pipe(
-            args.prompt,
-            num_inference_steps=steps,
-            guidance_scale=args.guidance,
-            truncation_rate=args.truncation,
-            generator=generator,
-            callback=keep_tokens,
-            callback_steps=1,
-        )
-    tokens = final["tokens"].tolist()
-    print(json.dumps({"prompt": args.prompt, "seed": args.seed, "steps": steps, "tokens": tokens}))
+    steps = args.steps or pipe.scheduler.config.num_train_timesteps
+    prompts = args.prompt or ["a red circle"]
+    cases = [generate(pipe, prompt, args.seed, steps, args.guidance, args.truncation) for prompt in prompts]
+    for case in cases:
+        print(json.dumps({k: case[k] for k in ("prompt", "seed", "steps", "tokens")}))
+    if args.cases_out:
+        args.cases_out.write_text(json.dumps([{k: v for k, v in c.items() if k != "image"} for c in cases], indent=1) + "\n")
+    tokens, out = cases[0]["tokens"], cases[0]
     if args.image:
-        out.images[0].save(args.image)
+        out["image"].save(args.image)
     if args.rust_tokens:
         rust = json.loads(args.rust_tokens.read_text())
         rust = rust["tokens"] if isinstance(rust, dict) else rust

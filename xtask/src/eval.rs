@@ -45,7 +45,8 @@ pub struct Args {
     /// Ground-truth images reconstructed by the VQ-VAE for the ceiling (0 to skip).
     #[arg(long, default_value_t = 32)]
     reconstructions: usize,
-    /// Where to write a contact sheet of the generated images.
+    /// Where to write a contact sheet of the generated images (8 per row); their captions go to the
+    /// same path with the extension `txt`.
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Where to write a contact sheet of the reconstructions: rows of 8 ground-truth images, each
@@ -119,8 +120,16 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         println!("  e.g. {caption:?}");
     }
     if let Some(path) = &args.sheet {
+        let captions: String = images
+            .iter()
+            .enumerate()
+            .map(|(i, (caption, _))| format!("{}.{}: {caption}\n", i / 8 + 1, i % 8 + 1))
+            .collect();
+        let captions_path = path.with_extension("txt");
+        std::fs::write(&captions_path, captions).map_err(|e| format!("{}: {e}", captions_path.display()))?;
         let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
         save_sheet(&pictures, path)?;
+        println!("captions (row.column: caption): {}", captions_path.display());
     }
     Ok(())
 }
