@@ -7,13 +7,14 @@
 #   bash xtask/device/carry.sh hide                    moves the fixtures the device scripts do not read out of the
 #   bash xtask/device/carry.sh restore                 checkout (to $STASH, default /tmp/vq-fixtures) and back
 #
-# Why: a call carries at most 64 MiB — tracked files included. The fixtures are 29 MB; the xtask
-# build, the kernel caches and a half-precision transformer checkpoint with its VQ-VAE are ≈ 45 MB.
-# On the device only fixtures/tiny/hub/tokenizer is read (the CLIP tokenizer stage 2 trims).
+# Why: a call carries at most 64 MiB — tracked files included. The fixtures are 29 MB and the shipped
+# shapes model 16 MB; the xtask build, the kernel caches and a half-precision transformer checkpoint
+# with its VQ-VAE are ≈ 45 MB. On the device only fixtures/tiny/hub/tokenizer is read (the CLIP
+# tokenizer stage 2 trims); a call that evaluates the shipped model restores it first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stash=${STASH:-/tmp/vq-fixtures}
-hidden=(fixtures/reference fixtures/tiny/nolearn fixtures/tiny/bin fixtures/tiny/raw)
+hidden=(fixtures/reference fixtures/tiny/nolearn fixtures/tiny/bin fixtures/tiny/raw models/shapes)
 case ${1:-} in
 runs)
   from=${2:?usage: carry.sh runs DIR (the folder a call returned)}
