@@ -63,23 +63,32 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 /// Median wall time in seconds of `reps` runs of `f`, each followed by a device sync.
-fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    for i in 0..warmup {
+fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl FnMut()) -> Result<f64, String> {
+    let mut run = || {
         let start = Instant::now();
         f();
-        B::sync(device).expect("device sync");
-        eprintln!("  warm-up {i}: {:.3} s", start.elapsed().as_secs_f64());
+        sync::<B>(device)?;
+        Ok::<f64, String>(start.elapsed().as_secs_f64())
+    };
+    for i in 0..warmup {
+        eprintln!("  warm-up {i}: {:.3} s", run()?);
     }
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            B::sync(device).expect("device sync");
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut times = (0..reps.max(1)).map(|_| run()).collect::<Result<Vec<f64>, String>>()?;
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Ok(times[times.len() / 2])
+}
+
+/// Waits for `device`. A failed sync reports every failed operation since the last one (on CUDA
+/// once, megabytes of the same error after the first, session 5): the message keeps its start,
+/// where the first failure is.
+fn sync<B: Backend>(device: &B::Device) -> Result<(), String> {
+    B::sync(device).map_err(|e| {
+        let message = format!("{e:?}");
+        match message.char_indices().nth(4000) {
+            Some((cut, _)) => format!("device sync failed: {}… ({} characters in all)", &message[..cut], message.len()),
+            None => format!("device sync failed: {message}"),
+        }
+    })
 }
 
 fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
@@ -92,7 +101,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     }
     let pipeline = VQDiffusionPipeline::<B>::random(configs, ithq_scheduler_config(), tokenizer, &device)
         .map_err(|e| e.to_string())?;
-    B::sync(&device).map_err(|e| format!("{e:?}"))?;
+    sync::<B>(&device)?;
     eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
     let what: Vec<&str> = args.what.split(',').collect();
     let mut results = Vec::new();
@@ -111,7 +120,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let t = time::<B>(&device, args.warmup, args.reps, || {
             let out = pipeline.transformer.forward(latents.clone(), text.clone(), &50usize.into());
             let _ = out.dtype();
-        });
+        })?;
         record("transformer forward, batch 2".into(), t);
     }
     if what.contains(&"step") {
@@ -132,7 +141,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                     let guided = classifier_free_guidance(uncond, cond, 5.0);
                     let truncated = if on_device { truncate_on_device(guided, rate) } else { truncate(guided, rate) };
                     let _ = scheduler.step(clamp_log_probs(truncated), 50, sample.clone(), noise.as_mut());
-                });
+                })?;
                 record(format!("sampling step, batch 1, truncation {rate}, {label}"), t);
             }
         }
@@ -141,7 +150,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let ids = Tensor::<B, 2, Int>::random([1, pixels], Distribution::Uniform(0.0, k as f64), &device);
         let t = time::<B>(&device, args.warmup, args.reps, || {
             let _ = pipeline.decode(ids.clone()).expect("decode");
-        });
+        })?;
         record("VQ decode, 1 image 256×256".into(), t);
     }
     if what.contains(&"generate") {
@@ -164,7 +173,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
             let t = time::<B>(&device, 1, args.reps.div_ceil(2), || {
                 let _ = pipeline.generate(&request).expect("generate");
-            });
+            })?;
             record(format!("generate, {} steps, guidance 5, {n} image(s)", args.steps), t);
             record(format!("  per image ({n} image(s))"), t / n as f64);
         }
