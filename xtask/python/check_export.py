@@ -80,9 +80,10 @@ def main() -> int:
         print(json.dumps({k: case[k] for k in ("prompt", "seed", "steps", "tokens")}))
     if args.cases_out:
         args.cases_out.write_text(json.dumps([{k: v for k, v in c.items() if k != "image"} for c in cases], indent=1) + "\n")
-    tokens, out = cases[0]["tokens"], cases[0]
+    first = cases[0]
+    tokens = first["tokens"]
     if args.image:
-        out["image"].save(args.image)
+        first["image"].save(args.image)
     if args.rust_tokens:
         rust = json.loads(args.rust_tokens.read_text())
         rust = rust["tokens"] if isinstance(rust, dict) else rust

@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Device indices sharing each batch (data parallelism), e.g. 0,1,2,3 on four GPUs, or 0,0 for
-    /// two replicas on one GPU, each on its own stream; the batch size must split evenly.
+    /// two replicas on one CPU (on one GPU that is ≈ 3× slower); the batch size must split evenly.
     #[arg(long, value_delimiter = ',')]
     devices: Vec<u16>,
     /// Start from scratch even if the output folder has a checkpoint.

@@ -1,8 +1,8 @@
 //! Data parallelism for stage 2: each batch is split into shards, one per replica; every shard's
 //! forward and backward pass runs on its replica's device in its own thread, and the gradients
-//! are summed on the main device before a single optimizer step. Several replicas on one GPU run
-//! on separate CubeCL streams (one per thread), which overlaps the kernel launches of a step that
-//! is launch-bound at this model size.
+//! are summed on the main device before a single optimizer step. Several replicas on one device
+//! run on separate CubeCL streams; that doubles the rate on a 2-core CPU but made a step ≈ 3×
+//! slower on one H100 (BENCHMARKS.md, session 5), so GPUs take one replica each.
 //!
 //! The shards' losses are weighted by their share of the batch, so the summed gradient is the
 //! gradient of the whole batch's per-token loss, as on one device.
