@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{backend::Backend, get_device_settings, Int, Tensor};
+use burn::tensor::{backend::Backend, get_device_settings, Distribution, Int, Tensor};
 
 use crate::config::CLIPTextConfig;
 use crate::embeddings::CLIPTextEmbeddings;
@@ -47,12 +47,37 @@ impl CLIPTextConfig {
         CLIPTextModel {
             embeddings: CLIPTextEmbeddings::new(self, device),
             encoder: CLIPEncoder::new(self, device),
-            final_layer_norm: LayerNormConfig::new(self.hidden_size)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device),
+            final_layer_norm: LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device),
             max_position_embeddings: self.max_position_embeddings,
             eos_rule: EosRule::from_eos_token_id(self.eos_token_id),
         }
+    }
+
+    /// Creates a model with transformers' random initialisation: every matrix (embedding tables,
+    /// Linear weights) N(0, 0.02²), biases 0, LayerNorms the identity. For training from scratch
+    /// and for benchmarks: a model of [`init`](Self::init)'s zeros encodes every prompt to zero
+    /// states, which the pipeline's L2 normalisation turns into NaN.
+    pub fn init_random<B: Backend>(&self, device: &B::Device) -> CLIPTextModel<B> {
+        self.init(device).map(&mut NormalMatrices { std: INITIALIZER_RANGE })
+    }
+}
+
+/// transformers' `CLIPTextConfig.initializer_range`: the standard deviation of random matrices.
+const INITIALIZER_RANGE: f64 = 0.02;
+
+/// Refills every matrix parameter (rank ≥ 2) with N(0, std²); vectors stay as they are.
+struct NormalMatrices {
+    std: f64,
+}
+
+impl<B: Backend> ModuleMapper<B> for NormalMatrices {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let tensor = match D >= 2 {
+            true => Tensor::random(tensor.shape(), Distribution::Normal(0.0, self.std), &tensor.device()),
+            false => tensor,
+        };
+        Param::from_mapped_value(id, tensor, mapper)
     }
 }
 
@@ -111,11 +136,7 @@ impl<B: Backend> CLIPTextModel<B> {
         input_ids: Tensor<B, 2, Int>,
         attention_mask: Tensor<B, 2, Int>,
     ) -> CLIPTextOutput<B> {
-        assert_eq!(
-            input_ids.dims(),
-            attention_mask.dims(),
-            "attention_mask must have the shape of input_ids"
-        );
+        assert_eq!(input_ids.dims(), attention_mask.dims(), "attention_mask must have the shape of input_ids");
         self.forward_impl(input_ids, Some(attention_mask))
     }
 
@@ -136,15 +157,8 @@ impl<B: Backend> CLIPTextModel<B> {
         let last_hidden_state = self.final_layer_norm.forward(hidden_states);
 
         let [_, _, hidden] = last_hidden_state.dims();
-        let positions = self
-            .eos_rule
-            .positions(input_ids)
-            .reshape([batch, 1, 1])
-            .expand([batch, 1, hidden]); // [B, 1, H]
+        let positions = self.eos_rule.positions(input_ids).reshape([batch, 1, 1]).expand([batch, 1, hidden]); // [B, 1, H]
         let pooler_output = last_hidden_state.clone().gather(1, positions).reshape([batch, hidden]);
-        CLIPTextOutput {
-            last_hidden_state,
-            pooler_output,
-        }
+        CLIPTextOutput { last_hidden_state, pooler_output }
     }
 }

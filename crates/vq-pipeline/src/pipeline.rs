@@ -89,7 +89,8 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             variant_of("transformer", "diffusion_pytorch_model"),
             device,
         )?;
-        let vqvae = VqModel::from_pretrained(&dir.join("vqvae"), variant_of("vqvae", "diffusion_pytorch_model"), device)?;
+        let vqvae =
+            VqModel::from_pretrained(&dir.join("vqvae"), variant_of("vqvae", "diffusion_pytorch_model"), device)?;
         let scheduler_config =
             VQDiffusionSchedulerConfig::from_file(&dir.join("scheduler").join("scheduler_config.json"))?;
         let cf = "learned_classifier_free_sampling_embeddings";
@@ -99,7 +100,8 @@ impl<B: Backend> VQDiffusionPipeline<B> {
                 .map_err(clip_text::LoadError::from)?,
             transformer: Transformer2DConfig::from_diffusers_file(&dir.join("transformer").join("config.json"))
                 .map_err(transformer2d::LoadError::from)?,
-            vqvae: VqModelConfig::from_file(&dir.join("vqvae").join("config.json")).map_err(vq_model::VqModelError::from)?,
+            vqvae: VqModelConfig::from_file(&dir.join("vqvae").join("config.json"))
+                .map_err(vq_model::VqModelError::from)?,
         };
         let pipeline = Self {
             configs,
@@ -118,6 +120,9 @@ impl<B: Backend> VQDiffusionPipeline<B> {
 
     /// A pipeline with freshly initialised (random) weights of the given architecture, e.g.
     /// [`crate::ithq::ithq_configs`] for benchmarks. Learned negative embeddings are zeros.
+    /// (The text encoder must be random too: zero weights encode every prompt to zero states,
+    /// whose L2 normalisation is NaN — on CUDA the argmax of NaN scores is −1, and the next
+    /// transformer forward read outside its embedding table.)
     pub fn random(
         configs: PipelineConfigs,
         scheduler_config: VQDiffusionSchedulerConfig,
@@ -131,7 +136,7 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         ));
         let pipeline = Self {
             tokenizer,
-            text_encoder: configs.text_encoder.init(device),
+            text_encoder: configs.text_encoder.init_random(device),
             transformer: configs.transformer.init(device),
             vqvae: configs.vqvae.init(device).map_err(vq_model::VqModelError::from)?,
             scheduler_config,

@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 use transformer2d::{FeedForwardActivation, Timesteps, Transformer2DConfig, Transformer2DModel};
 use vq_pipeline::l2_normalize_last;
 
-use crate::train::params::NormalMatrices;
-
 /// Sizes of the text encoder and the transformer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextToTokensConfig {
@@ -69,7 +67,7 @@ impl TextToTokensConfig {
     /// matrices, burn's defaults for the transformer (Kaiming-uniform Linear, N(0, 1)
     /// embeddings, like torch's), and a null embedding with unit-norm-sized rows.
     pub fn init<B: Backend>(&self, device: &B::Device) -> TextToTokens<B> {
-        let text_encoder = self.text_encoder().init(device).map(&mut NormalMatrices { std: 0.02 });
+        let text_encoder = self.text_encoder().init_random(device);
         let std = 1.0 / (self.text_width as f64).sqrt();
         TextToTokens {
             text_encoder,
@@ -116,7 +114,13 @@ impl<B: Backend> TextToTokens<B> {
     /// - x_t: `[batch, pixels]`, ids in `0..=K`
     /// - ids: `[batch, L]`; dropped: `[batch]`
     /// - output: `[batch, K, pixels]`
-    pub fn forward(&self, x_t: Tensor<B, 2, Int>, ids: Tensor<B, 2, Int>, dropped: Tensor<B, 1, Bool>, t: Vec<usize>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x_t: Tensor<B, 2, Int>,
+        ids: Tensor<B, 2, Int>,
+        dropped: Tensor<B, 1, Bool>,
+        t: Vec<usize>,
+    ) -> Tensor<B, 3> {
         let condition = self.condition(ids, dropped);
         self.transformer.forward(x_t, condition, &Timesteps::PerSample(t))
     }

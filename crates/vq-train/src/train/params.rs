@@ -1,33 +1,9 @@
-//! Parameter utilities: random re-initialisation of a module built for loading, and an
-//! exponential moving average of weights.
+//! Parameter utilities: an exponential moving average of weights.
 
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{backend::Backend, Distribution, Tensor, TensorPrimitive};
-
-/// Refills every matrix parameter (rank ≥ 2: embedding tables and Linear weights) with
-/// N(0, std²) and leaves vectors (biases at 0, LayerNorm scales at 1) as they are.
-///
-/// `clip_text::CLIPTextConfig::init` builds a model for loading (matrices at zero); training
-/// from scratch needs transformers' random initialisation (N(0, 0.02²) for CLIP's embeddings
-/// and projections).
-pub struct NormalMatrices {
-    /// Standard deviation of the fill.
-    pub std: f64,
-}
-
-impl<B: Backend> ModuleMapper<B> for NormalMatrices {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let tensor = if D >= 2 {
-            Tensor::random(tensor.shape(), Distribution::Normal(0.0, self.std), &tensor.device())
-        } else {
-            tensor
-        };
-        Param::from_mapped_value(id, tensor, mapper)
-    }
-}
+use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 
 /// Collects every float parameter by id (dimension-erased).
 struct Collect<B: Backend> {
@@ -103,17 +79,5 @@ mod tests {
             let (id, tensor, mapper) = param.consume();
             Param::from_mapped_value(id, tensor.add_scalar(1.0), mapper)
         }
-    }
-
-    #[test]
-    fn normal_matrices_fills_matrices_and_keeps_vectors() {
-        let device = Default::default();
-        let model: Linear<B> = LinearConfig::new(64, 64).init(&device);
-        let bias = model.bias.as_ref().unwrap().val();
-        let filled = model.map(&mut NormalMatrices { std: 0.02 });
-        let values = filled.weight.val().into_data().into_vec::<f32>().unwrap();
-        let std = (values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32).sqrt();
-        assert!((std - 0.02).abs() < 0.002, "std {std}");
-        filled.bias.unwrap().val().into_data().assert_eq(&bias.into_data(), true);
     }
 }
