@@ -12,7 +12,7 @@
 source xtask/device/setup.sh
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site
-what=${WHAT:-forward,step,decode,generate}
+what=${WHAT:-encode,forward,step,decode,generate}
 # Peak GPU memory of one command (nvidia-smi, whole device, sampled every 100 ms: burn 0.21 has no
 # allocator high-water mark), appended to $OUT/peaks.txt under its label.
 with_peak() {

@@ -20,7 +20,8 @@ if [ -n "${CUBECL_LOG:-}" ]; then
   printf '[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\n[autotune.logger]\nlevel = "full"\nfile = "%s/autotune.log"\n[memory.logger]\nlevel = "basic"\nfile = "%s/memory.log"\n' "$OUT" "$OUT" "$OUT" >> cubecl.toml
 fi
 export CUBECL_AUTOTUNE_LEVEL=minimal
-save_kernel_cache() { tar -cJf "$OUT/cubecl-cache.tar.xz" -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null); }
+# (xz on all cores: the compile cache is ≈ 200 MB, a minute for one-threaded xz.)
+save_kernel_cache() { tar -c -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null) | xz -T0 -6 > "$OUT/cubecl-cache.tar.xz"; }
 # Peak GPU memory of everything that follows, sampled every 100 ms (burn 0.21 has no allocator high-water mark).
 # (stderr off the caller's pipe, killed on exit: a sampler holding the pipe kept `| tail` waiting.)
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "${OUT:-/tmp}/gpu-memory.log" 2>/dev/null &

@@ -1,7 +1,8 @@
 //! `xtask bench`: timings at the full microsoft/vq-diffusion-ithq size (random weights, the
 //! same FLOPs as the real checkpoint) on a chosen backend and precision.
 //!
-//! Measures one transformer forward (batch 2: the guidance pair), one sampling step after the
+//! Measures the prompt encoding (CLIP text encoder, one prompt, and the learned null embedding),
+//! one transformer forward (batch 2: the guidance pair), one sampling step after the
 //! transformer (guidance combine, truncation, clamp, posterior, Gumbel-max), the VQ decode of
 //! one image, and whole 100-step guided generations. Each figure is the median of `--reps`
 //! runs after `--warmup` runs, with the device synchronised around every run. Results go to
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor};
+use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
 use vq_pipeline::{GenerateRequest, NoiseSource, TruncationMode, VQDiffusionPipeline};
 use vq_scheduler::{
@@ -28,8 +29,8 @@ pub struct Args {
     /// Float precision: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// What to measure: comma-separated from forward, step, decode, generate.
-    #[arg(long, default_value = "forward,step,decode,generate")]
+    /// What to measure: comma-separated from encode, forward, step, decode, generate.
+    #[arg(long, default_value = "encode,forward,step,decode,generate")]
     what: String,
     /// Images per generation, comma-separated.
     #[arg(long, default_value = "1,4")]
@@ -56,6 +57,10 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Check after every generation step that the sampled ids are classes of the chain (reads
+    /// them back each step: a diagnostic, not a timing).
+    #[arg(long)]
+    check_tokens: bool,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -91,6 +96,38 @@ fn sync<B: Backend>(device: &B::Device) -> Result<(), String> {
     })
 }
 
+/// Fails unless every id of `tokens` is a class of the chain, `0..=mask_id`. A step that
+/// samples outside makes the next transformer forward read outside its embedding table, which
+/// on CUDA is an illegal address several kernels later: there, burn's argmax over NaN scores is
+/// −1 (session 6: NaN prompt embeddings of a zero-weight text encoder).
+fn check_token_range<B: Backend>(tokens: Tensor<B, 2, Int>, mask_id: usize, what: &str) -> Result<(), String> {
+    let min = tokens.clone().min().into_scalar().elem::<i64>();
+    let max = tokens.max().into_scalar().elem::<i64>();
+    match min >= 0 && max <= mask_id as i64 {
+        true => Ok(()),
+        false => Err(format!("{what} sampled ids in [{min}, {max}], outside 0..={mask_id}")),
+    }
+}
+
+/// NaN counts of the first step of a guided generation (t = 0, all-mask input): where a
+/// sampling failure starts.
+fn first_step_nans<B: Backend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, k: usize, pixels: usize) -> String {
+    let nans = |t: Tensor<B, 3>| t.is_nan().int().sum().into_scalar().elem::<i64>();
+    let embeddings = match pipeline.encode_prompts(&[prompt.to_string()], 1, true) {
+        Ok(prompt) => prompt.embeddings,
+        Err(e) => return format!("encoding failed: {e}"),
+    };
+    let latents = Tensor::<B, 2, Int>::full([2, pixels], k as i64, &embeddings.device());
+    let out = pipeline.transformer.forward(latents, embeddings.clone(), &0usize.into());
+    format!(
+        "NaNs: prompt embeddings {} of {}, transformer output {} of {}",
+        nans(embeddings.clone()),
+        embeddings.shape().num_elements(),
+        nans(out.clone()),
+        out.shape().num_elements(),
+    )
+}
+
 fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
@@ -113,7 +150,20 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let label = format!("{} {}{layers}", B::name(&device), args.dtype);
     println!("# backend: {label}");
 
+    let prompt = "teddy bear playing in the pool";
     let (k, pixels) = (4096, 1024);
+    if what.contains(&"encode") {
+        let mut failure = None;
+        let t = time::<B>(&device, args.warmup, args.reps, || {
+            if let Err(e) = pipeline.encode_prompts(&[prompt.to_string()], 1, true) {
+                failure = Some(e.to_string());
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(format!("encoding {prompt:?}: {e}"));
+        }
+        record("prompt encoding (CLIP + null embedding), 1 prompt".into(), t);
+    }
     let text = Tensor::<B, 3>::random([2, 77, 512], Distribution::Normal(0.0, 1.0), &device);
     if what.contains(&"forward") {
         let latents = Tensor::<B, 2, Int>::full([2, pixels], k as i64, &device);
@@ -129,6 +179,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let logits = Tensor::<B, 3>::random([2, k, pixels], Distribution::Normal(0.0, 3.0), &device);
         let log_p = burn::tensor::activation::log_softmax(logits, 1);
         let sample = Tensor::<B, 2, Int>::full([1, pixels], k as i64, &device);
+        let mut last = None;
         for (label, mut noise, on_device) in [
             ("torch rng, exact truncation", Box::new(TorchGenerator::new(0)) as Box<dyn UniformSource<B>>, false),
             ("device rng, exact truncation", Box::new(DeviceNoise) as Box<dyn UniformSource<B>>, false),
@@ -140,9 +191,10 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                     let cond = log_p.clone().narrow(0, 1, 1);
                     let guided = classifier_free_guidance(uncond, cond, 5.0);
                     let truncated = if on_device { truncate_on_device(guided, rate) } else { truncate(guided, rate) };
-                    let _ = scheduler.step(clamp_log_probs(truncated), 50, sample.clone(), noise.as_mut());
+                    last = Some(scheduler.step(clamp_log_probs(truncated), 50, sample.clone(), noise.as_mut()));
                 })?;
                 record(format!("sampling step, batch 1, truncation {rate}, {label}"), t);
+                check_token_range(last.take().expect("timed at least once"), k, "the sampling step")?;
             }
         }
     }
@@ -165,12 +217,26 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                 NoiseSource::Torch { .. } => TruncationMode::Exact,
                 NoiseSource::Device { .. } => TruncationMode::Device,
             };
-            let request = GenerateRequest::new(["teddy bear playing in the pool"])
+            let request = GenerateRequest::new([prompt])
                 .with_steps(args.steps)
                 .with_images_per_prompt(n)
                 .with_noise(noise)
                 .with_truncation_mode(truncation);
             // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
+            if args.check_tokens {
+                let mut failure = None;
+                let generated = pipeline.generate_with_callback(&request, |state| {
+                    if failure.is_none() {
+                        let what = format!("step {} (t = {})", state.index, state.timestep);
+                        failure = check_token_range(state.sample.clone(), k, &what).err();
+                    }
+                });
+                if let Some(failure) = failure {
+                    return Err(format!("{failure}; {}", first_step_nans(&pipeline, prompt, k, pixels)));
+                }
+                generated.map_err(|e| e.to_string())?;
+                eprintln!("  every step sampled ids in 0..={k}");
+            }
             let t = time::<B>(&device, 1, args.reps.div_ceil(2), || {
                 let _ = pipeline.generate(&request).expect("generate");
             })?;
