@@ -1,11 +1,14 @@
 //! `eval`: generate images for prompts the model never saw in training (held-out attribute
 //! combinations, every attribute named) and score colour, shape, size, position, background
-//! and count with `vq_train::eval`, next to the VQ-VAE's reconstruction ceiling.
+//! and count with `vq_train::eval`, next to the VQ-VAE's reconstruction ceiling. With `--vqvae`
+//! instead of `--model`, only a stage-1 VQ-VAE's reconstructions are scored (its ceiling, before
+//! a transformer is trained on its tokens).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
+use vq_model::{VqModel, VqModelConfig};
 use vq_pipeline::VQDiffusionPipeline;
 use vq_train::data::{Dataset, DatasetConfig, MentionRates, Split};
 use vq_train::eval::EvalReport;
@@ -15,8 +18,11 @@ use vq_train::vqvae::reconstruction_report;
 #[derive(clap::Args, Clone)]
 pub struct Args {
     /// The pipeline folder (e.g. a `train-transformer` run's `pipeline/`).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "vqvae")]
+    model: Option<PathBuf>,
+    /// Only score the reconstructions of this VQ-VAE folder (a `train-vqvae` run's `vqvae/`).
+    #[arg(long, conflicts_with_all = ["model", "sheet"])]
+    vqvae: Option<PathBuf>,
     /// Backend: ndarray, flex, wgpu or cuda (xtask features).
     #[arg(long, default_value = "ndarray")]
     backend: String,
@@ -65,8 +71,23 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         "validation" => Split::Validation,
         other => return Err(format!("--split {other}: expected held-out or validation")),
     };
+    let Some(model) = &args.model else {
+        let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
+        let vqvae = VqModel::<B>::from_pretrained(dir, None, &device).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // Stage 1 records its image side as the config's `sample_size`.
+        let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, args, &device)?;
+        println!(
+            "{} reconstructions of {split:?} images: {:.1} s",
+            args.reconstructions,
+            start.elapsed().as_secs_f64()
+        );
+        print_table(&ceiling, None, "VQ reconstruction");
+        return Ok(());
+    };
     let start = Instant::now();
-    let pipeline = VQDiffusionPipeline::<B>::from_dir(&args.model, None, &device).map_err(|e| e.to_string())?;
+    let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(|e| e.to_string())?;
     let (h, _) = pipeline.latent_size();
     let levels = pipeline.configs.vqvae.block_out_channels.len();
     let image_size = (h << (levels - 1)) as u32;
@@ -82,29 +103,9 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     };
     let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(|e| e.to_string())?;
     let generated_s = start.elapsed().as_secs_f64();
-    let ceiling = if args.reconstructions > 0 {
-        let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
-        let dataset = Dataset::new(config, args.prompt_seed).map_err(|e| e.to_string())?;
-        let (report, pairs) =
-            reconstruction_report(&pipeline.vqvae, &dataset, split, args.reconstructions, 32, &device)
-                .map_err(|e| e.to_string())?;
-        if let Some(path) = &args.reconstruction_sheet {
-            // Rows of 8: originals, then their reconstructions right below (a short last row
-            // padded with black).
-            let (w, h) = pairs[0].0.dimensions();
-            let mut rows = Vec::new();
-            for chunk in pairs.chunks(8) {
-                let pad = 8 - chunk.len();
-                rows.extend(chunk.iter().map(|(original, _)| original.clone()));
-                rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
-                rows.extend(chunk.iter().map(|(_, reconstruction)| reconstruction.clone()));
-                rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
-            }
-            save_sheet(&rows, path)?;
-        }
-        Some(report)
-    } else {
-        None
+    let ceiling = match args.reconstructions {
+        0 => None,
+        _ => Some(reconstructions(&pipeline.vqvae, image_size, split, args, &device)?),
     };
     println!(
         "{} images for {:?} prompts, guidance {}, {} steps, torch seed {}: {:.1} s",
@@ -115,7 +116,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         args.seed,
         generated_s
     );
-    print_table(&report, ceiling.as_ref());
+    print_table(&report, ceiling.as_ref(), "generated");
     for (caption, _) in images.iter().take(4) {
         println!("  e.g. {caption:?}");
     }
@@ -134,14 +135,44 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     Ok(())
 }
 
+/// The VQ-VAE's scores on `--reconstructions` ground-truth images of `split`, and their sheet
+/// when `--reconstruction-sheet` asks for one.
+fn reconstructions<B: Backend>(
+    vqvae: &VqModel<B>,
+    image_size: u32,
+    split: Split,
+    args: &Args,
+    device: &B::Device,
+) -> Result<EvalReport, String> {
+    let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
+    let dataset = Dataset::new(config, args.prompt_seed).map_err(|e| e.to_string())?;
+    let (report, pairs) =
+        reconstruction_report(vqvae, &dataset, split, args.reconstructions, 32, device).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.reconstruction_sheet {
+        // Rows of 8: originals, then their reconstructions right below (a short last row
+        // padded with black).
+        let (w, h) = pairs[0].0.dimensions();
+        let mut rows = Vec::new();
+        for chunk in pairs.chunks(8) {
+            let pad = 8 - chunk.len();
+            rows.extend(chunk.iter().map(|(original, _)| original.clone()));
+            rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
+            rows.extend(chunk.iter().map(|(_, reconstruction)| reconstruction.clone()));
+            rows.extend(std::iter::repeat_n(image::RgbImage::new(w, h), pad));
+        }
+        save_sheet(&rows, path)?;
+    }
+    Ok(report)
+}
+
 fn save_sheet(images: &[image::RgbImage], path: &std::path::Path) -> Result<(), String> {
     contact_sheet(images, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("contact sheet: {}", path.display());
     Ok(())
 }
 
-fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>) {
-    println!("{:>11} | {:>18} | {:>18}", "attribute", "generated", "VQ reconstruction");
+fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>, heading: &str) {
+    println!("{:>11} | {:>18} | {:>18}", "attribute", heading, ceiling.map_or("", |_| "VQ reconstruction"));
     let ceiling_rows = ceiling.map(EvalReport::attributes);
     for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
         let cell =
