@@ -114,3 +114,19 @@ fn device_truncation_draws_diffusers_tokens_on_nearly_every_pixel() {
     assert!(truncated_cases >= 2, "the cases include truncation rates below 1");
     eprintln!("device truncation: {same} of {total} tokens as diffusers");
 }
+
+/// A model whose scores are NaN (here: the text encoder's zero weights, whose prompt states the L2
+/// normalisation turns into NaN) still yields ids of the codebook, and the generation says why its
+/// images are meaningless. (On CUDA the NaN scores' argmax was −1 and the next step crashed.)
+#[test]
+fn nan_scores_are_sampled_at_the_floor_with_a_warning() {
+    let device = Default::default();
+    let mut pipeline = VQDiffusionPipeline::<B>::from_dir(&fixtures().join("tiny").join("hub"), None, &device).unwrap();
+    pipeline.text_encoder = pipeline.configs.text_encoder.init(&device);
+    let request = GenerateRequest::new(["a red circle"]).with_steps(4).with_noise(NoiseSource::Torch { seed: 0 });
+    let generation = pipeline.generate(&request).unwrap();
+    let codes = pipeline.configs.vqvae.num_vq_embeddings as i64;
+    assert!(generation.token_ids().concat().iter().all(|&id| (0..codes).contains(&id)));
+    assert_eq!(generation.warnings.len(), 1, "{:?}", generation.warnings);
+    assert!(generation.warnings[0].contains("NaN at 4 of 4 steps"), "{}", generation.warnings[0]);
+}

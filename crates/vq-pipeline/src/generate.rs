@@ -1,10 +1,11 @@
 //! The sampling loop of `VQDiffusionPipeline.__call__`.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
 use transformer2d::Timesteps;
 use vq_scheduler::{
-    clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator, UniformSource,
+    clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator,
+    UniformSource, LOG_PROB_FLOOR,
 };
 
 use crate::output::Generation;
@@ -66,6 +67,8 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             None => Tensor::full([batch, h * w], mask_id as i64, &self.device),
         };
         let timesteps = scheduler.timesteps().to_vec();
+        // Steps whose log-probabilities held a NaN, counted on the device (read once at the end).
+        let mut nan_steps = Tensor::<B, 1, Int>::zeros([1], &self.device);
         for (index, &t) in timesteps.iter().enumerate() {
             let input = if guided { Tensor::cat(vec![sample.clone(), sample.clone()], 0) } else { sample.clone() };
             // Guidance, truncation and the scheduler run in f32 whatever the model's precision:
@@ -80,6 +83,8 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             } else {
                 log_p_x_0
             };
+            let (log_p_x_0, nan) = floor_nans(log_p_x_0);
+            nan_steps = nan_steps + nan;
             let log_p_x_0 = match request.truncation_mode {
                 TruncationMode::Exact => truncate(log_p_x_0, request.truncation_rate),
                 TruncationMode::Device => truncate_on_device(log_p_x_0, request.truncation_rate),
@@ -91,7 +96,16 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             }
         }
         let images = self.decode(sample.clone())?;
-        Ok(Generation { tokens: sample, images, warnings: prompt.warnings })
+        let mut warnings = prompt.warnings;
+        let nan_steps = nan_steps.into_scalar().elem::<i64>();
+        if nan_steps > 0 {
+            warnings.push(format!(
+                "the model's log-probabilities were NaN at {nan_steps} of {} steps (sampled as the {LOG_PROB_FLOOR} \
+                 floor: the images do not follow the prompt); in half precision this is an overflow, try f32",
+                timesteps.len()
+            ));
+        }
+        Ok(Generation { tokens: sample, images, warnings })
     }
 
     /// Decodes tokens to images in [0, 1].
@@ -103,4 +117,15 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         let decoded = self.vqvae.decode_indices(tokens, self.latent_size())?;
         Ok(vq_model::to_unit_range(decoded))
     }
+}
+
+/// NaN log-probabilities (a model that overflowed, e.g. in f16) take the −70 floor, and the
+/// returned `[1]` count is 1 if there were any. Why: the argmax of NaN scores is backend-defined —
+/// a valid id on the CPU, −1 on CUDA, where the next transformer forward then reads outside its
+/// embedding table (an illegal address instead of an error). Finite values pass unchanged, so
+/// parity with diffusers is untouched.
+fn floor_nans<B: Backend>(log_p: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 1, Int>) {
+    let nan = log_p.clone().is_nan();
+    let any = nan.clone().any().int();
+    (log_p.mask_fill(nan, LOG_PROB_FLOOR), any)
 }
