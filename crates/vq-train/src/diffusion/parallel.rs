@@ -40,22 +40,18 @@ pub(crate) struct Shard {
 /// # Panics
 /// If the batch does not split evenly (the training config checks this first).
 pub(crate) fn split_step(batch: &HostBatch, dropped: &[bool], timesteps: &TimestepBatch, parts: usize) -> Vec<Shard> {
-    let size = batch.size / parts;
     batch
         .shards(parts)
         .into_iter()
-        .enumerate()
-        .map(|(part, batch)| {
-            let samples = part * size..(part + 1) * size;
-            Shard {
-                batch,
-                dropped: dropped[samples.clone()].to_vec(),
-                timesteps: TimestepBatch {
-                    t: timesteps.t[samples.clone()].to_vec(),
-                    p_t: timesteps.p_t[samples].to_vec(),
-                    num_timesteps: timesteps.num_timesteps,
-                },
-            }
+        .zip(batch.shard_ranges(parts))
+        .map(|(batch, samples)| Shard {
+            batch,
+            dropped: dropped[samples.clone()].to_vec(),
+            timesteps: TimestepBatch {
+                t: timesteps.t[samples.clone()].to_vec(),
+                p_t: timesteps.p_t[samples].to_vec(),
+                num_timesteps: timesteps.num_timesteps,
+            },
         })
         .collect()
 }

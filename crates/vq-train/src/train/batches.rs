@@ -48,12 +48,11 @@ impl HostBatch {
     /// # Panics
     /// If the batch does not split evenly.
     pub fn shards(&self, parts: usize) -> Vec<HostBatch> {
-        assert!(parts > 0 && self.size.is_multiple_of(parts), "a batch of {} in {parts} shards", self.size);
-        let size = self.size / parts;
         let (image, text) = (3 * self.image_size * self.image_size, self.text_length);
-        (0..parts)
-            .map(|part| {
-                let samples = part * size..(part + 1) * size;
+        self.shard_ranges(parts)
+            .into_iter()
+            .map(|samples| {
+                let size = samples.len();
                 HostBatch {
                     images: self.images[samples.start * image..samples.end * image].to_vec(),
                     captions: self.captions[samples.clone()].to_vec(),
@@ -63,6 +62,16 @@ impl HostBatch {
                 }
             })
             .collect()
+    }
+
+    /// The sample indices of each of `parts` equal consecutive shards (what [`Self::shards`] cuts).
+    ///
+    /// # Panics
+    /// If `parts` is 0 or does not divide the batch.
+    pub fn shard_ranges(&self, parts: usize) -> Vec<std::ops::Range<usize>> {
+        assert!(parts > 0 && self.size.is_multiple_of(parts), "a batch of {} in {parts} shards", self.size);
+        let size = self.size / parts;
+        (0..parts).map(|part| part * size..(part + 1) * size).collect()
     }
 
     /// `[size, 1, h, w]`: 1 where a pixel differs from its image's background, else 0
