@@ -6,7 +6,8 @@
 #   bash xtask/device/bench.sh
 # DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
 # may be empty), BACKEND (default cuda) the xtask backend,
-# WHAT / IMAGES / REPS the parts (default all, "1,4", 3), LIMIT each run's seconds (150). JSON results and
+# WHAT / IMAGES / REPS the parts (default all, "1,4", 3), LIMIT each run's seconds (150), CONV the VQ
+# decoder's convolutions (backend, the default, or gemm). JSON results and
 # logs come back in $OUT; a run that fails or outlasts its limit shows its rc in $OUT/peaks.txt, and the
 # others still run.
 source xtask/device/setup.sh
@@ -31,7 +32,7 @@ for dtype in ${TORCH_DTYPES-fp16 fp32}; do
 done
 for dtype in ${DTYPES-f32 f16 bf16}; do
   with_peak "rust $dtype" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype.json" > "/tmp/vq/rust-$dtype.log" 2>&1
+    --rng device --reps "${REPS:-3}" --convolution "${CONV:-backend}" --json "$OUT/rust-$dtype.json" > "/tmp/vq/rust-$dtype.log" 2>&1
   # A failing run can print megabytes of repeated errors (session 5: over the 16 MB a returned file
   # may have): the log comes back compressed, its ends on stdout.
   xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype.log.xz"

@@ -57,6 +57,10 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// How the VQ decoder convolves: backend (burn's convolution kernels) or gemm (shifted views
+    /// and one matrix product per convolution: more memory, but the backend's matmul).
+    #[arg(long, default_value = "backend", value_parser = crate::train::parse_convolution)]
+    convolution: vq_model::ConvAlgorithm,
     /// Check after every generation step that the sampled ids are classes of the chain (reads
     /// them back each step: a diagnostic, not a timing).
     #[arg(long)]
@@ -130,6 +134,7 @@ fn first_step_nans<B: Backend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, 
 
 fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
+    vq_model::set_conv_algorithm(args.convolution);
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut configs = ithq_configs();
@@ -147,7 +152,11 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         results.push(serde_json::json!({ "name": name, "seconds": seconds }));
     };
     let layers = args.layers.map(|l| format!(", {l} of 36 blocks")).unwrap_or_default();
-    let label = format!("{} {}{layers}", B::name(&device), args.dtype);
+    let convolution = match args.convolution {
+        vq_model::ConvAlgorithm::Backend => "",
+        vq_model::ConvAlgorithm::Gemm => ", GEMM convolutions",
+    };
+    let label = format!("{} {}{layers}{convolution}", B::name(&device), args.dtype);
     println!("# backend: {label}");
 
     let prompt = "teddy bear playing in the pool";

@@ -62,7 +62,7 @@ pub struct RunArgs {
     convolution: vq_model::ConvAlgorithm,
 }
 
-fn parse_convolution(value: &str) -> Result<vq_model::ConvAlgorithm, String> {
+pub(crate) fn parse_convolution(value: &str) -> Result<vq_model::ConvAlgorithm, String> {
     match value {
         "gemm" => Ok(vq_model::ConvAlgorithm::Gemm),
         "backend" => Ok(vq_model::ConvAlgorithm::Backend),
