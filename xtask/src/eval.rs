@@ -71,6 +71,9 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         "validation" => Split::Validation,
         other => return Err(format!("--split {other}: expected held-out or validation")),
     };
+    if args.reconstructions == 0 && (args.vqvae.is_some() || args.reconstruction_sheet.is_some()) {
+        return Err("--reconstructions 0: --vqvae and --reconstruction-sheet need at least one reconstruction".into());
+    }
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
         let vqvae = VqModel::<B>::from_pretrained(dir, None, &device).map_err(|e| format!("{}: {e}", dir.display()))?;
