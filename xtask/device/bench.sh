@@ -7,7 +7,9 @@
 # DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
 # may be empty), BACKEND (default cuda) the xtask backend,
 # WHAT / IMAGES / REPS the parts (default all, "1,4", 3), LIMIT each run's seconds (150), CONV the VQ
-# decoder's convolutions (backend, the default, or gemm). JSON results and
+# decoder's convolutions (backend, the default, or gemm), TAG a suffix for the result files (so several
+# runs in one call keep theirs), PROFILE=1 CubeCL's kernel profiler on our runs (every kernel's time,
+# $OUT/profile-<dtype><TAG>.log.xz; launches then block, so its timings are not the benchmark's). JSON results and
 # logs come back in $OUT; a run that fails or outlasts its limit shows its rc in $OUT/peaks.txt, and the
 # others still run.
 source xtask/device/setup.sh
@@ -26,16 +28,21 @@ with_peak() {
   echo "$label: peak $(sort -n /tmp/vq/peak.log | tail -1) MiB (rc $rc)" | tee -a "$OUT/peaks.txt"
 }
 for dtype in ${TORCH_DTYPES-fp16 fp32}; do
-  with_peak "diffusers $dtype" timeout -k 5 "${LIMIT:-150}" python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --json "$OUT/diffusers-$dtype.json" > "$OUT/diffusers-$dtype.log" 2>&1
-  cat "$OUT/diffusers-$dtype.log"
+  with_peak "diffusers $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+    --json "$OUT/diffusers-$dtype${TAG:-}.json" > "$OUT/diffusers-$dtype${TAG:-}.log" 2>&1
+  cat "$OUT/diffusers-$dtype${TAG:-}.log"
 done
+cp cubecl.toml /tmp/vq/cubecl.base.toml
 for dtype in ${DTYPES-f32 f16 bf16}; do
-  with_peak "rust $dtype" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --rng device --reps "${REPS:-3}" --convolution "${CONV:-backend}" --json "$OUT/rust-$dtype.json" > "/tmp/vq/rust-$dtype.log" 2>&1
+  cp /tmp/vq/cubecl.base.toml cubecl.toml
+  [ -n "${PROFILE:-}" ] && printf '[profiling.logger]\nlevel = "medium"\nfile = "%s/profile-%s%s.log"\n' "$OUT" "$dtype" "${TAG:-}" >> cubecl.toml
+  with_peak "rust $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+    --rng device --reps "${REPS:-3}" --convolution "${CONV:-backend}" --json "$OUT/rust-$dtype${TAG:-}.json" > "/tmp/vq/rust-$dtype.log" 2>&1
   # A failing run can print megabytes of repeated errors (session 5: over the 16 MB a returned file
   # may have): the log comes back compressed, its ends on stdout.
-  xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype.log.xz"
+  xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype${TAG:-}.log.xz"
   head -c 3000 "/tmp/vq/rust-$dtype.log"; echo " […]"; tail -c 3000 "/tmp/vq/rust-$dtype.log"
 done
+cp /tmp/vq/cubecl.base.toml cubecl.toml
+for f in $OUT/profile-*.log; do [ -f "$f" ] && xz -T8 "$f"; done
 save_kernel_cache

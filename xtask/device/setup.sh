@@ -7,7 +7,8 @@
 # Why: burn 0.21's CUDA backend JIT-compiles (NVRTC, ~0.4–3 s each) and autotunes every kernel on
 # first use; without the caches the first ITHQ forward took minutes (BENCHMARKS.md).
 
-mkdir -p /tmp/vq && xz -dc .carry/xtask.xz > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
+# XTASK_XZ picks another carried build (e.g. .carry/xtask-tuned.xz, the autotuned one).
+mkdir -p /tmp/vq && xz -dc "${XTASK_XZ:-.carry/xtask.xz}" > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
 nvrtc=$(find / -name 'libnvrtc.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
 export XTASK=/tmp/vq/xtask

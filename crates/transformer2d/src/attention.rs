@@ -4,10 +4,57 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::Tensor;
+
+/// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. The three give the same values up to
+/// rounding; which is fastest depends on the backend (`xtask bench --attention`, BENCHMARKS.md).
+/// A new layer takes [`AttentionKernel::preferred`] for its device;
+/// [`Transformer2DModel::with_attention_kernel`](crate::Transformer2DModel::with_attention_kernel)
+/// picks another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// burn's attention op: a flash kernel on burn-flex; on CubeCL flash kernels where the head
+    /// width suits them, else an unfused fallback (nine kernels over the `[batch, heads, n, l]`
+    /// scores, on CUDA ≈ 0.55 ms per ITHQ self-attention).
+    Op,
+    /// Matrix product, softmax and matrix product as ordinary tensor ops, which burn's kernel
+    /// fusion merges into fewer passes over the scores.
+    Composed,
+    /// The op with each head zero-padded to a multiple of 32 wide (ITHQ's 88 → 96) and q scaled by
+    /// √(padded / head_dim) so the op's default scale 1/√padded stays 1/√head_dim: a width
+    /// CubeCL's flash kernels take.
+    PaddedOp,
+}
+
+impl AttentionKernel {
+    /// The kernel measured fastest on `device`'s backend: [`Composed`](Self::Composed) on CubeCL
+    /// (CUDA, WGPU; on an H100 in f16 70.6 ms per ITHQ forward against 77.5 ms for the op and
+    /// 93 ms for the padded op), [`Op`](Self::Op) elsewhere (burn-flex's flash kernel).
+    pub fn preferred<B: Backend>(device: &B::Device) -> Self {
+        if B::name(device).contains("cubecl") {
+            Self::Composed
+        } else {
+            Self::Op
+        }
+    }
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "op" => Ok(Self::Op),
+            "composed" => Ok(Self::Composed),
+            "padded-op" => Ok(Self::PaddedOp),
+            other => Err(format!("unknown attention kernel {other:?}: expected op, composed or padded-op")),
+        }
+    }
+}
 
 /// Configuration of an [`Attention`] layer.
 #[derive(Debug, Clone)]
@@ -30,11 +77,7 @@ pub(crate) struct AttentionConfig {
 impl AttentionConfig {
     pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> Attention<B> {
         let inner = self.heads * self.head_dim;
-        let proj = |d_in| {
-            LinearConfig::new(d_in, inner)
-                .with_bias(self.bias)
-                .init(device)
-        };
+        let proj = |d_in| LinearConfig::new(d_in, inner).with_bias(self.bias).init(device);
         Attention {
             to_q: proj(self.query_dim),
             to_k: proj(self.context_dim),
@@ -42,6 +85,7 @@ impl AttentionConfig {
             to_out: LinearConfig::new(inner, self.query_dim).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             heads: self.heads,
+            kernel: AttentionKernel::preferred::<B>(device),
         }
     }
 }
@@ -61,6 +105,10 @@ pub struct Attention<B: Backend> {
     pub dropout: Dropout,
     /// Number of heads.
     pub heads: usize,
+    /// How the scores are computed (not stored in checkpoints; [`AttentionKernel::preferred`] for
+    /// the device the layer was built on).
+    #[module(skip)]
+    pub kernel: AttentionKernel,
 }
 
 impl<B: Backend> Attention<B> {
@@ -75,10 +123,11 @@ impl<B: Backend> Attention<B> {
         let q = self.split_heads(self.to_q.forward(x));
         let k = self.split_heads(self.to_k.forward(context.clone()));
         let v = self.split_heads(self.to_v.forward(context));
-        // Fused op: default scale 1/√head_dim, no mask, no bias, not causal. Backends with a
-        // flash kernel never materialise the [batch, heads, n, l] scores; the fallback keeps
-        // them only inside the call.
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let out = match self.kernel {
+            AttentionKernel::Op => attention_op(q, k, v),
+            AttentionKernel::Composed => composed_attention(q, k, v),
+            AttentionKernel::PaddedOp => padded_attention_op(q, k, v),
+        };
         // [batch, heads, n, head_dim] -> [batch, n, heads, head_dim] -> [batch, n, D]
         let [_, heads, _, head_dim] = out.dims();
         let out = out.swap_dims(1, 2).reshape([batch, n, heads * head_dim]);
@@ -88,7 +137,35 @@ impl<B: Backend> Attention<B> {
     /// `[batch, len, heads·head_dim]` -> `[batch, heads, len, head_dim]`.
     fn split_heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
         let [batch, len, inner] = x.dims();
-        x.reshape([batch, len, self.heads, inner / self.heads])
-            .swap_dims(1, 2)
+        x.reshape([batch, len, self.heads, inner / self.heads]).swap_dims(1, 2)
     }
+}
+
+/// burn's fused op: default scale 1/√head_dim, no mask, no bias, not causal. Backends with a
+/// flash kernel never materialise the `[batch, heads, n, l]` scores; the fallback keeps them only
+/// inside the call.
+fn attention_op<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
+    attention(q, k, v, None, None, AttentionModuleOptions::default())
+}
+
+/// `softmax(q kᵀ / √head_dim) v` in tensor ops; `[batch, heads, n, head_dim]` in and out.
+fn composed_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
+    let scale = 1.0 / (q.dims()[3] as f64).sqrt();
+    // [batch, heads, n, l]
+    let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+    softmax(scores, 3).matmul(v)
+}
+
+/// The op on heads zero-padded to a multiple of 32: zero columns add nothing to q kᵀ, and the
+/// output's padded columns (zero weights on zero values) are cut off again.
+fn padded_attention_op<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [batch, heads, n, head_dim] = q.dims();
+    let padded = head_dim.next_multiple_of(32);
+    if padded == head_dim {
+        return attention_op(q, k, v);
+    }
+    let pad = |x: Tensor<B, 4>| x.pad([(0, padded - head_dim)], PadMode::Constant(0.0));
+    // The op scales by 1/√padded; q carries the rest of 1/√head_dim.
+    let q = q * (padded as f64 / head_dim as f64).sqrt();
+    attention_op(pad(q), pad(k), pad(v)).slice([0..batch, 0..heads, 0..n, 0..head_dim])
 }

@@ -93,7 +93,7 @@ mod norm;
 mod output;
 mod timesteps;
 
-pub use attention::Attention;
+pub use attention::{Attention, AttentionKernel};
 pub use block::BasicTransformerBlock;
 pub use config::{FeedForwardActivation, Transformer2DConfig};
 pub use diffusers_config::ITHQ_CONFIG_JSON;

@@ -9,7 +9,7 @@ use burn::tensor::{Int, Tensor};
 use crate::block::{init_block, BasicTransformerBlock};
 use crate::embedding::{ImagePositionalEmbeddings, ImagePositionalEmbeddingsConfig};
 use crate::output::{class_log_softmax, log_softmax_dtype};
-use crate::{Timesteps, Transformer2DConfig};
+use crate::{AttentionKernel, Timesteps, Transformer2DConfig};
 
 /// Epsilon of `norm_out`: diffusers builds `nn.LayerNorm(inner_dim)` with torch's default.
 const NORM_OUT_EPS: f64 = 1e-5;
@@ -34,12 +34,8 @@ impl Transformer2DConfig {
                 embed_dim: dim,
             }
             .init(device),
-            transformer_blocks: (0..self.num_layers)
-                .map(|_| init_block(self, device))
-                .collect(),
-            norm_out: LayerNormConfig::new(dim)
-                .with_epsilon(NORM_OUT_EPS)
-                .init(device),
+            transformer_blocks: (0..self.num_layers).map(|_| init_block(self, device)).collect(),
+            norm_out: LayerNormConfig::new(dim).with_epsilon(NORM_OUT_EPS).init(device),
             out: LinearConfig::new(dim, self.num_classes()).init(device),
             num_embeds_ada_norm: self.num_embeds_ada_norm,
             cross_attention_dim: self.cross_attention_dim,
@@ -106,13 +102,18 @@ impl<B: Backend> Transformer2DModel<B> {
     /// `1..=sample_size²`, or invalid `timesteps` (wrong count, out of range). Ids outside
     /// `0..=K` are not checked (that would need a device read) and are an embedding
     /// out-of-bounds access.
-    pub fn forward(
-        &self,
-        latents: Tensor<B, 2, Int>,
-        text: Tensor<B, 3>,
-        timesteps: &Timesteps,
-    ) -> Tensor<B, 3> {
+    pub fn forward(&self, latents: Tensor<B, 2, Int>, text: Tensor<B, 3>, timesteps: &Timesteps) -> Tensor<B, 3> {
         self.run(latents, text, timesteps, |_, _| {})
+    }
+
+    /// The model with every attention layer computing its scores with `kernel` (the default is
+    /// [`AttentionKernel::preferred`] for the device; the values agree up to rounding).
+    pub fn with_attention_kernel(mut self, kernel: AttentionKernel) -> Self {
+        for block in &mut self.transformer_blocks {
+            block.attn1.kernel = kernel;
+            block.attn2.kernel = kernel;
+        }
+        self
     }
 
     /// [`forward`](Self::forward) that also returns intermediate hidden states, for locating
@@ -156,17 +157,13 @@ impl<B: Backend> Transformer2DModel<B> {
     ) -> Tensor<B, 3> {
         let [batch, _] = latents.dims();
         let [text_batch, _, text_width] = text.dims();
-        assert_eq!(
-            text_batch, batch,
-            "text batch {text_batch} != latent batch {batch}"
-        );
+        assert_eq!(text_batch, batch, "text batch {text_batch} != latent batch {batch}");
         assert_eq!(
             text_width, self.cross_attention_dim,
             "text width {text_width} != cross_attention_dim {}",
             self.cross_attention_dim
         );
-        let timestep_ids =
-            timesteps.to_ids::<B>(batch, self.num_embeds_ada_norm, &latents.device());
+        let timestep_ids = timesteps.to_ids::<B>(batch, self.num_embeds_ada_norm, &latents.device());
 
         let mut hidden = self.latent_image_embedding.forward(latents);
         tap(Tap::Embed, &hidden);

@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use transformer2d::{class_log_softmax, log_softmax_dtype, Timesteps, Transformer2DModel};
+use transformer2d::{class_log_softmax, log_softmax_dtype, AttentionKernel, Timesteps, Transformer2DModel};
 
 use crate::common::{device, max_abs_diff, reference, tiny_transformer, B};
 
@@ -45,11 +45,7 @@ fn wide_logits() -> Tensor<B, 3> {
 
 #[test]
 fn output_log_softmax_runs_in_f64_and_normalises() {
-    assert_eq!(
-        log_softmax_dtype::<B>(&device()),
-        DType::F64,
-        "NdArray supports f64"
-    );
+    assert_eq!(log_softmax_dtype::<B>(&device()), DType::F64, "NdArray supports f64");
     let (latents, text) = inputs();
     let log_p = tiny().forward(latents, text, &Timesteps::Shared(99));
     assert_eq!(log_p.dtype(), DType::F32);
@@ -59,10 +55,7 @@ fn output_log_softmax_runs_in_f64_and_normalises() {
     assert_eq!(wide.dtype(), DType::F32);
     let wide_err = max_abs_logsumexp(&wide.into_data());
     eprintln!("|logsumexp| over classes: tiny model {model_err:.2e}, K = 4096 N(0, 25) logits {wide_err:.2e}");
-    assert!(
-        model_err <= 1e-6 && wide_err <= 1e-6,
-        "{model_err:e}, {wide_err:e}"
-    );
+    assert!(model_err <= 1e-6 && wide_err <= 1e-6, "{model_err:e}, {wide_err:e}");
 }
 
 /// Where a backend lacks f64 the log-softmax runs in f32. At K = 4096 with a wide logit
@@ -78,17 +71,32 @@ fn f32_log_softmax_fallback_stays_close_to_f64() {
     let err = max_abs_diff(&narrow.clone().into_data(), &wide.clone().into_data());
     // Spread over the classes of each pixel of (f32 − f64): what is not a per-pixel offset.
     let diff = narrow - wide;
-    let spread = (diff.clone().max_dim(1) - diff.min_dim(1))
-        .max()
-        .into_scalar();
+    let spread = (diff.clone().max_dim(1) - diff.min_dim(1)).max().into_scalar();
     eprintln!("f32 vs f64 log-softmax, K = 4096, min log p {min:.1}: max abs diff {err:.2e}, within-pixel spread {spread:.2e}");
     assert!(err > 0.0, "the two precisions should round differently");
     assert!(err <= 2e-5, "f32 fallback off by {err:e}");
     let two_ulps = 2.0 * min.abs() * f32::EPSILON;
-    assert!(
-        spread <= two_ulps,
-        "f32 fallback changes class differences by {spread:e} (> {two_ulps:e})"
-    );
+    assert!(spread <= two_ulps, "f32 fallback changes class differences by {spread:e} (> {two_ulps:e})");
+}
+
+/// Every attention kernel gives the tiny model's log-probabilities of the default op, within f32
+/// rounding: the composed ops, and the op on heads zero-padded from 8 to 32 wide with q rescaled.
+#[test]
+fn attention_kernels_agree_on_the_whole_model() {
+    let (latents, text) = inputs();
+    let run = |kernel| {
+        tiny().with_attention_kernel(kernel).forward(latents.clone(), text.clone(), &Timesteps::Shared(42)).into_data()
+    };
+    // CPU backends keep burn's op (burn-flex has a flash kernel for it).
+    assert_eq!(AttentionKernel::preferred::<B>(&device()), AttentionKernel::Op);
+    let op = run(AttentionKernel::Op);
+    for kernel in [AttentionKernel::Composed, AttentionKernel::PaddedOp] {
+        let err = max_abs_diff(&op, &run(kernel));
+        eprintln!("{kernel:?}: max abs diff {err:.2e} from the op");
+        assert!(err <= 2e-5, "{kernel:?}: log-probabilities off by {err:e}");
+    }
+    assert_eq!("padded-op".parse(), Ok(AttentionKernel::PaddedOp));
+    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed or padded-op"));
 }
 
 /// burn's fused `attention` (what the model calls) against softmax(q kᵀ / √d) v written out,
@@ -101,35 +109,17 @@ fn fused_attention_matches_explicit_math() {
     for kv_len in [64, 77] {
         let k = Tensor::<B, 4>::random([2, 3, kv_len, 8], normal, &device());
         let v = Tensor::<B, 4>::random([2, 3, kv_len, 8], normal, &device());
-        let fused = attention(
-            q.clone(),
-            k.clone(),
-            v.clone(),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        );
+        let fused = attention(q.clone(), k.clone(), v.clone(), None, None, AttentionModuleOptions::default());
 
-        let explicit = |[q, k, v]: [Tensor<B, 4>; 3]| {
-            softmax(q.matmul(k.swap_dims(2, 3)) / 8f64.sqrt(), 3).matmul(v)
-        };
+        let explicit = |[q, k, v]: [Tensor<B, 4>; 3]| softmax(q.matmul(k.swap_dims(2, 3)) / 8f64.sqrt(), 3).matmul(v);
         let in_f32 = explicit([q.clone(), k.clone(), v.clone()]);
         let in_f64 = explicit([q.clone(), k, v].map(|t| t.cast(DType::F64))).cast(DType::F32);
         let fused = fused.into_data();
-        let (err32, err64) = (
-            max_abs_diff(&fused, &in_f32.into_data()),
-            max_abs_diff(&fused, &in_f64.into_data()),
-        );
+        let (err32, err64) = (max_abs_diff(&fused, &in_f32.into_data()), max_abs_diff(&fused, &in_f64.into_data()));
         eprintln!("fused attention, kv length {kv_len}: max abs diff {err32:.2e} vs explicit f32, {err64:.2e} vs f64");
-        assert!(
-            err32 <= 1e-6,
-            "kv length {kv_len}: off by {err32:e} from the f32 math"
-        );
+        assert!(err32 <= 1e-6, "kv length {kv_len}: off by {err32:e} from the f32 math");
         // Outputs are O(1): a few f32 ulps from the exact value.
-        assert!(
-            err64 <= 2e-6,
-            "kv length {kv_len}: off by {err64:e} from the f64 math"
-        );
+        assert!(err64 <= 2e-6, "kv length {kv_len}: off by {err64:e} from the f64 math");
     }
 }
 
@@ -139,10 +129,7 @@ fn per_sample_timesteps_equal_shared_runs() {
     let (latents, text) = inputs();
     let run = |t: Timesteps| model.forward(latents.clone(), text.clone(), &t).into_data();
 
-    assert_eq!(
-        run(Timesteps::PerSample(vec![37, 37])),
-        run(Timesteps::Shared(37))
-    );
+    assert_eq!(run(Timesteps::PerSample(vec![37, 37])), run(Timesteps::Shared(37)));
 
     let mixed = run(Timesteps::PerSample(vec![99, 3]));
     let (a, b) = (run(Timesteps::Shared(99)), run(Timesteps::Shared(3)));
@@ -175,8 +162,6 @@ fn positional_embedding_of_a_prefix_is_the_prefix() {
     let model = tiny();
     let (latents, _) = inputs();
     let full = model.latent_image_embedding.forward(latents.clone());
-    let prefix = model
-        .latent_image_embedding
-        .forward(latents.narrow(1, 0, 10));
+    let prefix = model.latent_image_embedding.forward(latents.narrow(1, 0, 10));
     assert_eq!(prefix.into_data(), full.narrow(1, 0, 10).into_data());
 }
