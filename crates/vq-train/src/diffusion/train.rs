@@ -77,7 +77,10 @@ pub struct DiffusionTrainConfig {
     pub ema_decay: f64,
     /// Probability that a caption is replaced by the null embedding.
     pub caption_dropout: f64,
-    /// λ of the auxiliary x_0 loss.
+    /// λ of the auxiliary x_0 loss. The default, 0.05, is 100 × the original's 5e−4: at λ = 5e−4
+    /// the x_0 prediction of a masked image — where the caption alone must place each object — is
+    /// trained only through the posterior KL, whose gradient there is ≈ 1/T as strong, and the
+    /// shapes model learned no positions in 4,000 steps (BENCHMARKS.md, session 7).
     pub auxiliary_loss_weight: f64,
     /// Indices of the backend's devices that share each batch (data parallelism; an index twice
     /// puts two replicas on one device, each on its own stream); empty: the `device` given to
@@ -136,7 +139,7 @@ impl Default for DiffusionTrainConfig {
             grad_clip_norm: 0.5,
             ema_decay: 0.999,
             caption_dropout: 0.1,
-            auxiliary_loss_weight: 5e-4,
+            auxiliary_loss_weight: 0.05,
             device_indices: Vec::new(),
             max_minutes: None,
             keep_schedule: false,
