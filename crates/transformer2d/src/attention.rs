@@ -31,9 +31,10 @@ pub enum AttentionKernel {
 }
 
 impl AttentionKernel {
-    /// The kernel measured fastest on `device`'s backend: [`Composed`](Self::Composed) on CubeCL
-    /// (CUDA, WGPU; on an H100 in f16 70.6 ms per ITHQ forward against 77.5 ms for the op and
-    /// 93 ms for the padded op), [`Op`](Self::Op) elsewhere (burn-flex's flash kernel).
+    /// The kernel for `device`'s backend: [`Composed`](Self::Composed) on CubeCL (measured on CUDA:
+    /// on an H100 in f16 70.6 ms per ITHQ forward against 77.5 ms for the op and 93 ms for the
+    /// padded op; WGPU shares the fusion that makes it fast), [`Op`](Self::Op) elsewhere
+    /// (burn-flex's flash kernel: as fast as composed on the CPU, without the score tensor).
     pub fn preferred<B: Backend>(device: &B::Device) -> Self {
         if B::name(device).contains("cubecl") {
             Self::Composed
