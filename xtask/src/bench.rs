@@ -262,7 +262,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             // fresh CUDA cache: it reports its progress, synchronising after each step.
             let start = Instant::now();
             let mut synced = Ok(());
-            pipeline
+            let warm_up = pipeline
                 .generate_with_callback(&request, |state| {
                     if synced.is_ok() && (state.index < 3 || state.index % 10 == 9) {
                         synced = sync::<B>(&device);
@@ -272,7 +272,9 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             synced?;
             sync::<B>(&device)?;
-            eprintln!("  warm-up: {:.3} s", start.elapsed().as_secs_f64());
+            // E.g. NaN log-probabilities (sampled at the floor): a timing of such a run is no benchmark.
+            let warnings = if warm_up.warnings.is_empty() { "none".to_string() } else { warm_up.warnings.join("; ") };
+            eprintln!("  warm-up: {:.3} s, warnings: {warnings}", start.elapsed().as_secs_f64());
             let t = time::<B>(&device, 0, args.reps.div_ceil(2), || {
                 let _ = pipeline.generate(&request).expect("generate");
             })?;
