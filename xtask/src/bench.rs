@@ -61,8 +61,8 @@ pub struct Args {
     /// and one matrix product per convolution: more memory, but the backend's matmul).
     #[arg(long, default_value = "backend", value_parser = crate::train::parse_convolution)]
     convolution: vq_model::ConvAlgorithm,
-    /// Check after every generation step that the sampled ids are classes of the chain (reads
-    /// them back each step: a diagnostic, not a timing).
+    /// Check after every step of the warm-up generation that the sampled ids are classes of the
+    /// chain (reads them back each step, so only the untimed warm-up does it).
     #[arg(long)]
     check_tokens: bool,
     /// How attention computes its scores: op (burn's attention op), composed (matrix product,
@@ -244,34 +244,31 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
                 .with_noise(noise)
                 .with_truncation_mode(truncation);
             // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
-            if args.check_tokens {
-                let mut failure = None;
-                let generated = pipeline.generate_with_callback(&request, |state| {
-                    if failure.is_none() {
-                        let what = format!("step {} (t = {})", state.index, state.timestep);
-                        failure = check_token_range(state.sample.clone(), k, &what).err();
-                    }
-                });
-                if let Some(failure) = failure {
-                    return Err(format!("{failure}; {}", first_step_nans(&pipeline, prompt, k, pixels)));
-                }
-                generated.map_err(|e| e.to_string())?;
-                eprintln!("  every step sampled ids in 0..={k}");
-            }
-            // The first run compiles (and with autotune, tunes) the loop's kernels, minutes on a
-            // fresh CUDA cache: it reports its progress, synchronising after each step.
+            // The warm-up compiles (and with autotune, tunes) the loop's kernels, minutes on a
+            // fresh CUDA cache: it reports its progress, synchronising now and then, and with
+            // --check-tokens checks every step's ids.
             let start = Instant::now();
             let mut synced = Ok(());
-            let warm_up = pipeline
-                .generate_with_callback(&request, |state| {
-                    if synced.is_ok() && (state.index < 3 || state.index % 10 == 9) {
-                        synced = sync::<B>(&device);
-                        eprintln!("  warm-up: step {} done at {:.2} s", state.index + 1, start.elapsed().as_secs_f64());
-                    }
-                })
-                .map_err(|e| e.to_string())?;
+            let mut failure = None;
+            let warm_up = pipeline.generate_with_callback(&request, |state| {
+                if args.check_tokens && failure.is_none() {
+                    let what = format!("step {} (t = {})", state.index, state.timestep);
+                    failure = check_token_range(state.sample.clone(), k, &what).err();
+                }
+                if synced.is_ok() && (state.index < 3 || state.index % 10 == 9) {
+                    synced = sync::<B>(&device);
+                    eprintln!("  warm-up: step {} done at {:.2} s", state.index + 1, start.elapsed().as_secs_f64());
+                }
+            });
+            if let Some(failure) = failure {
+                return Err(format!("{failure}; {}", first_step_nans(&pipeline, prompt, k, pixels)));
+            }
+            let warm_up = warm_up.map_err(|e| e.to_string())?;
             synced?;
             sync::<B>(&device)?;
+            if args.check_tokens {
+                eprintln!("  every step sampled ids in 0..={k}");
+            }
             // E.g. NaN log-probabilities (sampled at the floor): a timing of such a run is no benchmark.
             let warnings = if warm_up.warnings.is_empty() { "none".to_string() } else { warm_up.warnings.join("; ") };
             eprintln!("  warm-up: {:.3} s, warnings: {warnings}", start.elapsed().as_secs_f64());
