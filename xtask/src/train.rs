@@ -89,6 +89,14 @@ pub struct VqVaeArgs {
     /// Image side in pixels (stage 2 takes it from the VQ-VAE).
     #[arg(long, default_value_t = 64)]
     image_size: u32,
+    /// Start from an exported `vqvae/` folder (its config.json fixes the architecture:
+    /// --channels, --codes and --groups are then refused).
+    #[arg(long, conflicts_with_all = ["channels", "codes", "groups"])]
+    init_from: Option<PathBuf>,
+    /// Train only the decoder (and post_quant_conv) of --init-from's VQ-VAE: encoder and codebook
+    /// stay frozen, so each image keeps its codes and a transformer trained on them stays valid.
+    #[arg(long, requires = "init_from")]
+    decoder_only: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -183,6 +191,8 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         seed: r.seed,
         resume: !r.fresh,
         convolution: r.convolution,
+        init_from: args.init_from.clone(),
+        decoder_only: args.decoder_only,
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };

@@ -10,6 +10,10 @@
 //! latents assigned to each code ([`EmaCodebook`], appendix A.1 of the paper), with restarts
 //! of unused codes. AdamW with warm-up and cosine decay updates the encoder and decoder.
 //!
+//! `decoder_only` fine-tunes the decoder of a trained VQ-VAE (`init_from`) with its encoder and
+//! codebook frozen: the codes of every image stay what stage 2 was trained on, so a sharper
+//! decoder can replace the old one in a shipped pipeline without retraining the transformer.
+//!
 //! The result is written as a diffusers `vqvae/` folder (`config.json` +
 //! `diffusion_pytorch_model.safetensors`), which stage 2 and the pipeline load.
 

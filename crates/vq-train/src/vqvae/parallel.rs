@@ -3,6 +3,7 @@
 //! decodes, and backpropagates its share of the loss; the main device sums the gradients and
 //! gathers every shard's latents and codes for the EMA codebook update.
 
+use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
@@ -19,6 +20,8 @@ pub(crate) struct LossWeights {
     pub foreground: f64,
     /// β of the commitment term.
     pub commitment: f64,
+    /// Encode outside autodiff: only `post_quant_conv` and the decoder get gradients.
+    pub decoder_only: bool,
 }
 
 /// A step's result on the main device.
@@ -78,14 +81,20 @@ fn shard_gradients<B: AutodiffBackend>(
     // 1 on the background, `foreground` on objects; [B, 1, H, W] -> [B, 3, H, W].
     let weight =
         shard.foreground_tensor::<B>(device).mul_scalar(weights.foreground - 1.0).add_scalar(1.0).expand(x.dims());
-    let latents = model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+    let latents = if weights.decoder_only {
+        let frozen = model.valid().encode(x.clone().inner()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
+        Tensor::from_inner(frozen)
+    } else {
+        model.encode(x.clone()).map_err(|e| TrainError::model("VQ-VAE encode", e))?
+    };
     let [b, d, h, w] = latents.dims();
     // [B, D, h, w] -> [B, h, w, D] -> [B·h·w, D], on the inner backend (no gradient).
     let flat = latents.clone().inner().permute([0, 2, 3, 1]).reshape([b * h * w, d]);
     let indices = nearest_codes(flat.clone(), codebook.clone());
     let codes =
         Tensor::<B, 4>::from_inner(codebook.select(0, indices.clone()).reshape([b, h, w, d]).permute([0, 3, 1, 2]));
-    // Straight-through estimator: the decoder sees e, the gradient reaches z_e.
+    // Straight-through estimator: the decoder sees e, the gradient reaches z_e (none with frozen
+    // codes: then z_e has no gradient, and neither has the commitment term).
     let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
     let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
     let error = reconstruction - x;

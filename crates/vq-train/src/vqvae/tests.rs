@@ -111,3 +111,63 @@ fn a_foreground_weight_of_zero_or_less_is_refused_by_name() {
         assert!(error.contains(&format!("foreground_weight {weight}: must be greater than 0")), "{error}");
     }
 }
+
+#[test]
+fn a_decoder_only_run_changes_the_decoder_and_keeps_every_code() {
+    // A toy VQ-VAE trained for 2 steps, then its decoder alone for 3 more from the export.
+    let base = temp_dir("vqvae-decoder-base");
+    train_vqvae::<B>(&toy(&base, 2), &Default::default(), &mut |_| {}).expect("train");
+    let dir = temp_dir("vqvae-decoder-only");
+    let config = VqVaeTrainConfig {
+        init_from: Some(base.join("vqvae")),
+        decoder_only: true,
+        // Ignored: the exported config.json fixes the architecture.
+        block_out_channels: vec![4, 4],
+        ..toy(&dir, 3)
+    };
+    let summary = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("decoder only");
+    assert_eq!(summary.steps_done, 3);
+
+    let load = |run: &Path| {
+        vq_model::VqModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
+            .expect("exported")
+    };
+    let (before, after) = (load(&base), load(&dir));
+    let tensors = |model| crate::train::export::pytorch_tensors(model, "", &[]).expect("tensors");
+    let (frozen, trained): (Vec<_>, Vec<_>) = tensors(&before)
+        .into_iter()
+        .zip(tensors(&after))
+        .partition(|((name, _, _), _)| !name.starts_with("decoder.") && !name.starts_with("post_quant_conv."));
+    assert!(frozen.iter().any(|((name, _, _), _)| name.starts_with("encoder.")));
+    assert!(frozen.iter().any(|((name, _, _), _)| name.starts_with("quantize.")));
+    for ((name, _, a), (_, _, b)) in &frozen {
+        assert_eq!(a, b, "{name} changed in a decoder-only run");
+    }
+    let changed = trained.iter().filter(|((_, _, a), (_, _, b))| a != b).count();
+    assert!(changed * 2 > trained.len(), "only {changed} of {} decoder tensors changed", trained.len());
+
+    // The same images get the same codes from both.
+    let dataset = crate::data::Dataset::new(config.dataset.clone(), 7).expect("dataset");
+    let samples: Vec<_> = (0..4).map(|i| dataset.sample(crate::data::Split::Train, i)).collect();
+    let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
+    let codes = |model: &vq_model::VqModel<NdArray<f32>>| {
+        let x = crate::data::images_to_tensor::<NdArray<f32>>(&images, &Default::default());
+        let quantized = model.quantize(model.encode(x).expect("encode")).expect("quantize");
+        quantized.indices.into_data().to_vec::<i64>().expect("indices")
+    };
+    assert_eq!(codes(&before), codes(&after));
+    std::fs::remove_dir_all(&base).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_decoder_only_run_needs_a_vqvae_to_start_from() {
+    let dir = temp_dir("vqvae-decoder-alone");
+    let config = VqVaeTrainConfig { decoder_only: true, ..toy(&dir, 1) };
+    let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("give init_from (--init-from) its vqvae/ folder"), "{error}");
+    let config = VqVaeTrainConfig { init_from: Some(dir.join("missing")), ..toy(&dir, 1) };
+    let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("missing") && error.contains("config.json"), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}

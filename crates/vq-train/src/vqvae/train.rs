@@ -86,6 +86,15 @@ pub struct VqVaeTrainConfig {
     /// kernels (faster in burn 0.21's untuned CUDA build, whose matrix-product path spends more
     /// time outside the kernels; BENCHMARKS.md).
     pub convolution: vq_model::ConvAlgorithm,
+    /// Start from the weights of an exported `vqvae/` folder instead of a random initialisation.
+    /// Its `config.json` then fixes the architecture: the architecture fields above
+    /// (`block_out_channels` … `vq_embed_dim`) are not used.
+    pub init_from: Option<PathBuf>,
+    /// Train only `post_quant_conv` and the decoder; the encoder, `quant_conv` and the codebook
+    /// keep `init_from`'s weights, so every image keeps its codes and a stage-2 transformer
+    /// trained on them stays valid (a sharper decoder without retraining stage 2). The loss is
+    /// the reconstruction alone: the commitment term only trains the encoder. Needs `init_from`.
+    pub decoder_only: bool,
     /// The dataset.
     pub dataset: DatasetConfig,
 }
@@ -121,6 +130,8 @@ impl Default for VqVaeTrainConfig {
             seed: 0,
             resume: true,
             convolution: vq_model::ConvAlgorithm::Gemm,
+            init_from: None,
+            decoder_only: false,
             dataset: DatasetConfig::default(),
         }
     }
@@ -170,14 +181,12 @@ pub fn train_vqvae<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<VqVaeTrainSummary, TrainError> {
-    let model_config = config.model_config();
     vq_model::set_conv_algorithm(config.convolution);
-    model_config.validate().map_err(|e| TrainError::model("VQ-VAE config", e))?;
+    let (model_config, mut model) = initial_model::<B>(config, device)?;
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
     B::seed(device, config.seed);
 
-    let mut model: VqModel<B> = model_config.init(device).map_err(|e| TrainError::model("VQ-VAE init", e))?;
     let mut optimizer = AdamWConfig::new().with_weight_decay(config.weight_decay).init::<B, VqModel<B>>();
     let mut codebook =
         EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
@@ -210,7 +219,15 @@ pub fn train_vqvae<B: AutodiffBackend>(
         .map_err(|e| TrainError::model("data parallelism", e))?;
     // Parameters initialise lazily: read them all before replicas are forked from the model.
     let _ = model.valid();
-    let weights = LossWeights { foreground: config.foreground_weight, commitment: config.commitment_weight };
+    let weights = LossWeights {
+        foreground: config.foreground_weight,
+        commitment: config.commitment_weight,
+        decoder_only: config.decoder_only,
+    };
+    // With frozen codes the model's own codebook quantizes (bit for bit the codes the pipeline
+    // and stage 2 see; the EMA statistics' m_k / Ñ_k can round differently and then only report
+    // the codebook's use).
+    let frozen_codebook = config.decoder_only.then(|| model.quantize.embedding.weight.val().inner());
 
     let dataset = Arc::new(Dataset::new(config.dataset.clone(), config.seed)?);
     let mut batches = BatchStream::spawn(
@@ -236,7 +253,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
         let lr = step_learning_rate(step, timer.total_steps(), config.warmup_steps, config.learning_rate, rewarm_from);
         let batch = batches.next_batch();
         let mut restarted = 0;
-        if step.is_multiple_of(config.restart_every) {
+        if frozen_codebook.is_none() && step.is_multiple_of(config.restart_every) {
             // The whole batch's latents before this step's update (an extra encoder pass every
             // `restart_every` steps), so that the replicas quantize against the restarted codebook.
             let x = batch.images_tensor::<B::InnerBackend>(device);
@@ -245,11 +262,14 @@ pub fn train_vqvae<B: AutodiffBackend>(
             let flat = latents.permute([0, 2, 3, 1]).reshape([b * h * w, d]);
             (codebook, restarted) = codebook.restart_dead_codes(flat, config.restart_threshold, step == 0, &mut rng);
         }
-        let out = step_gradients(&model, &devices, &batch, codebook.codebook(), &weights, device)?;
+        let quantizer = frozen_codebook.clone().unwrap_or_else(|| codebook.codebook());
+        let out = step_gradients(&model, &devices, &batch, quantizer, &weights, device)?;
         model = optimizer.step(lr, model, out.grads);
         codebook = codebook.update(out.latents, out.indices);
-        model.quantize.embedding.weight =
-            Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
+        if frozen_codebook.is_none() {
+            model.quantize.embedding.weight =
+                Param::initialized(model.quantize.embedding.weight.id, Tensor::from_inner(codebook.codebook()));
+        }
         let [loss, l1, l2, commitment] = out.values;
         if !loss.is_finite() {
             return Err(TrainError::model("VQ-VAE training", format!("the loss is {loss} at step {step}")));
@@ -288,6 +308,42 @@ pub fn train_vqvae<B: AutodiffBackend>(
         seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
         vqvae_dir,
     })
+}
+
+/// The architecture and the starting weights: `init_from`'s folder, or `config`'s architecture
+/// initialised at random. Refuses a decoder-only run without a folder to start from, and a folder
+/// whose images are not the dataset's size.
+fn initial_model<B: AutodiffBackend>(
+    config: &VqVaeTrainConfig,
+    device: &B::Device,
+) -> Result<(VqModelConfig, VqModel<B>), TrainError> {
+    let Some(dir) = &config.init_from else {
+        if config.decoder_only {
+            return Err(TrainError::model(
+                "VQ-VAE config",
+                "decoder_only trains the decoder of an existing VQ-VAE: give init_from (--init-from) its vqvae/ folder",
+            ));
+        }
+        let model_config = config.model_config();
+        model_config.validate().map_err(|e| TrainError::model("VQ-VAE config", e))?;
+        let model = model_config.init(device).map_err(|e| TrainError::model("VQ-VAE init", e))?;
+        return Ok((model_config, model));
+    };
+    let config_path = dir.join("config.json");
+    let model_config = VqModelConfig::from_file(&config_path).map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
+    let image_size = config.dataset.image_size as usize;
+    if model_config.sample_size != image_size {
+        return Err(TrainError::model(
+            "VQ-VAE config",
+            format!(
+                "{}: sample_size {} differs from the dataset's image_size {image_size}",
+                config_path.display(),
+                model_config.sample_size
+            ),
+        ));
+    }
+    let model = VqModel::from_pretrained(dir, None, device).map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
+    Ok((model_config, model))
 }
 
 /// Writes a diffusers `vqvae/` folder: `config.json` and `diffusion_pytorch_model.safetensors`
