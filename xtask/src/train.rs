@@ -86,6 +86,10 @@ pub struct VqVaeArgs {
     /// Weight of object pixels in the reconstruction loss (default 10; background 1).
     #[arg(long)]
     foreground_weight: Option<f64>,
+    /// Weight of the pixels on objects' outlines (replacing their foreground or background
+    /// weight; default: no outline term).
+    #[arg(long)]
+    outline_weight: Option<f64>,
     /// Image side in pixels (stage 2 takes it from the VQ-VAE).
     #[arg(long, default_value_t = 64)]
     image_size: u32,
@@ -178,6 +182,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         num_vq_embeddings: args.codes.unwrap_or(defaults.num_vq_embeddings),
         norm_num_groups: args.groups.unwrap_or(defaults.norm_num_groups),
         foreground_weight: args.foreground_weight.unwrap_or(defaults.foreground_weight),
+        outline_weight: args.outline_weight,
         batch_size: r.batch_size.unwrap_or(defaults.batch_size),
         steps: r.steps.unwrap_or(defaults.steps),
         learning_rate: r.lr.unwrap_or(defaults.learning_rate),

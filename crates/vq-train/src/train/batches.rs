@@ -81,6 +81,14 @@ impl HostBatch {
         Tensor::from_data(TensorData::new(foreground_mask(&self.images, self.size, s), [self.size, 1, s, s]), device)
     }
 
+    /// `[size, 1, h, w]`: 1 on the objects' outlines, else 0 ([`outline_mask`] of the
+    /// foreground).
+    pub fn outline_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
+        let s = self.image_size;
+        let mask = outline_mask(&foreground_mask(&self.images, self.size, s), self.size, s);
+        Tensor::from_data(TensorData::new(mask, [self.size, 1, s, s]), device)
+    }
+
     /// The token ids as a `[size, model_max_length]` tensor.
     ///
     /// # Panics
@@ -108,6 +116,29 @@ pub fn foreground_mask(images: &[f32], size: usize, side: usize) -> Vec<f32> {
         mask.extend((0..plane).map(|p| f32::from(u8::from(colour(p) != background))));
     }
     mask
+}
+
+/// 1.0 where a pixel's 3 × 3 neighbourhood (inside the image) holds both foreground and background
+/// pixels of `mask` (`[size, side, side]`, from [`foreground_mask`]) — a two-pixel band along
+/// every object's outline, on both sides of it — else 0.0.
+pub fn outline_mask(mask: &[f32], size: usize, side: usize) -> Vec<f32> {
+    let plane = side * side;
+    assert_eq!(mask.len(), size * plane, "the mask must be [{size}, {side}, {side}]");
+    let mut outline = Vec::with_capacity(mask.len());
+    for image in mask.chunks_exact(plane) {
+        outline.extend((0..plane).map(|p| {
+            let (x, y) = (p % side, p / side);
+            let rows = y.saturating_sub(1)..=(y + 1).min(side - 1);
+            let mut seen = [false; 2];
+            for ny in rows {
+                for nx in x.saturating_sub(1)..=(x + 1).min(side - 1) {
+                    seen[usize::from(image[ny * side + nx] > 0.5)] = true;
+                }
+            }
+            f32::from(u8::from(seen[0] && seen[1]))
+        }));
+    }
+    outline
 }
 
 /// Renders one batch (and tokenizes its captions).
@@ -256,6 +287,28 @@ mod tests {
         let mask = foreground_mask(&images, 2, 3);
         assert_eq!(&mask[..9], &[0.0; 9]);
         assert_eq!(&mask[9..], &[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_outline_is_the_band_where_foreground_meets_background() {
+        // One 5 × 5 mask with a 2 × 2 object at (1, 1)–(2, 2): every pixel within one step
+        // of both classes is on the outline; the far corner (4, 4) and the column x = 4 are not.
+        let mut mask = vec![0.0_f32; 25];
+        for p in [6, 7, 11, 12] {
+            mask[p] = 1.0;
+        }
+        let outline = outline_mask(&mask, 1, 5);
+        #[rustfmt::skip]
+        let expected = [
+            1.0, 1.0, 1.0, 1.0, 0.0,
+            1.0, 1.0, 1.0, 1.0, 0.0,
+            1.0, 1.0, 1.0, 1.0, 0.0,
+            1.0, 1.0, 1.0, 1.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        assert_eq!(outline, expected);
+        // A flat image has no outline.
+        assert_eq!(outline_mask(&[0.0; 9], 1, 3), vec![0.0; 9]);
     }
 
     #[test]

@@ -103,12 +103,15 @@ fn two_replicas_train_as_one_device_does() {
 }
 
 #[test]
-fn a_foreground_weight_of_zero_or_less_is_refused_by_name() {
+fn loss_weights_of_zero_or_less_are_refused_by_name() {
     let dir = temp_dir("vqvae-foreground");
     for weight in [0.0, -2.0, f64::NAN] {
         let config = VqVaeTrainConfig { foreground_weight: weight, ..toy(&dir, 1) };
         let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
         assert!(error.contains(&format!("foreground_weight {weight}: must be greater than 0")), "{error}");
+        let config = VqVaeTrainConfig { outline_weight: Some(weight), ..toy(&dir, 1) };
+        let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+        assert!(error.contains(&format!("outline_weight {weight}: must be greater than 0")), "{error}");
     }
 }
 
@@ -170,4 +173,29 @@ fn a_decoder_only_run_needs_a_vqvae_to_start_from() {
     let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("missing") && error.contains("config.json"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_outline_weight_above_the_foreground_weight_raises_the_loss_of_the_same_step() {
+    // The same starting weights (a decoder-only run from one export) and the same first batch:
+    // weighting the outline band 50 instead of its foreground/background 10/1 raises the loss.
+    let base = temp_dir("vqvae-outline-base");
+    train_vqvae::<B>(&toy(&base, 1), &Default::default(), &mut |_| {}).expect("train");
+    let first_loss = |outline_weight: Option<f64>| {
+        let dir = temp_dir(&format!("vqvae-outline-{outline_weight:?}"));
+        let config = VqVaeTrainConfig {
+            init_from: Some(base.join("vqvae")),
+            decoder_only: true,
+            outline_weight,
+            ..toy(&dir, 1)
+        };
+        train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("one step");
+        let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
+        std::fs::remove_dir_all(&dir).ok();
+        let row = text.lines().nth(1).expect("a row").to_string();
+        row.split(',').nth(1).expect("the loss").parse::<f64>().expect("a number")
+    };
+    let (plain, outlined) = (first_loss(None), first_loss(Some(50.0)));
+    assert!(outlined > plain * 1.5, "loss {outlined} with the outline weighted against {plain} without");
+    std::fs::remove_dir_all(&base).ok();
 }
