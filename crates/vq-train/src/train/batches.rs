@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn the_outline_is_the_band_where_foreground_meets_background() {
         // One 5 × 5 mask with a 2 × 2 object at (1, 1)–(2, 2): every pixel within one step
-        // of both classes is on the outline; the far corner (4, 4) and the column x = 4 are not.
+        // of both classes is on the outline (x and y in 0..=3); row 4 and column 4 are not.
         let mut mask = vec![0.0_f32; 25];
         for p in [6, 7, 11, 12] {
             mask[p] = 1.0;
