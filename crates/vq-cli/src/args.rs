@@ -85,8 +85,13 @@ pub struct GenerateArgs {
     pub model: Option<String>,
 
     /// Text prompt; repeat the flag for several prompts (one batch, prompt-major order).
-    #[arg(long, value_name = "TEXT", required = true)]
+    #[arg(long, value_name = "TEXT", required_unless_present = "positional", conflicts_with = "positional")]
     pub prompt: Vec<String>,
+
+    /// The prompts as plain arguments instead of --prompt, e.g. `generate "a red circle"`
+    /// (either form, not both).
+    #[arg(value_name = "PROMPT")]
+    pub positional: Vec<String>,
 
     /// Number of denoising steps, 1 to the model's num_train_timesteps (100 for ITHQ).
     /// Default: 100, or the model's num_train_timesteps when that is smaller.
@@ -263,9 +268,18 @@ impl GenerateArgs {
         }
     }
 
+    /// The prompts, from `--prompt` or the positional arguments (clap lets only one form through).
+    pub fn prompts(&self) -> &[String] {
+        if self.prompt.is_empty() {
+            &self.positional
+        } else {
+            &self.prompt
+        }
+    }
+
     /// Number of images: prompts × images per prompt.
     pub fn batch_size(&self) -> usize {
-        self.prompt.len() * self.num_images_per_prompt
+        self.prompts().len() * self.num_images_per_prompt
     }
 
     /// The range checks that need no model; `--steps` against the model's
@@ -314,6 +328,25 @@ mod tests {
         let args = ["vq-diffusion", "generate", "--prompt", "a cat"].iter().chain(flags);
         let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command;
         generate.truncation_mode()
+    }
+
+    fn parse(args: &[&str]) -> Result<GenerateArgs, clap::Error> {
+        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command;
+        Ok(generate)
+    }
+
+    #[test]
+    fn prompts_come_from_the_flag_or_from_plain_arguments_but_not_both() {
+        let flags = parse(&["--prompt", "a red circle", "--prompt", "a cat", "--seed", "0"]).expect("flags");
+        let plain = parse(&["a red circle", "a cat", "--seed", "0"]).expect("plain arguments");
+        assert_eq!(flags.prompts(), ["a red circle", "a cat"]);
+        assert_eq!(plain.prompts(), flags.prompts());
+        assert_eq!(plain.batch_size(), 2);
+        let both = parse(&["a red circle", "--prompt", "a cat"]).expect_err("both forms");
+        assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let neither = parse(&["--seed", "0"]).expect_err("no prompt");
+        assert_eq!(neither.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(neither.to_string().contains("--prompt <TEXT>"), "{neither}");
     }
 
     #[test]

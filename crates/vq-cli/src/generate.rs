@@ -53,7 +53,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         Rng::Torch => NoiseSource::Torch { seed },
         Rng::Device => NoiseSource::Device { seed: Some(seed) },
     };
-    let request = GenerateRequest::new(args.prompt.clone())
+    let request = GenerateRequest::new(args.prompts().to_vec())
         .with_steps(steps)
         .with_guidance_scale(args.guidance_scale)
         .with_truncation_rate(args.truncation_rate)
@@ -83,7 +83,7 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
     };
     // Batch order is prompt-major: image i belongs to prompt i / K.
     for (i, (image, path)) in generation.rgb8().iter().zip(&images).enumerate() {
-        let prompt = &args.prompt[i / args.num_images_per_prompt];
+        let prompt = &args.prompts()[i / args.num_images_per_prompt];
         vq_pipeline::write_png(path, image, &metadata.chunks(prompt))?;
         crate::print_path(path);
     }
