@@ -74,19 +74,29 @@ impl HostBatch {
         (0..parts).map(|part| part * size..(part + 1) * size).collect()
     }
 
-    /// `[size, 1, h, w]`: 1 where a pixel differs from its image's background, else 0
-    /// ([`foreground_mask`]).
-    pub fn foreground_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
+    /// `[size, 1, h, w]`: each pixel's loss weight — 1 on the background, `foreground` where it
+    /// differs from its image's background ([`foreground_mask`]), and `outline`, when given, on
+    /// the band where the two meet ([`outline_mask`]), whichever side it lies on.
+    pub fn pixel_weights_tensor<B: Backend>(
+        &self,
+        foreground: f64,
+        outline: Option<f64>,
+        device: &B::Device,
+    ) -> Tensor<B, 4> {
         let s = self.image_size;
-        Tensor::from_data(TensorData::new(foreground_mask(&self.images, self.size, s), [self.size, 1, s, s]), device)
-    }
-
-    /// `[size, 1, h, w]`: 1 on the objects' outlines, else 0 ([`outline_mask`] of the
-    /// foreground).
-    pub fn outline_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
-        let s = self.image_size;
-        let mask = outline_mask(&foreground_mask(&self.images, self.size, s), self.size, s);
-        Tensor::from_data(TensorData::new(mask, [self.size, 1, s, s]), device)
+        let mask = foreground_mask(&self.images, self.size, s);
+        // (weight, band) of the outline term.
+        let outline = outline.map(|weight| (weight as f32, outline_mask(&mask, self.size, s)));
+        let weights = mask
+            .iter()
+            .enumerate()
+            .map(|(p, &m)| match &outline {
+                Some((weight, band)) if band[p] > 0.5 => *weight,
+                _ if m > 0.5 => foreground as f32,
+                _ => 1.0,
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(weights, [self.size, 1, s, s]), device)
     }
 
     /// The token ids as a `[size, model_max_length]` tensor.
@@ -241,6 +251,8 @@ impl Drop for BatchStream {
 
 #[cfg(test)]
 mod tests {
+    use burn::backend::NdArray;
+
     use super::*;
     use crate::data::DatasetConfig;
 
@@ -309,6 +321,25 @@ mod tests {
         assert_eq!(outline, expected);
         // A flat image has no outline.
         assert_eq!(outline_mask(&[0.0; 9], 1, 3), vec![0.0; 9]);
+    }
+
+    #[test]
+    fn pixel_weights_follow_the_background_the_objects_and_their_outlines() {
+        let config = DatasetConfig { image_size: 32, ..DatasetConfig::default() };
+        let dataset = Dataset::new(config, 5).expect("dataset");
+        let batch = render_batch(&dataset, Split::Train, 2, 0, None);
+        let mask = foreground_mask(&batch.images, 2, 32);
+        let band = outline_mask(&mask, 2, 32);
+        let weights = |outline| {
+            let tensor = batch.pixel_weights_tensor::<NdArray<f32>>(10.0, outline, &Default::default());
+            assert_eq!(tensor.dims(), [2, 1, 32, 32]);
+            tensor.into_data().to_vec::<f32>().expect("f32 weights")
+        };
+        let plain: Vec<f32> = mask.iter().map(|&m| if m > 0.5 { 10.0 } else { 1.0 }).collect();
+        assert_eq!(weights(None), plain);
+        let outlined: Vec<f32> = plain.iter().zip(&band).map(|(&w, &o)| if o > 0.5 { 30.0 } else { w }).collect();
+        assert_eq!(weights(Some(30.0)), outlined);
+        assert!(band.iter().any(|&o| o > 0.5) && mask.iter().zip(&band).any(|(&m, &o)| m > 0.5 && o < 0.5));
     }
 
     #[test]

@@ -81,14 +81,9 @@ fn shard_gradients<B: AutodiffBackend>(
     main: &B::Device,
 ) -> Result<StepOutput<B>, TrainError> {
     let x = shard.images_tensor::<B>(device);
-    // 1 on the background, `foreground` on objects; [B, 1, H, W] -> [B, 3, H, W].
-    let mut weight = shard.foreground_tensor::<B>(device).mul_scalar(weights.foreground - 1.0).add_scalar(1.0);
-    if let Some(outline_weight) = weights.outline {
-        // The outline band takes its own weight: w ← w (1 − o) + o · outline_weight.
-        let outline = shard.outline_tensor::<B>(device);
-        weight = weight * outline.clone().neg().add_scalar(1.0) + outline.mul_scalar(outline_weight);
-    }
-    let weight = weight.expand(x.dims());
+    // 1 on the background, `foreground` on objects, `outline` on their outlines;
+    // [B, 1, H, W] -> [B, 3, H, W].
+    let weight = shard.pixel_weights_tensor::<B>(weights.foreground, weights.outline, device).expand(x.dims());
     let latents = if weights.decoder_only {
         let frozen = model.valid().encode(x.clone().inner()).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
         Tensor::from_inner(frozen)
