@@ -68,6 +68,7 @@ mod bench;
 mod convert;
 mod eval;
 mod fixtures;
+mod grad_check;
 mod parity;
 mod train;
 
@@ -96,6 +97,8 @@ enum Command {
     Export(train::ExportArgs),
     /// Generate held-out prompts with a trained pipeline and score them.
     Eval(eval::Args),
+    /// Compare one VQ-VAE training step's gradients on a backend with the CPU's, per parameter.
+    GradCheck(grad_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::TrainTransformer(args) => train::run_transformer(args),
         Command::Export(args) => train::run_export(args),
         Command::Eval(args) => eval::run(args),
+        Command::GradCheck(args) => grad_check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,10 +18,12 @@
 //! `diffusion_pytorch_model.safetensors`), which stage 2 and the pipeline load.
 
 mod codebook;
+mod gradients;
 mod parallel;
 #[cfg(test)]
 mod tests;
 mod train;
 
 pub use codebook::EmaCodebook;
+pub use gradients::{max_magnitude, named_step_gradients, relative_max_error, NamedGradient, StepGradients};
 pub use train::{reconstruction_report, train_vqvae, write_vqvae_dir, VqVaeTrainConfig, VqVaeTrainSummary};

@@ -199,3 +199,68 @@ fn an_outline_weight_above_the_foreground_weight_raises_the_loss_of_the_same_ste
     assert!(outlined > plain * 1.5, "loss {outlined} with the outline weighted against {plain} without");
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn step_gradients_are_named_frozen_ones_absent_and_match_finite_differences() {
+    let base = temp_dir("vqvae-gradients");
+    train_vqvae::<B>(&toy(&base, 1), &Default::default(), &mut |_| {}).expect("train");
+    let vqvae = base.join("vqvae");
+    let step = |dir: &Path, decoder_only| {
+        named_step_gradients::<B>(dir, 2, decoder_only, 3, &Default::default()).expect("gradients")
+    };
+
+    let full = step(&vqvae, false);
+    let names = |s: &StepGradients| s.gradients.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+    let full_names = names(&full);
+    assert!(full_names.contains(&"encoder.conv_in.weight".to_string()), "{full_names:?}");
+    // The codebook is an EMA, never a gradient's.
+    assert!(!full_names.iter().any(|n| n.starts_with("quantize.")), "{full_names:?}");
+    let decoder = step(&vqvae, true);
+    let decoder_names = names(&decoder);
+    assert!(
+        decoder_names.iter().all(|n| n.starts_with("decoder.") || n.starts_with("post_quant_conv.")),
+        "{decoder_names:?}"
+    );
+    let bias = decoder.gradients.iter().find(|g| g.name == "decoder.conv_out.bias").expect("conv_out's bias");
+    assert_eq!(bias.shape, vec![3]);
+    // Frozen codes: the decoder's gradients are the full step's.
+    let same = full.gradients.iter().find(|g| g.name == "decoder.conv_out.bias").expect("in the full step");
+    assert!(relative_max_error(&same.values, &bias.values, 0.0) < 1e-5);
+
+    // d loss / d bias[c] against a central difference of the loss, for each output channel.
+    let config = vq_model::VqModelConfig::from_file(&vqvae.join("config.json")).expect("config");
+    // ε small enough that few pixels' errors change sign (the L1 term's kinks), large enough for
+    // the f32 loss's rounding (≈ 2e−7 of 2.2).
+    let epsilon = 1e-3;
+    let loss_with = |channel: usize, delta: f32| {
+        let mut model =
+            vq_model::VqModel::<NdArray<f32>>::from_pretrained(&vqvae, None, &Default::default()).expect("load");
+        let param = model.decoder.conv_out.bias.take().expect("a bias");
+        let mut values = param.val().into_data().to_vec::<f32>().expect("f32");
+        values[channel] += delta;
+        model.decoder.conv_out.bias = Some(burn::module::Param::initialized(
+            param.id,
+            burn::tensor::Tensor::from_floats(values.as_slice(), &Default::default()),
+        ));
+        let dir = base.join(format!("shifted-{channel}-{delta}"));
+        write_vqvae_dir(&model, &config, &dir, crate::train::export::StoreDtype::F32).expect("write");
+        step(&dir, true).loss
+    };
+    let numeric: Vec<f32> = (0..3)
+        .map(|c| ((loss_with(c, epsilon) - loss_with(c, -epsilon)) / (2.0 * f64::from(epsilon))) as f32)
+        .collect();
+    let error = relative_max_error(&numeric, &bias.values, 0.0);
+    assert!(error < 2e-3, "finite differences {numeric:?} against gradients {:?}: {error}", bias.values);
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn relative_max_error_is_scaled_by_the_largest_reference_entry() {
+    assert_eq!(relative_max_error(&[1.0, 2.0], &[1.0, 2.0], 0.0), 0.0);
+    assert!((relative_max_error(&[1.0, 2.5], &[1.0, 2.0], 0.0) - 0.25).abs() < 1e-12);
+    assert!((relative_max_error(&[0.5, 0.0], &[0.0, 0.0], 0.0) - 0.5).abs() < 1e-12);
+    // Noise on a gradient that is zero in exact arithmetic, measured against a floor.
+    assert!((relative_max_error(&[2e-9, 0.0], &[-1e-9, 0.0], 1e-4) - 3e-5).abs() < 1e-12);
+    assert!((relative_max_error(&[1.0, 2.5], &[1.0, 2.0], 1e-4) - 0.25).abs() < 1e-12);
+    assert_eq!(max_magnitude(&[0.5, -3.0, 2.0]), 3.0);
+}
