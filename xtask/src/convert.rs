@@ -55,7 +55,11 @@ fn convert_dir(input: &Path, output: &Path, fp16: bool) -> Result<(), String> {
 fn safetensors_name(bin_stem: &str, fp16: bool) -> String {
     let stem = bin_stem.strip_prefix("pytorch_").unwrap_or(bin_stem);
     let stem = stem.strip_suffix(".fp16").unwrap_or(stem);
-    if fp16 { format!("{stem}.fp16.safetensors") } else { format!("{stem}.safetensors") }
+    if fp16 {
+        format!("{stem}.fp16.safetensors")
+    } else {
+        format!("{stem}.safetensors")
+    }
 }
 
 fn convert_file(input: &Path, output: &Path, fp16: bool) -> Result<(), String> {

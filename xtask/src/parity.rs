@@ -101,8 +101,12 @@ fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     };
 
     // Tokenizer and text encoder.
-    let prompts: Vec<String> =
-        r.meta["tok_prompts"].as_array().ok_or("no tok_prompts")?.iter().map(|p| p.as_str().unwrap_or("").into()).collect();
+    let prompts: Vec<String> = r.meta["tok_prompts"]
+        .as_array()
+        .ok_or("no tok_prompts")?
+        .iter()
+        .map(|p| p.as_str().unwrap_or("").into())
+        .collect();
     let mut ids = Vec::new();
     for p in &prompts {
         let padded = pipeline.tokenizer.encode_padded(p, Truncation::Diffusers).map_err(|e| e.to_string())?;
@@ -122,14 +126,24 @@ fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let scale = r.meta["guidance_scale"].as_f64().unwrap_or(5.0) as f32;
     let latents = r.int::<B, 2>("transformer.in.latents", &device)?;
     let text = r.f32::<B, 3>("encode.prompt_embeds", &device)?;
-    for t in r.meta["transformer_timesteps"].as_array().ok_or("no transformer_timesteps")?.iter().filter_map(Value::as_u64) {
+    for t in
+        r.meta["transformer_timesteps"].as_array().ok_or("no transformer_timesteps")?.iter().filter_map(Value::as_u64)
+    {
         let out = pipeline.transformer.forward(latents.clone(), text.clone(), &(t as usize).into());
-        row(format!("transformer log p(x0) t={t}"), Some(max_abs(out, &r.data(&format!("transformer.t{t}.log_p_x_0"))?)), None);
+        row(
+            format!("transformer log p(x0) t={t}"),
+            Some(max_abs(out, &r.data(&format!("transformer.t{t}.log_p_x_0"))?)),
+            None,
+        );
         let reference = r.f32::<B, 3>(&format!("transformer.t{t}.log_p_x_0"), &device)?;
         let guided = classifier_free_guidance(reference.clone().narrow(0, 0, 1), reference.narrow(0, 1, 1), scale);
         row(format!("guidance t={t}"), Some(max_abs(guided.clone(), &r.data(&format!("guide.t{t}.log_p_x_0"))?)), None);
         let clamped = clamp_log_probs(truncate(guided, rate));
-        row(format!("truncation + clamp t={t}"), Some(max_abs(clamped, &r.data(&format!("guide.t{t}.clamped"))?)), None);
+        row(
+            format!("truncation + clamp t={t}"),
+            Some(max_abs(clamped, &r.data(&format!("guide.t{t}.clamped"))?)),
+            None,
+        );
     }
 
     // Scheduler: posterior and one step with diffusers' uniforms.
@@ -140,7 +154,11 @@ fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let t = t as usize;
         if t > 0 {
             let posterior = scheduler.q_posterior(log_p.clone(), sample.clone(), t);
-            row(format!("scheduler q_posterior t={t}"), Some(max_abs(posterior, &r.data(&format!("sched.t{t}.log_p_x_t_min_1"))?)), None);
+            row(
+                format!("scheduler q_posterior t={t}"),
+                Some(max_abs(posterior, &r.data(&format!("sched.t{t}.log_p_x_t_min_1"))?)),
+                None,
+            );
         }
         let mut noise = FixedUniforms::new([r.f32::<B, 3>(&format!("sched.t{t}.uniform"), &device)?]);
         let prev = ints(scheduler.step(log_p.clone(), t, sample.clone(), &mut noise));
@@ -173,7 +191,11 @@ fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         let tokens = generation.token_ids().concat();
         let expected = r.data(&format!("e2e.{name}.tokens"))?.to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
         row(format!("e2e {name} tokens"), None, Some(mismatches(&tokens, &expected)));
-        row(format!("e2e {name} image"), Some(max_abs(generation.images.clone(), &r.data(&format!("e2e.{name}.image"))?)), None);
+        row(
+            format!("e2e {name} image"),
+            Some(max_abs(generation.images.clone(), &r.data(&format!("e2e.{name}.image"))?)),
+            None,
+        );
         let rgb: Vec<i64> = generation.rgb8().iter().flat_map(|i| i.as_raw().iter().map(|&b| b as i64)).collect();
         let expected = r.data(&format!("e2e.{name}.image_u8"))?.to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
         row(format!("e2e {name} 8-bit pixels"), None, Some(mismatches(&rgb, &expected)));

@@ -176,7 +176,12 @@ mod tests {
         assert_eq!(count, 1);
         let values = restarted.codebook().into_data().into_vec::<f32>().unwrap();
         let row = [values[4], values[5]];
-        assert!([[1.0, 1.0], [3.0, 1.0], [5.0, 7.0]].iter().any(|r| (r[0] - row[0]).abs() < 1e-3 && (r[1] - row[1]).abs() < 1e-3), "{row:?}");
+        assert!(
+            [[1.0, 1.0], [3.0, 1.0], [5.0, 7.0]]
+                .iter()
+                .any(|r| (r[0] - row[0]).abs() < 1e-3 && (r[1] - row[1]).abs() < 1e-3),
+            "{row:?}"
+        );
         assert_eq!(restarted.usage(0.01), 1.0);
     }
 }
