@@ -44,6 +44,14 @@ pub fn run(args: Args) -> Result<(), String> {
         "loss: {} {:.6e}, ndarray {:.6e} ({} images, seed {})",
         args.backend, checked.loss, reference.loss, args.batch_size, args.seed
     );
+    if checked.gradients.len() != reference.gradients.len() {
+        return Err(format!(
+            "{} has {} gradients, ndarray {}",
+            args.backend,
+            checked.gradients.len(),
+            reference.gradients.len()
+        ));
+    }
     println!("{:<52} {:>18} {:>12}", "parameter", "shape", "error");
     // Gradients that are zero in exact arithmetic (attention keys' biases) are measured against
     // this floor instead of their own rounding noise.
@@ -59,14 +67,6 @@ pub fn run(args: Args) -> Result<(), String> {
         if error > args.tolerance {
             failed.push(got.name.clone());
         }
-    }
-    if checked.gradients.len() != reference.gradients.len() {
-        return Err(format!(
-            "{} has {} gradients, ndarray {}",
-            args.backend,
-            checked.gradients.len(),
-            reference.gradients.len()
-        ));
     }
     match failed.len() {
         0 => Ok(()),
