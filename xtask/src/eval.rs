@@ -76,9 +76,10 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     }
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
-        let vqvae = VqModel::<B>::from_pretrained(dir, None, &device).map_err(|e| format!("{}: {e}", dir.display()))?;
         // Stage 1 records its image side as the config's `sample_size`.
         let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
+        let vqvae = VqModel::<B>::from_pretrained_config(&config, dir, None, &device)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let start = Instant::now();
         let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, args, &device)?;
         println!(

@@ -90,7 +90,17 @@ impl<B: Backend> VqModel<B> {
     /// `diffusion_pytorch_model[.<variant>].{safetensors,bin}` (safetensors preferred;
     /// `variant = Some("fp16")` for the half-precision files).
     pub fn from_pretrained(dir: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, VqModelError> {
-        let config = VqModelConfig::from_file(&dir.join("config.json"))?;
+        Self::from_pretrained_config(&VqModelConfig::from_file(&dir.join("config.json"))?, dir, variant, device)
+    }
+
+    /// [`from_pretrained`](Self::from_pretrained) with the folder's `config.json` already read
+    /// (callers that also need the config read it once).
+    pub fn from_pretrained_config(
+        config: &VqModelConfig,
+        dir: &Path,
+        variant: Option<&str>,
+        device: &B::Device,
+    ) -> Result<Self, VqModelError> {
         let weights = vq_weights::find_weights_file(dir, "diffusion_pytorch_model", variant)?;
         config.init(device)?.load_weights(&weights)
     }

@@ -49,19 +49,14 @@ pub fn named_step_gradients<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<StepGradients, TrainError> {
     let context = || vqvae_dir.display().to_string();
-    let model = VqModel::<B>::from_pretrained(vqvae_dir, None, device).map_err(|e| TrainError::model(context(), e))?;
     let config =
         VqModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
+    let model = VqModel::<B>::from_pretrained_config(&config, vqvae_dir, None, device)
+        .map_err(|e| TrainError::model(context(), e))?;
     let dataset =
         Dataset::new(DatasetConfig { image_size: config.sample_size as u32, ..DatasetConfig::default() }, seed)?;
     let batch = render_batch(&dataset, Split::Train, batch_size, 0, None);
-    let defaults = VqVaeTrainConfig::default();
-    let weights = LossWeights {
-        foreground: defaults.foreground_weight,
-        commitment: defaults.commitment_weight,
-        outline: None,
-        decoder_only,
-    };
+    let weights = LossWeights::of(&VqVaeTrainConfig { decoder_only, ..VqVaeTrainConfig::default() });
     let codebook = model.quantize.embedding.weight.val().inner();
     let out = step_gradients(&model, std::slice::from_ref(device), &batch, codebook, &weights, device)?;
     let mut collector = Collector { grads: out.grads, path: Vec::new(), found: Vec::new() };

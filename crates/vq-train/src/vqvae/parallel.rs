@@ -27,6 +27,18 @@ pub(crate) struct LossWeights {
     pub decoder_only: bool,
 }
 
+impl LossWeights {
+    /// The weights `config` trains with.
+    pub fn of(config: &super::VqVaeTrainConfig) -> Self {
+        Self {
+            foreground: config.foreground_weight,
+            commitment: config.commitment_weight,
+            outline: config.outline_weight,
+            decoder_only: config.decoder_only,
+        }
+    }
+}
+
 /// A step's result on the main device.
 pub(crate) struct StepOutput<B: AutodiffBackend> {
     /// The batch's gradients.

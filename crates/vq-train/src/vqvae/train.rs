@@ -230,12 +230,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
         .map_err(|e| TrainError::model("data parallelism", e))?;
     // Parameters initialise lazily: read them all before replicas are forked from the model.
     let _ = model.valid();
-    let weights = LossWeights {
-        foreground: config.foreground_weight,
-        commitment: config.commitment_weight,
-        outline: config.outline_weight,
-        decoder_only: config.decoder_only,
-    };
+    let weights = LossWeights::of(config);
     // With frozen codes the model's own codebook quantizes (bit for bit the codes the pipeline
     // and stage 2 see; the EMA statistics' m_k / Ñ_k can round differently and then only report
     // the codebook's use).
@@ -354,7 +349,8 @@ fn initial_model<B: AutodiffBackend>(
             ),
         ));
     }
-    let model = VqModel::from_pretrained(dir, None, device).map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
+    let model = VqModel::from_pretrained_config(&model_config, dir, None, device)
+        .map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
     Ok((model_config, model))
 }
 
