@@ -8,6 +8,7 @@ decode of one image; whole 100-step guided calls timed wall-clock with synchroni
 torch.cuda.max_memory_allocated of the whole call.
 
 Usage: python bench_diffusers.py --dtype fp16 --tokenizer fixtures/tiny/hub/tokenizer [--json out]
+       python bench_diffusers.py --device cpu --dtype fp32 --layers 4 --reps 3   (CPU: forwards only)
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ def main() -> None:
     parser.add_argument("--images", default="1,4", help="images per prompt of the timed generations")
     parser.add_argument("--what", default="forward,step,decode,generate")
     parser.add_argument("--device", default="cuda", help="cuda, or cpu for the transformer forward on the CPU")
+    parser.add_argument("--layers", type=int, default=36, help="transformer blocks (36 is the ITHQ model)")
+    parser.add_argument("--reps", type=int, default=1, help="CPU forwards after one warm-up (median); 1: one cold call")
     parser.add_argument("--json")
     args = parser.parse_args()
+    TRANSFORMER["num_layers"] = args.layers
     torch.backends.cuda.matmul.allow_tf32 = args.dtype == "tf32"
     torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
     dtype = torch.float16 if args.dtype == "fp16" else torch.float32
@@ -84,10 +88,15 @@ def main() -> None:
         with torch.no_grad():
             latents = torch.full((2, 1024), 4096, dtype=torch.long)
             text = torch.randn(2, 77, 512)
-            start = time.perf_counter()
-            pipe.transformer(latents, encoder_hidden_states=text, timestep=torch.tensor(50))
-            print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32")
-            print(f"{'transformer forward, batch 2':<44} {time.perf_counter() - start:>10.4f} s", flush=True)
+            times = []
+            for _ in range(args.reps + (args.reps > 1)):
+                start = time.perf_counter()
+                pipe.transformer(latents, encoder_hidden_states=text, timestep=torch.tensor(50))
+                times.append(time.perf_counter() - start)
+            times = times[1:] if args.reps > 1 else times
+            print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU fp32, {args.layers} blocks")
+            print(f"{'transformer forward, batch 2 (median)':<44} {statistics.median(times):>10.4f} s  "
+                  f"all: {', '.join(f'{t:.3f}' for t in times)}", flush=True)
         return
     prompt = "teddy bear playing in the pool"
     results = []

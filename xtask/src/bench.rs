@@ -66,10 +66,15 @@ pub struct Args {
     #[arg(long)]
     check_tokens: bool,
     /// How attention computes its scores: op (burn's attention op), composed (matrix product,
-    /// softmax, matrix product as tensor ops that kernel fusion merges) or padded-op (the op on
-    /// heads zero-padded to a multiple of 32 wide). Default: the backend's preferred one.
+    /// softmax, matrix product as tensor ops that kernel fusion merges), padded-op (the op on
+    /// heads zero-padded to a multiple of 32 wide) or threaded-op (the op on groups of heads, one
+    /// per CPU thread). Default: the backend's preferred one.
     #[arg(long)]
     attention: Option<transformer2d::AttentionKernel>,
+    /// Threads the transformer splits its batch over (1: none). Default: the backend's (the CPU's
+    /// parallelism on CPU backends, 1 on GPUs).
+    #[arg(long)]
+    batch_threads: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -150,6 +155,9 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let kernel = args.attention.unwrap_or_else(|| transformer2d::AttentionKernel::preferred::<B>(&device));
     pipeline.transformer = pipeline.transformer.with_attention_kernel(kernel);
+    if let Some(threads) = args.batch_threads {
+        pipeline.transformer = pipeline.transformer.with_batch_threads(threads);
+    }
     sync::<B>(&device)?;
     eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
     let what: Vec<&str> = args.what.split(',').collect();
@@ -167,8 +175,13 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         transformer2d::AttentionKernel::Op => ", attention op",
         transformer2d::AttentionKernel::Composed => ", composed attention",
         transformer2d::AttentionKernel::PaddedOp => ", padded attention op",
+        transformer2d::AttentionKernel::ThreadedOp => ", attention op on threads",
     };
-    let label = format!("{} {}{layers}{convolution}{attention}", B::name(&device), args.dtype);
+    let batch_threads = match pipeline.transformer.batch_threads {
+        1 => String::new(),
+        n => format!(", batch over {n} threads"),
+    };
+    let label = format!("{} {}{layers}{convolution}{attention}{batch_threads}", B::name(&device), args.dtype);
     println!("# backend: {label}");
 
     let prompt = "teddy bear playing in the pool";

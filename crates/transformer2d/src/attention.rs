@@ -9,8 +9,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::Tensor;
+use std::ops::Range;
 
-/// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. The three give the same values up to
+use crate::threads::{cpu_threads, map_on_threads, split_range};
+
+/// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. All give the same values up to
 /// rounding; which is fastest depends on the backend (`xtask bench --attention`, BENCHMARKS.md).
 /// A new layer takes [`AttentionKernel::preferred`] for its device;
 /// [`Transformer2DModel::with_attention_kernel`](crate::Transformer2DModel::with_attention_kernel)
@@ -28,16 +31,23 @@ pub enum AttentionKernel {
     /// √(padded / head_dim) so the op's default scale 1/√padded stays 1/√head_dim: a width
     /// CubeCL's flash kernels take.
     PaddedOp,
+    /// The op on groups of heads, one group per CPU thread, with heads split and merged by
+    /// concatenating per-head slices: burn-flex's op runs on the calling thread only, and its
+    /// permuted copies go element by element (≈ 4× slower than the row copies of a
+    /// concatenation, BENCHMARKS.md session 10).
+    ThreadedOp,
 }
 
 impl AttentionKernel {
     /// The kernel for `device`'s backend: [`Composed`](Self::Composed) on CubeCL (measured on CUDA:
     /// on an H100 in f16 70.6 ms per ITHQ forward against 77.5 ms for the op and 93 ms for the
-    /// padded op; WGPU shares the fusion that makes it fast), [`Op`](Self::Op) elsewhere
-    /// (burn-flex's flash kernel: as fast as composed on the CPU, without the score tensor).
+    /// padded op; WGPU shares the fusion that makes it fast), [`Op`](Self::Op) under autodiff
+    /// (one thread records the graph), [`ThreadedOp`](Self::ThreadedOp) on the CPU backends.
     pub fn preferred<B: Backend>(device: &B::Device) -> Self {
         if B::name(device).contains("cubecl") {
             Self::Composed
+        } else if cpu_threads::<B>(device) > 1 {
+            Self::ThreadedOp
         } else {
             Self::Op
         }
@@ -52,7 +62,10 @@ impl std::str::FromStr for AttentionKernel {
             "op" => Ok(Self::Op),
             "composed" => Ok(Self::Composed),
             "padded-op" => Ok(Self::PaddedOp),
-            other => Err(format!("unknown attention kernel {other:?}: expected op, composed or padded-op")),
+            "threaded-op" => Ok(Self::ThreadedOp),
+            other => {
+                Err(format!("unknown attention kernel {other:?}: expected op, composed, padded-op or threaded-op"))
+            }
         }
     }
 }
@@ -121,14 +134,19 @@ impl<B: Backend> Attention<B> {
     pub fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
         let [batch, n, _] = x.dims();
         let context = context.unwrap_or_else(|| x.clone());
-        let q = self.split_heads(self.to_q.forward(x));
-        let k = self.split_heads(self.to_k.forward(context.clone()));
-        let v = self.split_heads(self.to_v.forward(context));
-        let out = match self.kernel {
-            AttentionKernel::Op => attention_op(q, k, v),
-            AttentionKernel::Composed => composed_attention(q, k, v),
-            AttentionKernel::PaddedOp => padded_attention_op(q, k, v),
+        let q = self.to_q.forward(x);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context);
+        let per_head = match self.kernel {
+            AttentionKernel::ThreadedOp => {
+                let out = threaded_attention_op(q, k, v, self.heads);
+                return self.dropout.forward(self.to_out.forward(out));
+            }
+            AttentionKernel::Op => attention_op,
+            AttentionKernel::Composed => composed_attention,
+            AttentionKernel::PaddedOp => padded_attention_op,
         };
+        let out = per_head(self.split_heads(q), self.split_heads(k), self.split_heads(v));
         // [batch, heads, n, head_dim] -> [batch, n, heads, head_dim] -> [batch, n, D]
         let [_, heads, _, head_dim] = out.dims();
         let out = out.swap_dims(1, 2).reshape([batch, n, heads * head_dim]);
@@ -140,6 +158,30 @@ impl<B: Backend> Attention<B> {
         let [batch, len, inner] = x.dims();
         x.reshape([batch, len, self.heads, inner / self.heads]).swap_dims(1, 2)
     }
+}
+
+/// [`attention_op`] on groups of heads, one group per thread, from and to the projections' layout.
+///
+/// # Shapes
+///
+/// - `q`: `[batch, n, heads·head_dim]`; `k`, `v`: `[batch, l, heads·head_dim]`
+/// - output: `[batch, n, heads·head_dim]`
+fn threaded_attention_op<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let head_dim = q.dims()[2] / heads;
+    let threads = cpu_threads::<B>(&q.device());
+    // [batch, len, heads·head_dim] -> [batch, group, len, head_dim], contiguous: the heads' column
+    // slices stacked by one concatenation (row copies) instead of a permuted copy.
+    let gather = |x: &Tensor<B, 3>, group: &Range<usize>| {
+        let slices = group.clone().map(|h| x.clone().narrow(2, h * head_dim, head_dim).unsqueeze_dim(1));
+        Tensor::cat(slices.collect(), 1)
+    };
+    let outputs = map_on_threads(split_range(heads, threads), |group| {
+        let out = attention_op(gather(&q, &group), gather(&k, &group), gather(&v, &group));
+        // [batch, group, n, head_dim] -> one [batch, n, head_dim] per head
+        out.chunk(group.len(), 1).into_iter().map(|head| head.squeeze_dim(1)).collect::<Vec<Tensor<B, 3>>>()
+    });
+    // The heads side by side: [batch, n, heads·head_dim].
+    Tensor::cat(outputs.into_iter().flatten().collect(), 2)
 }
 
 /// burn's fused op: default scale 1/√head_dim, no mask, no bias, not causal. Backends with a

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid, silu};
+use burn::tensor::activation::{gelu, gelu_approximate, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -24,11 +24,7 @@ pub(crate) struct FeedForwardConfig {
 
 impl FeedForwardConfig {
     pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> FeedForward<B> {
-        let proj_width = if is_gated(self.activation) {
-            2 * self.inner_dim
-        } else {
-            self.inner_dim
-        };
+        let proj_width = if is_gated(self.activation) { 2 * self.inner_dim } else { self.inner_dim };
         FeedForward {
             proj_in: LinearConfig::new(self.dim, proj_width).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -64,10 +60,7 @@ impl<B: Backend> FeedForward<B> {
 
 /// Whether the activation halves a doubled projection (GLU variants).
 fn is_gated(activation: FeedForwardActivation) -> bool {
-    matches!(
-        activation,
-        FeedForwardActivation::Geglu | FeedForwardActivation::Swiglu
-    )
+    matches!(activation, FeedForwardActivation::Geglu | FeedForwardActivation::Swiglu)
 }
 
 /// Applies the activation to the output of `proj_in`.
@@ -90,8 +83,13 @@ fn activate<B: Backend>(x: Tensor<B, 3>, activation: FeedForwardActivation) -> T
 
 /// `x · sigmoid(1.702 x)`: diffusers' `ApproximateGELU` ("geglu-approximate", not gated),
 /// also known as quick GELU. burn has no such activation.
+///
+/// Written as `x / (1 + e^(−1.702 x))` (torch's sigmoid is `1 / (1 + e^(−z))`: one rounding
+/// apart): burn's `sigmoid` costs two of `exp` on burn-flex (BENCHMARKS.md, session 10). Large
+/// negative x overflow `e^(−1.702 x)` to +∞ and give −0, as `x · sigmoid` does.
 fn quick_gelu<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    x.clone() * sigmoid(x * 1.702)
+    let denominator = (x.clone() * -1.702).exp() + 1.0;
+    x / denominator
 }
 
 /// Splits the last axis in halves: diffusers' `hidden_states, gate = proj(x).chunk(2, -1)` —
@@ -99,8 +97,5 @@ fn quick_gelu<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
 fn split_hidden_gate<B: Backend>(x: Tensor<B, 3>) -> [Tensor<B, 3>; 2] {
     let [b, n, two_inner] = x.dims();
     let inner = two_inner / 2;
-    [
-        x.clone().slice([0..b, 0..n, 0..inner]),
-        x.slice([0..b, 0..n, inner..two_inner]),
-    ]
+    [x.clone().slice([0..b, 0..n, 0..inner]), x.slice([0..b, 0..n, inner..two_inner])]
 }

@@ -91,6 +91,7 @@ mod load;
 mod model;
 mod norm;
 mod output;
+mod threads;
 mod timesteps;
 
 pub use attention::{Attention, AttentionKernel};

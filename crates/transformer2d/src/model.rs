@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor};
 use crate::block::{init_block, BasicTransformerBlock};
 use crate::embedding::{ImagePositionalEmbeddings, ImagePositionalEmbeddingsConfig};
 use crate::output::{class_log_softmax, log_softmax_dtype};
+use crate::threads::{cpu_threads, map_on_threads, split_range};
 use crate::{AttentionKernel, Timesteps, Transformer2DConfig};
 
 /// Epsilon of `norm_out`: diffusers builds `nn.LayerNorm(inner_dim)` with torch's default.
@@ -39,6 +40,7 @@ impl Transformer2DConfig {
             out: LinearConfig::new(dim, self.num_classes()).init(device),
             num_embeds_ada_norm: self.num_embeds_ada_norm,
             cross_attention_dim: self.cross_attention_dim,
+            batch_threads: cpu_threads::<B>(device),
         }
     }
 }
@@ -59,6 +61,11 @@ pub struct Transformer2DModel<B: Backend> {
     pub num_embeds_ada_norm: usize,
     /// Width of the text embeddings.
     pub cross_attention_dim: usize,
+    /// How many threads [`forward`](Self::forward) splits a batch over (not stored in
+    /// checkpoints): the CPU's parallelism on CPU backends, 1 on GPUs and under autodiff; see
+    /// [`with_batch_threads`](Self::with_batch_threads).
+    #[module(skip)]
+    pub batch_threads: usize,
 }
 
 /// Hidden states recorded by [`Transformer2DModel::forward_with_taps`], named as the
@@ -103,7 +110,35 @@ impl<B: Backend> Transformer2DModel<B> {
     /// `0..=K` are not checked (that would need a device read) and are an embedding
     /// out-of-bounds access.
     pub fn forward(&self, latents: Tensor<B, 2, Int>, text: Tensor<B, 3>, timesteps: &Timesteps) -> Tensor<B, 3> {
-        self.run(latents, text, timesteps, |_, _| {})
+        let [batch, _] = latents.dims();
+        if self.batch_threads <= 1 || batch <= 1 {
+            return self.run(latents, text, timesteps, |_, _| {});
+        }
+        // Every sample is computed on its own, so parts of the batch give the same numbers
+        // on separate threads; concatenated back in batch order.
+        let parts = split_range(batch, self.batch_threads);
+        let outputs = map_on_threads(parts, |range| {
+            let part_timesteps = match timesteps {
+                Timesteps::Shared(t) => Timesteps::Shared(*t),
+                Timesteps::PerSample(ts) => {
+                    assert_eq!(ts.len(), batch, "got {} per-sample timesteps for a batch of {batch}", ts.len());
+                    Timesteps::PerSample(ts[range.clone()].to_vec())
+                }
+            };
+            let latents = latents.clone().slice([range.clone()]);
+            let text = text.clone().slice([range]);
+            self.run(latents, text, &part_timesteps, |_, _| {})
+        });
+        Tensor::cat(outputs, 0)
+    }
+
+    /// The model with [`forward`](Self::forward) splitting its batch over at most `threads`
+    /// threads (1: never). The default, the CPU's parallelism on CPU backends, keeps every core
+    /// busy where the backend runs an op on one thread (burn-flex's element-wise ops, copies and
+    /// attention); GPU backends gain nothing from it. The values do not depend on it.
+    pub fn with_batch_threads(mut self, threads: usize) -> Self {
+        self.batch_threads = threads.max(1);
+        self
     }
 
     /// The model with every attention layer computing its scores with `kernel` (the default is

@@ -80,23 +80,47 @@ fn f32_log_softmax_fallback_stays_close_to_f64() {
 }
 
 /// Every attention kernel gives the tiny model's log-probabilities of the default op, within f32
-/// rounding: the composed ops, and the op on heads zero-padded from 8 to 32 wide with q rescaled.
+/// rounding: the composed ops, the op on heads zero-padded from 8 to 32 wide with q rescaled, and
+/// the op on groups of heads on threads (the same op on the same numbers: exactly).
 #[test]
 fn attention_kernels_agree_on_the_whole_model() {
     let (latents, text) = inputs();
     let run = |kernel| {
         tiny().with_attention_kernel(kernel).forward(latents.clone(), text.clone(), &Timesteps::Shared(42)).into_data()
     };
-    // CPU backends keep burn's op (burn-flex has a flash kernel for it).
-    assert_eq!(AttentionKernel::preferred::<B>(&device()), AttentionKernel::Op);
+    // CPU backends keep burn's op (burn-flex has a flash kernel for it), on threads where there
+    // is more than one core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let expected = if cores > 1 { AttentionKernel::ThreadedOp } else { AttentionKernel::Op };
+    assert_eq!(AttentionKernel::preferred::<B>(&device()), expected);
     let op = run(AttentionKernel::Op);
     for kernel in [AttentionKernel::Composed, AttentionKernel::PaddedOp] {
         let err = max_abs_diff(&op, &run(kernel));
         eprintln!("{kernel:?}: max abs diff {err:.2e} from the op");
         assert!(err <= 2e-5, "{kernel:?}: log-probabilities off by {err:e}");
     }
+    assert_eq!(run(AttentionKernel::ThreadedOp), op, "the op on threads changed the values");
     assert_eq!("padded-op".parse(), Ok(AttentionKernel::PaddedOp));
-    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed or padded-op"));
+    assert_eq!("threaded-op".parse(), Ok(AttentionKernel::ThreadedOp));
+    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed, padded-op or threaded-op"));
+}
+
+/// Splitting the batch over threads gives every sample exactly the numbers of one thread, for a
+/// shared timestep and per-sample ones, with more threads than samples too.
+#[test]
+fn batch_threads_change_no_value() {
+    let (latents, text) = inputs();
+    let [batch, _] = latents.dims();
+    assert!(batch >= 2, "the fixture batch should have two samples to split");
+    let per_sample = Timesteps::PerSample((0..batch).map(|i| 10 + 30 * i).collect());
+    for timesteps in [Timesteps::Shared(42), per_sample] {
+        let run =
+            |threads| tiny().with_batch_threads(threads).forward(latents.clone(), text.clone(), &timesteps).into_data();
+        let one = run(1);
+        for threads in [2, 3, 8] {
+            assert_eq!(run(threads), one, "{threads} threads, {timesteps:?}");
+        }
+    }
 }
 
 /// burn's fused `attention` (what the model calls) against softmax(q kᵀ / √d) v written out,

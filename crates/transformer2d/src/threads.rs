@@ -1,0 +1,76 @@
+//! Running independent parts of a forward pass on scoped threads, for CPU backends.
+//!
+//! burn-flex runs element-wise ops, layout copies and its attention kernel on the calling thread
+//! (only matrix products use its thread pool), so on a CPU one stream of ops keeps one core busy
+//! for much of a forward. Independent parts of the work — the samples of a batch, groups of
+//! attention heads — each on its own thread use the others (BENCHMARKS.md, session 10).
+
+use burn::tensor::backend::Backend;
+
+/// How many threads CPU work should be split over on `device`: 1 on CubeCL backends (a GPU
+/// queue gains nothing from host threads) and under autodiff (the backward graph is recorded by
+/// one thread), else the machine's available parallelism.
+pub(crate) fn cpu_threads<B: Backend>(device: &B::Device) -> usize {
+    if B::name(device).contains("cubecl") || B::ad_enabled(device) {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// `f` applied to every part, each on its own scoped thread (the first on the calling thread),
+/// results in the order of `parts`. A panic in any part is resumed on the caller.
+pub(crate) fn map_on_threads<T: Send, R: Send>(parts: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = parts.map(|part| scope.spawn(move || f(part))).collect();
+        let mut results = vec![f(first)];
+        for handle in handles {
+            results.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        results
+    })
+}
+
+/// `0..len` cut into at most `parts` consecutive ranges of (nearly) equal length.
+pub(crate) fn split_range(len: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let step = len.div_ceil(parts.clamp(1, len.max(1)));
+    (0..len).step_by(step.max(1)).map(|start| start..(start + step).min(len)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_index_once_in_order() {
+        for len in 0..20 {
+            for parts in 1..6 {
+                let ranges = split_range(len, parts);
+                assert!(ranges.len() <= parts.max(1), "{len} in {parts}: {ranges:?}");
+                let flat: Vec<usize> = ranges.iter().flat_map(|r| r.clone()).collect();
+                assert_eq!(flat, (0..len).collect::<Vec<_>>(), "{len} in {parts}");
+                assert!(ranges.iter().all(|r| !r.is_empty()));
+            }
+        }
+        assert_eq!(split_range(16, 2), vec![0..8, 8..16]);
+        assert_eq!(split_range(3, 2), vec![0..2, 2..3]);
+    }
+
+    #[test]
+    fn results_keep_the_order_of_the_parts() {
+        let squares = map_on_threads((0..7).collect(), |i: u64| i * i);
+        assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36]);
+        assert!(map_on_threads(Vec::<u8>::new(), |i| i).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "part 2 failed")]
+    fn a_panicking_part_panics_the_caller() {
+        map_on_threads(vec![1, 2, 3], |i| assert!(i != 2, "part {i} failed"));
+    }
+}
