@@ -11,7 +11,7 @@ use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::Tensor;
 use std::ops::Range;
 
-use crate::threads::{cpu_threads, map_on_threads, split_range};
+use crate::threads::{available_cores, cpu_threads, map_on_threads, split_range};
 
 /// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. All give the same values up to
 /// rounding; which is fastest depends on the backend (`xtask bench --attention`, BENCHMARKS.md).
@@ -168,7 +168,7 @@ impl<B: Backend> Attention<B> {
 /// - output: `[batch, n, heads·head_dim]`
 fn threaded_attention_op<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
     let head_dim = q.dims()[2] / heads;
-    let threads = cpu_threads::<B>(&q.device());
+    let threads = available_cores();
     // [batch, len, heads·head_dim] -> [batch, group, len, head_dim], contiguous: the heads' column
     // slices stacked by one concatenation (row copies) instead of a permuted copy.
     let gather = |x: &Tensor<B, 3>, group: &Range<usize>| {

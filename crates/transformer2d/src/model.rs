@@ -118,13 +118,7 @@ impl<B: Backend> Transformer2DModel<B> {
         // on separate threads; concatenated back in batch order.
         let parts = split_range(batch, self.batch_threads);
         let outputs = map_on_threads(parts, |range| {
-            let part_timesteps = match timesteps {
-                Timesteps::Shared(t) => Timesteps::Shared(*t),
-                Timesteps::PerSample(ts) => {
-                    assert_eq!(ts.len(), batch, "got {} per-sample timesteps for a batch of {batch}", ts.len());
-                    Timesteps::PerSample(ts[range.clone()].to_vec())
-                }
-            };
+            let part_timesteps = timesteps.part(batch, range.clone());
             let latents = latents.clone().slice([range.clone()]);
             let text = text.clone().slice([range]);
             self.run(latents, text, &part_timesteps, |_, _| {})

@@ -5,17 +5,26 @@
 //! for much of a forward. Independent parts of the work — the samples of a batch, groups of
 //! attention heads — each on its own thread use the others (BENCHMARKS.md, session 10).
 
+use std::sync::OnceLock;
+
 use burn::tensor::backend::Backend;
 
 /// How many threads CPU work should be split over on `device`: 1 on CubeCL backends (a GPU
 /// queue gains nothing from host threads) and under autodiff (the backward graph is recorded by
-/// one thread), else the machine's available parallelism.
+/// one thread), else [`available_cores`].
 pub(crate) fn cpu_threads<B: Backend>(device: &B::Device) -> usize {
     if B::name(device).contains("cubecl") || B::ad_enabled(device) {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        available_cores()
     }
+}
+
+/// The machine's available parallelism, read once: on Linux `available_parallelism` reads the
+/// cgroup's CPU quota files at every call, and attention asks on every layer of every step.
+pub(crate) fn available_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// `f` applied to every part, each on its own scoped thread (the first on the calling thread),

@@ -36,28 +36,35 @@ impl Timesteps {
     ///
     /// If a per-sample list does not have `batch` entries or a timestep is not below
     /// `num_embeds` (`num_embeds_ada_norm`, the number of training timesteps).
-    pub(crate) fn to_ids<B: Backend>(
-        &self,
-        batch: usize,
-        num_embeds: usize,
-        device: &B::Device,
-    ) -> Tensor<B, 2, Int> {
-        let values: &[usize] = match self {
-            Self::Shared(t) => std::slice::from_ref(t),
-            Self::PerSample(ts) => {
-                assert_eq!(
-                    ts.len(),
-                    batch,
-                    "got {} per-sample timesteps for a batch of {batch}",
-                    ts.len()
-                );
-                ts
-            }
-        };
+    pub(crate) fn to_ids<B: Backend>(&self, batch: usize, num_embeds: usize, device: &B::Device) -> Tensor<B, 2, Int> {
+        let values = self.values(batch);
         if let Some(t) = values.iter().find(|&&t| t >= num_embeds) {
             panic!("timestep {t} out of range: the model has {num_embeds} timestep embeddings (0..{num_embeds})");
         }
         let ids: Vec<i64> = values.iter().map(|&t| t as i64).collect();
         Tensor::from_data(TensorData::new(ids, [values.len(), 1]), device)
+    }
+
+    /// The timesteps of the samples `range` of a batch of `batch`.
+    ///
+    /// # Panics
+    ///
+    /// As [`to_ids`](Self::to_ids), if a per-sample list does not have `batch` entries.
+    pub(crate) fn part(&self, batch: usize, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Self::Shared(t) => Self::Shared(*t),
+            Self::PerSample(_) => Self::PerSample(self.values(batch)[range].to_vec()),
+        }
+    }
+
+    /// The one shared timestep, or the per-sample list checked to have `batch` entries.
+    fn values(&self, batch: usize) -> &[usize] {
+        match self {
+            Self::Shared(t) => std::slice::from_ref(t),
+            Self::PerSample(ts) => {
+                assert_eq!(ts.len(), batch, "got {} per-sample timesteps for a batch of {batch}", ts.len());
+                ts
+            }
+        }
     }
 }
