@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, silu};
+use burn::tensor::activation::{gelu, gelu_approximate, sigmoid, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -83,13 +83,8 @@ fn activate<B: Backend>(x: Tensor<B, 3>, activation: FeedForwardActivation) -> T
 
 /// `x · sigmoid(1.702 x)`: diffusers' `ApproximateGELU` ("geglu-approximate", not gated),
 /// also known as quick GELU. burn has no such activation.
-///
-/// Written as `x / (1 + e^(−1.702 x))` (torch's sigmoid is `1 / (1 + e^(−z))`: one rounding
-/// apart): burn's `sigmoid` costs two of `exp` on burn-flex (BENCHMARKS.md, session 10). Large
-/// negative x overflow `e^(−1.702 x)` to +∞ and give −0, as `x · sigmoid` does.
 fn quick_gelu<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let denominator = (x.clone() * -1.702).exp() + 1.0;
-    x / denominator
+    x.clone() * sigmoid(x * 1.702)
 }
 
 /// Splits the last axis in halves: diffusers' `hidden_states, gate = proj(x).chunk(2, -1)` —

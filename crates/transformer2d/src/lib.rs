@@ -47,7 +47,7 @@
 //! | hidden state `[2, 1024, 1408]` (residual, normed input, q, k, v, attention output: ≈ 6 alive) | 11.5 MB each, ≈ 69 MB |
 //! | self-attention scores `[2, 16, 1024, 1024]` | 134 MB; burn's fallback kernel (NdArray; CubeCL without `autotune`) holds at most two (input and output of one step of its softmax) → ≤ 268 MB, freed before it returns |
 //! | cross-attention scores `[2, 16, 1024, 77]` | 10 MB |
-//! | feed-forward hidden `[2, 1024, 5632]` (projection, exp term, quotient) | 46 MB each, ≤ 138 MB |
+//! | feed-forward hidden `[2, 1024, 5632]` (projection, sigmoid term, product) | 46 MB each, ≤ 138 MB |
 //! | head: logits `[2, 4096, 1024]` f32 33.6 MB, f64 copy and log-softmax temporaries 67 MB each (f32 where the backend lacks f64, e.g. CUDA) | ≤ ≈ 235 MB |
 //!
 //! Attention goes through burn's fused [`burn::tensor::module::attention`] and no score
