@@ -201,23 +201,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };
-    refuse_autotuned_cuda(&r.backend)?;
     crate::with_backend!(r.backend.as_str(), vqvae_on, &config, autodiff)
-}
-
-/// Stage 1 diverges on the autotuned CUDA build (`--features cuda`): from a trained VQ-VAE whose
-/// forward pass it computes like the fused build, its first 40 decoder steps took the L1 loss from
-/// 0.018 to 0.22, where the fused build on the same batches stayed at 0.02 (BENCHMARKS.md, session 9)
-/// — one of the convolution backward kernels that autotuning picks is wrong.
-fn refuse_autotuned_cuda(backend: &str) -> Result<(), String> {
-    if cfg!(feature = "cuda") && backend.starts_with("cuda") {
-        return Err(format!(
-            "train-vqvae --backend {backend}: this xtask is the autotuned CUDA build (--features cuda), whose \
-             convolution gradients are wrong (training diverges, BENCHMARKS.md); train with the build \
-             `cargo build --release -p xtask --no-default-features --features ndarray,cuda-fused`"
-        ));
-    }
-    Ok(())
 }
 
 fn vqvae_on<B: AutodiffBackend>(config: &VqVaeTrainConfig) -> Result<(), String> {

@@ -7,8 +7,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Tensor;
 
 /// Configuration of a [`Downsample2d`].
@@ -82,14 +80,23 @@ impl<B: Backend> Upsample2d<B> {
 }
 
 /// `F.interpolate(x, scale_factor=2, mode="nearest")`: output pixel `(y, x)` copies input pixel
-/// `(⌊y/2⌋, ⌊x/2⌋)`. burn 0.21 takes an explicit output size; its `Nearest` mode maps output
-/// index `i` to `⌊i · n_in / n_out⌋`, the same pixel for a factor of two.
+/// `(⌊y/2⌋, ⌊x/2⌋)` — written as a broadcast (each pixel expanded to a 2 × 2 block) rather than
+/// burn's `interpolate`, the same copies forward; backward, a sum over each block. Why: on the
+/// autotuned CUDA build (burn 0.21) the gradient through `interpolate`'s nearest mode came back
+/// wrong inside the decoder while every convolution's gradients checked right alone, and
+/// stage-1 training diverged (`xtask grad-check`, BENCHMARKS.md sessions 9 and 11).
 ///
 /// # Shapes
 ///
 /// - input: `[batch, channels, height, width]`
 /// - output: `[batch, channels, 2·height, 2·width]`
 pub fn upsample_nearest_2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [_, _, height, width] = x.dims();
-    interpolate(x, [2 * height, 2 * width], InterpolateOptions::new(InterpolateMode::Nearest))
+    let [batch, channels, height, width] = x.dims();
+    // [b, c, h, w] -> [b, c, h, 1, w, 1] -> broadcast [b, c, h, 2, w, 2] -> [b, c, 2h, 2w]
+    x.reshape([batch, channels, height, 1, width, 1]).expand([batch, channels, height, 2, width, 2]).reshape([
+        batch,
+        channels,
+        2 * height,
+        2 * width,
+    ])
 }

@@ -36,6 +36,25 @@ fn nearest_upsample_repeats_each_pixel_2x2() {
     assert_eq!(values(y), expected);
 }
 
+/// The upsampling's gradient is the output gradient summed over each 2 × 2 block (what torch's
+/// nearest `interpolate` backward gives).
+#[test]
+fn nearest_upsample_gradient_sums_each_block() {
+    type A = burn::backend::Autodiff<B>;
+    let device = Default::default();
+    let x = Tensor::<A, 4>::from_data(TensorData::new(vec![0.0_f32; 6], [1, 1, 2, 3]), &device).require_grad();
+    let g: Vec<f32> = (0..24).map(|i| (i * i % 7) as f32).collect();
+    let g = Tensor::<A, 4>::from_data(TensorData::new(g, [1, 1, 4, 6]), &device);
+    let grads = (upsample_nearest_2x(x.clone()) * g.clone()).sum().backward();
+    let got = x.grad(&grads).expect("x takes part").into_data().into_vec::<f32>().unwrap();
+    let g = g.into_data().into_vec::<f32>().unwrap();
+    let block = |y: usize, x: usize| {
+        [(0, 0), (0, 1), (1, 0), (1, 1)].iter().map(|(dy, dx)| g[(2 * y + dy) * 6 + 2 * x + dx]).sum::<f32>()
+    };
+    let want: Vec<f32> = (0..2).flat_map(|y| (0..3).map(move |x| (y, x))).map(|(y, x)| block(y, x)).collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn downsample_pads_only_right_and_bottom() {
     // conv2d(F.pad(x, (0, 1, 0, 1)), k = [[1..3], [4..6], [7..9]], bias 0.5, stride 2) in torch,

@@ -1,7 +1,8 @@
 //! One stage-1 training step's gradients by parameter name, so that two backends can be compared
-//! on the same weights and batch (`xtask grad-check`): the autotuned CUDA build computes the
-//! VQ-VAE's forward pass like the CPU but diverges in training (BENCHMARKS.md, session 9), and
-//! the names of the parameters whose gradients differ say which convolution shapes are wrong.
+//! on the same weights and batch (`xtask grad-check`): the autotuned CUDA build computed the
+//! VQ-VAE's forward pass like the CPU but diverged in training (BENCHMARKS.md, session 9), and
+//! the names of the parameters whose gradients differed led to the op at fault (burn's nearest
+//! `interpolate` backward, session 11).
 
 use std::path::Path;
 
