@@ -67,8 +67,9 @@ pub struct Args {
     check_tokens: bool,
     /// How attention computes its scores: op (burn's attention op), composed (matrix product,
     /// softmax, matrix product as tensor ops that kernel fusion merges), padded-op (the op on
-    /// heads zero-padded to a multiple of 32 wide) or threaded-op (the op on groups of heads, one
-    /// per CPU thread). Default: the backend's preferred one.
+    /// heads zero-padded to a multiple of 32 wide), threaded-op (the op on groups of heads, one
+    /// per CPU thread) or host (CPU backends: the gemm crate's products and a vectorised softmax on
+    /// the host). Default: the backend's preferred one.
     #[arg(long)]
     attention: Option<transformer2d::AttentionKernel>,
     /// Threads the transformer splits its batch over (1: none). Default: the backend's (the CPU's
@@ -176,6 +177,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         transformer2d::AttentionKernel::Composed => ", composed attention",
         transformer2d::AttentionKernel::PaddedOp => ", padded attention op",
         transformer2d::AttentionKernel::ThreadedOp => ", attention op on threads",
+        transformer2d::AttentionKernel::Host => ", host attention",
     };
     let batch_threads = match pipeline.transformer.batch_threads {
         1 => String::new(),

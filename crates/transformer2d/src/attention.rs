@@ -11,6 +11,7 @@ use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::Tensor;
 use std::ops::Range;
 
+use crate::host_attention::{host_attention, host_attention_applies};
 use crate::threads::{available_cores, cpu_threads, map_on_threads, split_range};
 
 /// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. All give the same values up to
@@ -36,18 +37,23 @@ pub enum AttentionKernel {
     /// permuted copies go element by element (≈ 4× slower than the row copies of a
     /// concatenation, BENCHMARKS.md session 10).
     ThreadedOp,
+    /// The scores computed on the host (CPU backends, f32, no autodiff): both matrix products
+    /// by the `gemm` crate on the projections' layout, the softmax by a vectorised `exp`,
+    /// (batch, head) pairs on the CPU's threads. Elsewhere it runs as
+    /// [`ThreadedOp`](Self::ThreadedOp).
+    Host,
 }
 
 impl AttentionKernel {
     /// The kernel for `device`'s backend: [`Composed`](Self::Composed) on CubeCL (measured on CUDA:
     /// on an H100 in f16 70.6 ms per ITHQ forward against 77.5 ms for the op and 93 ms for the
     /// padded op; WGPU shares the fusion that makes it fast), [`Op`](Self::Op) under autodiff
-    /// (one thread records the graph), [`ThreadedOp`](Self::ThreadedOp) on the CPU backends.
+    /// (one thread records the graph), [`Host`](Self::Host) on the CPU backends.
     pub fn preferred<B: Backend>(device: &B::Device) -> Self {
         if B::name(device).contains("cubecl") {
             Self::Composed
         } else if cpu_threads::<B>(device) > 1 {
-            Self::ThreadedOp
+            Self::Host
         } else {
             Self::Op
         }
@@ -63,9 +69,10 @@ impl std::str::FromStr for AttentionKernel {
             "composed" => Ok(Self::Composed),
             "padded-op" => Ok(Self::PaddedOp),
             "threaded-op" => Ok(Self::ThreadedOp),
-            other => {
-                Err(format!("unknown attention kernel {other:?}: expected op, composed, padded-op or threaded-op"))
-            }
+            "host" => Ok(Self::Host),
+            other => Err(format!(
+                "unknown attention kernel {other:?}: expected op, composed, padded-op, threaded-op or host"
+            )),
         }
     }
 }
@@ -138,7 +145,11 @@ impl<B: Backend> Attention<B> {
         let k = self.to_k.forward(context.clone());
         let v = self.to_v.forward(context);
         let per_head = match self.kernel {
-            AttentionKernel::ThreadedOp => {
+            AttentionKernel::Host if host_attention_applies(&q) => {
+                let out = host_attention(q, k, v, self.heads);
+                return self.dropout.forward(self.to_out.forward(out));
+            }
+            AttentionKernel::ThreadedOp | AttentionKernel::Host => {
                 let out = threaded_attention_op(q, k, v, self.heads);
                 return self.dropout.forward(self.to_out.forward(out));
             }

@@ -58,8 +58,9 @@
 //! states (46 MB).
 //!
 //! On CPU backends [`Transformer2DModel::forward`] runs parts of the batch on separate threads
-//! ([`Transformer2DModel::with_batch_threads`]) and attention on groups of heads per thread
-//! ([`AttentionKernel::ThreadedOp`]): burn-flex runs all but its matrix products on one core.
+//! ([`Transformer2DModel::with_batch_threads`]) and computes attention on the host, (batch, head)
+//! pairs spread over threads ([`AttentionKernel::Host`]): burn-flex runs all but its matrix
+//! products on one core, and its attention op exponentiates one score at a time.
 //! The activations above are then split between the threads, not repeated.
 //!
 //! # Example
@@ -91,6 +92,7 @@ mod diffusers_config;
 mod embedding;
 mod error;
 mod feed_forward;
+mod host_attention;
 pub mod keys;
 mod load;
 mod model;

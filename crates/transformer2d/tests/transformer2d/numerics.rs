@@ -80,29 +80,31 @@ fn f32_log_softmax_fallback_stays_close_to_f64() {
 }
 
 /// Every attention kernel gives the tiny model's log-probabilities of the default op, within f32
-/// rounding: the composed ops, the op on heads zero-padded from 8 to 32 wide with q rescaled, and
-/// the op on groups of heads on threads (the same op on the same numbers: exactly).
+/// rounding: the composed ops, the op on heads zero-padded from 8 to 32 wide with q rescaled, the
+/// host kernel (its own products and `exp`), and the op on groups of heads on threads (the same op
+/// on the same numbers: exactly).
 #[test]
 fn attention_kernels_agree_on_the_whole_model() {
     let (latents, text) = inputs();
     let run = |kernel| {
         tiny().with_attention_kernel(kernel).forward(latents.clone(), text.clone(), &Timesteps::Shared(42)).into_data()
     };
-    // CPU backends keep burn's op (burn-flex has a flash kernel for it), on threads where there
-    // is more than one core.
+    // CPU backends compute attention on the host where there is more than one core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let expected = if cores > 1 { AttentionKernel::ThreadedOp } else { AttentionKernel::Op };
+    let expected = if cores > 1 { AttentionKernel::Host } else { AttentionKernel::Op };
     assert_eq!(AttentionKernel::preferred::<B>(&device()), expected);
     let op = run(AttentionKernel::Op);
-    for kernel in [AttentionKernel::Composed, AttentionKernel::PaddedOp] {
+    for kernel in [AttentionKernel::Composed, AttentionKernel::PaddedOp, AttentionKernel::Host] {
         let err = max_abs_diff(&op, &run(kernel));
         eprintln!("{kernel:?}: max abs diff {err:.2e} from the op");
         assert!(err <= 2e-5, "{kernel:?}: log-probabilities off by {err:e}");
     }
+    assert_ne!(run(AttentionKernel::Host), op, "the host kernel should round differently from the op");
     assert_eq!(run(AttentionKernel::ThreadedOp), op, "the op on threads changed the values");
     assert_eq!("padded-op".parse(), Ok(AttentionKernel::PaddedOp));
     assert_eq!("threaded-op".parse(), Ok(AttentionKernel::ThreadedOp));
-    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed, padded-op or threaded-op"));
+    assert_eq!("host".parse(), Ok(AttentionKernel::Host));
+    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed, padded-op, threaded-op or host"));
 }
 
 /// Splitting the batch over threads gives every sample exactly the numbers of one thread, for a
