@@ -102,6 +102,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    vq_pipeline::keep_freed_memory();
     let result = match Cli::parse().command {
         Command::Fixtures(args) => fixtures::run(args),
         Command::Convert(args) => convert::run(args),

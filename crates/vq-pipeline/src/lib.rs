@@ -23,6 +23,7 @@
 //! # Ok::<(), vq_pipeline::PipelineError>(())
 //! ```
 
+mod allocator;
 mod components;
 mod error;
 mod generate;
@@ -34,6 +35,7 @@ mod precision;
 mod prompt;
 mod request;
 
+pub use allocator::keep_freed_memory;
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use error::PipelineError;
 pub use generate::StepState;
