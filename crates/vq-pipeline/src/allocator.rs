@@ -8,16 +8,16 @@
 //! time (BENCHMARKS.md, session 11). Served from the heap instead, freed blocks are reused.
 
 /// Makes glibc's `malloc` keep freed memory for reuse: no `mmap` for large blocks (they come from
-/// the heap), no trimming of the heap top below 2 GiB, and one arena (threads share the reused
-/// blocks). Call once at the start of a program that runs models on a CPU backend, before other
-/// threads start; the command line and `xtask` do. Memory the process freed stays counted in its
-/// resident size (up to its peak). Does nothing on other platforms and C libraries.
+/// the heaps; one larger than a thread arena's heap falls back to the main heap) and no trimming
+/// of a heap's top below 2 GiB. Call once at the start of a program that runs models on a CPU
+/// backend, before other threads start; the command line and `xtask` do. Memory the process freed
+/// stays counted in its resident size (up to its peak). Does nothing on other platforms and C
+/// libraries.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called before other threads allocate.
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
