@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the lent GPU machine: `xtask grad-check` of the carried build's CUDA backend against the CPU
-# (`Autodiff<NdArray>` on the same weights and batch), to name the parameters — hence the
-# convolution shapes — whose gradients a build gets wrong (BENCHMARKS.md, session 9).
+# (`Autodiff<NdArray>` on the same weights and batch), to name the first parameter, in backward
+# order, whose gradient a build gets wrong (BENCHMARKS.md, sessions 9 and 11).
 #   CUBECL_LOG=1 XTASK_XZ=.carry/xtask-tuned.xz bash xtask/device/grad-check.sh
 # MODES (default "decoder-only full") picks the checks — `convolutions` checks the decoder's
 # convolutions one by one (`--convolutions decoder`) —, BACKEND (cuda) the xtask backend, BATCH (8)

@@ -139,29 +139,33 @@ impl<B: Backend> Attention<B> {
     /// - `context`: `[batch, l, context_dim]` keys/values source for cross-attention
     /// - output: `[batch, n, D]`
     pub fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
-        let [batch, n, _] = x.dims();
         let context = context.unwrap_or_else(|| x.clone());
         let q = self.to_q.forward(x);
         let k = self.to_k.forward(context.clone());
         let v = self.to_v.forward(context);
-        let per_head = match self.kernel {
-            AttentionKernel::Host if host_attention_applies(&q) => {
-                let out = host_attention(q, k, v, self.heads);
-                return self.dropout.forward(self.to_out.forward(out));
-            }
-            AttentionKernel::ThreadedOp | AttentionKernel::Host => {
-                let out = threaded_attention_op(q, k, v, self.heads);
-                return self.dropout.forward(self.to_out.forward(out));
-            }
-            AttentionKernel::Op => attention_op,
-            AttentionKernel::Composed => composed_attention,
-            AttentionKernel::PaddedOp => padded_attention_op,
+        let out = match self.kernel {
+            AttentionKernel::Host if host_attention_applies(&q) => host_attention(q, k, v, self.heads),
+            AttentionKernel::ThreadedOp | AttentionKernel::Host => threaded_attention_op(q, k, v, self.heads),
+            AttentionKernel::Op => self.on_split_heads(attention_op, q, k, v),
+            AttentionKernel::Composed => self.on_split_heads(composed_attention, q, k, v),
+            AttentionKernel::PaddedOp => self.on_split_heads(padded_attention_op, q, k, v),
         };
+        self.dropout.forward(self.to_out.forward(out))
+    }
+
+    /// `per_head` on `[batch, heads, len, head_dim]` views of the projections, its output merged
+    /// back to `[batch, n, heads·head_dim]`.
+    fn on_split_heads(
+        &self,
+        per_head: fn(Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let [batch, n, inner] = q.dims();
         let out = per_head(self.split_heads(q), self.split_heads(k), self.split_heads(v));
         // [batch, heads, n, head_dim] -> [batch, n, heads, head_dim] -> [batch, n, D]
-        let [_, heads, _, head_dim] = out.dims();
-        let out = out.swap_dims(1, 2).reshape([batch, n, heads * head_dim]);
-        self.dropout.forward(self.to_out.forward(out))
+        out.swap_dims(1, 2).reshape([batch, n, inner])
     }
 
     /// `[batch, len, heads·head_dim]` -> `[batch, heads, len, head_dim]`.

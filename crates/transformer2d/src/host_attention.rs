@@ -1,7 +1,8 @@
 //! Attention computed on the host for the CPU backends: the two matrix products by the `gemm`
 //! crate straight on the projections' `[batch, len, heads·head_dim]` layout (strides pick the
-//! head, so heads are never split or merged by copies), the softmax by a vectorisable `exp`,
-//! (batch, head) pairs spread over the CPU's threads.
+//! head, so no per-head copies of q, k and v are made; each head's output is copied into its
+//! columns once), the softmax by a vectorisable `exp`, (batch, head) pairs spread over the CPU's
+//! threads.
 //!
 //! Why: burn-flex's attention op (0.21) is a flash kernel that exponentiates its scores one
 //! `expf` call at a time; at the ITHQ size a forward exponentiates 1.2 G scores, and the op

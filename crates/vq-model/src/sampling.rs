@@ -93,10 +93,6 @@ impl<B: Backend> Upsample2d<B> {
 pub fn upsample_nearest_2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [batch, channels, height, width] = x.dims();
     // [b, c, h, w] -> [b, c, h, 1, w, 1] -> broadcast [b, c, h, 2, w, 2] -> [b, c, 2h, 2w]
-    x.reshape([batch, channels, height, 1, width, 1]).expand([batch, channels, height, 2, width, 2]).reshape([
-        batch,
-        channels,
-        2 * height,
-        2 * width,
-    ])
+    let blocks = x.reshape([batch, channels, height, 1, width, 1]).expand([batch, channels, height, 2, width, 2]);
+    blocks.reshape([batch, channels, 2 * height, 2 * width])
 }

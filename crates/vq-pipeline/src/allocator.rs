@@ -4,8 +4,9 @@
 //! activation is 46 MB). glibc's `malloc` serves blocks above its mmap threshold (at most 32 MB)
 //! with fresh `mmap`s and returns them on `free`, and trims the heap top after large frees, so
 //! every such buffer is faulted in and zeroed by the kernel again on each layer: on a 2-core Xeon
-//! 825 k page faults and 3.1 s of system time in one 4-block benchmark run, 20 % of the forward's
-//! time (BENCHMARKS.md, session 11). Served from the heap instead, freed blocks are reused.
+//! 825 k page faults and 3.1 s of system time in one 4-block benchmark run; kept, 345–490 k and
+//! a 10–20 % faster forward (BENCHMARKS.md, session 11). Served from the heap, freed blocks are
+//! reused.
 
 /// Makes glibc's `malloc` keep freed memory for reuse: no `mmap` for large blocks (they come from
 /// the heaps; one larger than a thread arena's heap falls back to the main heap) and no trimming
