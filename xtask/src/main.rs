@@ -93,7 +93,8 @@ enum Command {
     TrainVqvae(train::VqVaeArgs),
     /// Train text encoder + transformer on the frozen VQ-VAE and export the pipeline (stage 2).
     TrainTransformer(train::TransformerArgs),
-    /// Export a stage-2 checkpoint's weight EMA as a diffusers pipeline folder.
+    /// Export a stage-2 checkpoint's weight EMA as a diffusers pipeline folder, or put a
+    /// decoder-only fine-tuned VQ-VAE into an exported pipeline.
     Export(train::ExportArgs),
     /// Generate held-out prompts with a trained pipeline and score them.
     Eval(eval::Args),

@@ -143,8 +143,13 @@ pub struct TransformerArgs {
 #[derive(clap::Args, Clone)]
 pub struct ExportArgs {
     /// A `train-transformer` output folder (its checkpoint's weight EMA is exported).
-    #[arg(long)]
-    run: PathBuf,
+    #[arg(long, required_unless_present = "pipeline")]
+    run: Option<PathBuf>,
+    /// Instead of --run: an exported pipeline whose `vqvae/` is replaced by --vqvae, a
+    /// `train-vqvae --decoder-only` result (refused unless its encoder and codebook are the
+    /// pipeline's, so the transformer keeps its codes). --out may be this folder.
+    #[arg(long, conflicts_with = "run")]
+    pipeline: Option<PathBuf>,
     /// The stage-1 `vqvae/` folder.
     #[arg(long)]
     vqvae: PathBuf,
@@ -269,10 +274,17 @@ fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(
 /// Exports on the CPU (NdArray): the weights are small.
 #[cfg(feature = "ndarray")]
 pub fn run_export(args: ExportArgs) -> Result<(), String> {
-    use vq_train::{diffusion::export_checkpoint, train::export::StoreDtype};
+    use vq_train::diffusion::{export_checkpoint, swap_vqvae};
+    use vq_train::train::export::StoreDtype;
+    type B = burn::backend::NdArray<f32>;
     let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
-    export_checkpoint::<burn::backend::NdArray<f32>>(&args.run, &args.vqvae, &args.out, dtype, &Default::default())
-        .map_err(|e| e.to_string())?;
+    let device = Default::default();
+    match (&args.run, &args.pipeline) {
+        (Some(run), _) => export_checkpoint::<B>(run, &args.vqvae, &args.out, dtype, &device),
+        (None, Some(pipeline)) => swap_vqvae::<B>(pipeline, &args.vqvae, &args.out, dtype, &device),
+        (None, None) => unreachable!("clap requires --run or --pipeline"),
+    }
+    .map_err(|e| e.to_string())?;
     println!("wrote {}", args.out.display());
     Ok(())
 }

@@ -15,10 +15,12 @@
 mod export;
 mod model;
 mod parallel;
+mod swap;
 mod train;
 
 pub use export::write_pipeline;
 pub use model::{TextToTokens, TextToTokensConfig};
+pub use swap::swap_vqvae;
 pub use train::{export_checkpoint, train_diffusion, DiffusionTrainConfig, DiffusionTrainSummary};
 
 #[cfg(test)]

@@ -133,6 +133,61 @@ fn the_f16_export_rounds_every_parameter_to_half_precision() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Writes `dir` as a copy of `vqvae_dir` (f32) whose tensors under `prefix` are doubled.
+fn doubled_vqvae(vqvae_dir: &Path, prefix: &str, dir: &Path) {
+    use crate::train::export::{write_safetensors, NamedTensor};
+    let file = vqvae_dir.join("diffusion_pytorch_model.safetensors");
+    let tensors: Vec<NamedTensor> = vq_weights::read_all_tensors(&file)
+        .unwrap()
+        .into_iter()
+        .map(|(name, data)| {
+            let scale = if name.starts_with(prefix) { 2.0 } else { 1.0 };
+            let shape = data.shape.to_vec();
+            let values = data.convert::<f32>().into_vec::<f32>().unwrap().into_iter().map(|v| v * scale).collect();
+            (name, shape, values)
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(vqvae_dir.join("config.json"), dir.join("config.json")).unwrap();
+    write_safetensors(&dir.join("diffusion_pytorch_model.safetensors"), &tensors, StoreDtype::F32).unwrap();
+}
+
+#[test]
+fn a_decoder_only_vqvae_replaces_the_pipelines_and_one_with_other_codes_is_refused() {
+    use super::swap_vqvae;
+    let dir = temp_dir("swap-vqvae");
+    let device = Default::default();
+    tiny_export(&dir, StoreDtype::F16);
+    let pipeline = dir.join("pipeline");
+    let tensor = |dir: &Path, name: &str| {
+        let data = vq_weights::read_tensor(&dir.join("diffusion_pytorch_model.safetensors"), name).unwrap();
+        data.convert::<f32>().into_vec::<f32>().unwrap()
+    };
+
+    // A new decoder (f32 on disk; the frozen f16 encoder comes back bit-identical) goes in.
+    doubled_vqvae(&pipeline.join("vqvae"), "decoder.", &dir.join("tuned"));
+    swap_vqvae::<B>(&pipeline, &dir.join("tuned"), &dir.join("out"), StoreDtype::F16, &device).unwrap();
+    let name = "decoder.conv_out.weight";
+    let original = tensor(&pipeline.join("vqvae"), name);
+    let expected: Vec<f32> = original.iter().map(|v| v * 2.0).collect();
+    assert_eq!(tensor(&dir.join("out/vqvae"), name), expected);
+    let encoder = "encoder.conv_in.weight";
+    assert_eq!(tensor(&dir.join("out/vqvae"), encoder), tensor(&pipeline.join("vqvae"), encoder));
+    for file in
+        ["transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "model_index.json"]
+    {
+        assert_eq!(std::fs::read(pipeline.join(file)).unwrap(), std::fs::read(dir.join("out").join(file)).unwrap());
+    }
+    VQDiffusionPipeline::<B>::from_dir(&dir.join("out"), None, &device).expect("the new pipeline loads");
+
+    // Other codes: refused, naming the first tensor that differs; the pipeline is left alone.
+    doubled_vqvae(&pipeline.join("vqvae"), "quantize.", &dir.join("recoded"));
+    let error = swap_vqvae::<B>(&pipeline, &dir.join("recoded"), &pipeline, StoreDtype::F16, &device).unwrap_err();
+    assert!(error.to_string().contains("`quantize.embedding.weight` differs"), "{error}");
+    assert_eq!(tensor(&pipeline.join("vqvae"), name), original);
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() {
     use burn::backend::Autodiff;
