@@ -11,8 +11,8 @@ use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::Tensor;
 use std::ops::Range;
 
-use crate::host_attention::{host_attention, host_attention_applies};
-use crate::threads::{available_cores, cpu_threads, map_on_threads, split_range};
+use crate::host_attention::host_attention;
+use crate::threads::{cores_here, cpu_threads, host_code_applies, map_on_threads, split_range};
 
 /// How [`Attention`] computes `softmax(q kᵀ / √head_dim) v`. All give the same values up to
 /// rounding; which is fastest depends on the backend (`xtask bench --attention`, BENCHMARKS.md).
@@ -144,7 +144,7 @@ impl<B: Backend> Attention<B> {
         let k = self.to_k.forward(context.clone());
         let v = self.to_v.forward(context);
         let out = match self.kernel {
-            AttentionKernel::Host if host_attention_applies(&q) => host_attention(q, k, v, self.heads),
+            AttentionKernel::Host if host_code_applies(&q) => host_attention(q, k, v, self.heads),
             AttentionKernel::ThreadedOp | AttentionKernel::Host => threaded_attention_op(q, k, v, self.heads),
             AttentionKernel::Op => self.on_split_heads(attention_op, q, k, v),
             AttentionKernel::Composed => self.on_split_heads(composed_attention, q, k, v),
@@ -183,7 +183,7 @@ impl<B: Backend> Attention<B> {
 /// - output: `[batch, n, heads·head_dim]`
 fn threaded_attention_op<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
     let head_dim = q.dims()[2] / heads;
-    let threads = available_cores();
+    let threads = cores_here();
     // [batch, len, heads·head_dim] -> [batch, group, len, head_dim], contiguous: the heads' column
     // slices stacked by one concatenation (row copies) instead of a permuted copy.
     let gather = |x: &Tensor<B, 3>, group: &Range<usize>| {

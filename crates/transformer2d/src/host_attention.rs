@@ -9,15 +9,10 @@
 //! with its layout copies took ≈ 12 % of a CPU forward (BENCHMARKS.md, session 11).
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
-use crate::threads::{available_cores, map_on_threads, split_range};
-
-/// Whether [`host_attention`] can run on these tensors: f32 values on a backend that records no
-/// gradients (reading values on the host leaves autodiff's graph).
-pub(crate) fn host_attention_applies<B: Backend>(q: &Tensor<B, 3>) -> bool {
-    q.dtype() == DType::F32 && !B::ad_enabled(&q.device())
-}
+use crate::threads::{cores_here, map_on_threads, split_range};
+use crate::vector_exp::{exp_nonpositive, on_widest_vectors};
 
 /// `softmax(q kᵀ / √head_dim) v` per head, from and to the projections' layout.
 ///
@@ -39,7 +34,7 @@ pub(crate) fn host_attention<B: Backend>(
     let read = |x: Tensor<B, 3>| x.into_data().into_vec::<f32>().expect("host attention reads f32 tensors");
     let (q, k, v) = (read(q), read(k), read(v));
     let shape = Shape { n, l, inner, head_dim: inner / heads };
-    let pairs = split_range(batch * heads, available_cores());
+    let pairs = split_range(batch * heads, cores_here());
     let groups = map_on_threads(pairs, |pairs| {
         let mut scores = vec![0.0_f32; n * l];
         pairs
@@ -145,34 +140,10 @@ fn attend_one_head(q: &[f32], k: &[f32], v: &[f32], shape: &Shape, scores: &mut 
     out
 }
 
-/// Replaces `row` by `e^(x − max(row))` and returns the sum — softmax without its division,
-/// which the caller folds into the (narrower) output rows. The same code compiled for the widest
-/// vector unit the CPU has (the results are identical: no step is contracted into an FMA).
-fn exp_shifted_row(row: &mut [f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { exp_shifted_row_avx512(row) };
-        }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { exp_shifted_row_avx2(row) };
-        }
-    }
-    exp_shifted_row_any(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp_shifted_row_avx512(row: &mut [f32]) -> f32 {
-    exp_shifted_row_any(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn exp_shifted_row_avx2(row: &mut [f32]) -> f32 {
-    exp_shifted_row_any(row)
+on_widest_vectors! {
+    /// Replaces `row` by `e^(x − max(row))` and returns the sum — softmax without its division,
+    /// which the caller folds into the (narrower) output rows.
+    fn exp_shifted_row(row: &mut [f32]) -> f32 => exp_shifted_row_any
 }
 
 /// Lanes of the explicit accumulators below: written as fixed-width arrays so the compiler keeps
@@ -205,51 +176,9 @@ fn exp_shifted_row_any(row: &mut [f32]) -> f32 {
     sum.iter().sum::<f32>() + tail
 }
 
-/// `e^x` for `x ≤ 0` without branches or library calls, so loops over it vectorise: `x = k·ln 2 + r`
-/// with |r| ≤ ln 2 / 2, `e^r` by the degree-6 polynomial of Cephes' `expf` (≤ 2 ulp on that range),
-/// `2^k` built in the exponent bits. Inputs below −87 (e^x < 2⁻¹²⁵, where the result would leave
-/// the normal range) give e^−87 ≈ 1.6e−38, which no softmax sum notices.
-#[inline(always)]
-pub(crate) fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 in two parts, the first exact in few bits, so k·LN2_HI is exact (Cody–Waite).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5·2²³ rounds to the nearest integer without `round` (a library
-    // call on baseline x86-64, which would stop vectorisation).
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.max(-87.0);
-    let k = (x * LOG2_E + ROUND) - ROUND;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.987_569_1e-4_f32;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let e_r = p * r * r + r + 1.0;
-    // k ∈ [−126, 0]: 2^k is the normal float with biased exponent k + 127.
-    e_r * f32::from_bits(((k as i32 + 127) as u32) << 23)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_within_two_ulp_of_std_on_the_softmax_range() {
-        let mut worst = 0.0_f64;
-        for i in 0..=870_000 {
-            let x = -(i as f32) * 1e-4;
-            let (got, want) = (exp_nonpositive(x), x.exp());
-            let error = (f64::from(got) - f64::from(want)).abs() / f64::from(want - want.next_down());
-            worst = worst.max(error);
-        }
-        assert!(worst <= 2.0, "worst error {worst} ulp");
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert!(exp_nonpositive(-1000.0) > 0.0 && exp_nonpositive(-1000.0) < 1e-37);
-        assert!(exp_nonpositive(f32::NEG_INFINITY) < 1e-37);
-    }
 
     #[test]
     fn shifted_row_matches_the_definition() {

@@ -59,8 +59,9 @@
 //!
 //! On CPU backends [`Transformer2DModel::forward`] runs parts of the batch on separate threads
 //! ([`Transformer2DModel::with_batch_threads`]) and computes attention on the host, (batch, head)
-//! pairs spread over threads ([`AttentionKernel::Host`]): burn-flex runs all but its matrix
-//! products on one core, and its attention op exponentiates one score at a time.
+//! pairs spread over threads ([`AttentionKernel::Host`]), as well as the feed-forward's quick GELU
+//! ([`FeedForward::on_host`]): burn-flex runs all but its matrix products on one core, and its
+//! attention op and sigmoid exponentiate one value at a time.
 //! The activations above are then split between the threads, not repeated.
 //!
 //! # Example
@@ -93,6 +94,7 @@ mod embedding;
 mod error;
 mod feed_forward;
 mod host_attention;
+mod host_quick_gelu;
 pub mod keys;
 mod load;
 mod model;
@@ -100,6 +102,7 @@ mod norm;
 mod output;
 mod threads;
 mod timesteps;
+mod vector_exp;
 
 pub use attention::{Attention, AttentionKernel};
 pub use block::BasicTransformerBlock;

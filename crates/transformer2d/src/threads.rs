@@ -4,10 +4,19 @@
 //! (only matrix products use its thread pool), so on a CPU one stream of ops keeps one core busy
 //! for much of a forward. Independent parts of the work — the samples of a batch, groups of
 //! attention heads — each on its own thread use the others (BENCHMARKS.md, session 10).
+//!
+//! Splits nest: the batch is split over threads, and each part's attention and activations split
+//! their work again. A part gets its share of the cores ([`cores_here`]), so the inner splits do
+//! not start more threads than there are cores (before, each of the 2 batch threads of an ITHQ
+//! forward split its attention over all cores: 4 threads per layer on 2 cores). Measured at 4
+//! blocks on the 2-core VM, medians of 4 alternated runs: 4.03 s without the share, 3.54 s with
+//! it — not slower, though within the VM's ±20 % drift.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
 
 /// How many threads CPU work should be split over on `device`: 1 on CubeCL backends (a GPU
 /// queue gains nothing from host threads) and under autodiff (the backward graph is recorded by
@@ -27,17 +36,51 @@ pub(crate) fn available_cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Whether host code ([`host_attention`](crate::host_attention), [`host_quick_gelu`](crate::host_quick_gelu))
+/// can take this tensor's values: f32 on a backend that records no gradients (reading values on
+/// the host leaves autodiff's graph). Which backends run host code at all is chosen when a layer
+/// is built ([`AttentionKernel::preferred`](crate::AttentionKernel::preferred)).
+pub(crate) fn host_code_applies<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    x.dtype() == DType::F32 && !B::ad_enabled(&x.device())
+}
+
+thread_local! {
+    /// The cores given to the part of a [`map_on_threads`] this thread runs; `None` outside one.
+    static CORES_HERE: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// How many threads work started on this thread should be split over: [`available_cores`], or
+/// inside a part of [`map_on_threads`] that part's share of its caller's cores (at least 1).
+pub(crate) fn cores_here() -> usize {
+    CORES_HERE.with(Cell::get).unwrap_or_else(available_cores)
+}
+
+/// `f()` with [`cores_here`] at `cores`, restored after (also when `f` panics).
+fn with_cores<R>(cores: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CORES_HERE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CORES_HERE.with(|c| c.replace(Some(cores))));
+    f()
+}
+
 /// `f` applied to every part, each on its own scoped thread (the first on the calling thread),
-/// results in the order of `parts`. A panic in any part is resumed on the caller.
+/// results in the order of `parts`. Each part sees an equal share of the caller's
+/// [`cores_here`]. A panic in any part is resumed on the caller.
 pub(crate) fn map_on_threads<T: Send, R: Send>(parts: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let share = (cores_here() / parts.len().max(1)).max(1);
     let mut parts = parts.into_iter();
     let Some(first) = parts.next() else {
         return Vec::new();
     };
+    let run = |part| with_cores(share, || f(part));
     std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = parts.map(|part| scope.spawn(move || f(part))).collect();
-        let mut results = vec![f(first)];
+        let run = &run;
+        let handles: Vec<_> = parts.map(|part| scope.spawn(move || run(part))).collect();
+        let mut results = vec![run(first)];
         for handle in handles {
             results.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         }
@@ -75,6 +118,17 @@ mod tests {
         let squares = map_on_threads((0..7).collect(), |i: u64| i * i);
         assert_eq!(squares, vec![0, 1, 4, 9, 16, 25, 36]);
         assert!(map_on_threads(Vec::<u8>::new(), |i| i).is_empty());
+    }
+
+    #[test]
+    fn parts_share_the_cores_of_their_caller() {
+        let outer = cores_here();
+        let shares = map_on_threads(vec![(); 2], |()| (cores_here(), map_on_threads(vec![(); 2], |()| cores_here())));
+        for (share, inner) in shares {
+            assert_eq!(share, (outer / 2).max(1));
+            assert_eq!(inner, vec![(outer / 4).max(1); 2]);
+        }
+        assert_eq!(cores_here(), outer, "the calling thread's share is restored");
     }
 
     #[test]
