@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::TensorData;
 use vq_model::{VqModel, VqModelConfig};
 
-use crate::train::export::{create_dir, StoreDtype};
+use crate::train::export::{copy_dir, StoreDtype};
 use crate::vqvae::write_vqvae_dir;
 use crate::TrainError;
 
@@ -38,7 +38,8 @@ pub fn swap_vqvae<B: Backend>(
     let config = |dir: &Path| {
         VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))
     };
-    if config(&old_dir)? != config(vqvae_dir)? {
+    let new_config = config(vqvae_dir)?;
+    if config(&old_dir)? != new_config {
         return Err(TrainError::model(
             format!("{} against {}", vqvae_dir.display(), old_dir.display()),
             "the configs differ: a decoder-only run keeps its --init-from's architecture",
@@ -51,7 +52,7 @@ pub fn swap_vqvae<B: Backend>(
     if !same_dir(pipeline_dir, out_dir) {
         copy_dir(pipeline_dir, out_dir, &["vqvae"])?;
     }
-    write_vqvae_dir(&vqvae, &config(vqvae_dir)?, &out_dir.join("vqvae"), dtype)
+    write_vqvae_dir(&vqvae, &new_config, &out_dir.join("vqvae"), dtype)
 }
 
 /// Fails on the first code-deciding tensor of `new_dir` that differs from `old_dir`'s once
@@ -83,23 +84,4 @@ fn check_same_codes(old_dir: &Path, new_dir: &Path) -> Result<(), TrainError> {
 
 fn same_dir(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
-}
-
-/// Copies `from` into `to` recursively, leaving out the top-level entries named in `skip`.
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<(), TrainError> {
-    create_dir(to)?;
-    for entry in std::fs::read_dir(from).map_err(|e| TrainError::io(from, e))? {
-        let path = entry.map_err(|e| TrainError::io(from, e))?.path();
-        let name = path.file_name().expect("read_dir entries have names");
-        if skip.iter().any(|s| name == *s) {
-            continue;
-        }
-        let target = to.join(name);
-        if path.is_dir() {
-            copy_dir(&path, &target, &[])?;
-        } else {
-            std::fs::copy(&path, &target).map_err(|e| TrainError::io(&path, e))?;
-        }
-    }
-    Ok(())
 }

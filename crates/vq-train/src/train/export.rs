@@ -97,3 +97,23 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), TrainErr
 pub fn create_dir(path: &Path) -> Result<(), TrainError> {
     std::fs::create_dir_all(path).map_err(|e| TrainError::io(path, e))
 }
+
+/// Copies the folder `from` (files and subfolders) to `to`, leaving out the top-level entries
+/// named in `skip`.
+pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<(), TrainError> {
+    create_dir(to)?;
+    for entry in std::fs::read_dir(from).map_err(|e| TrainError::io(from, e))? {
+        let path = entry.map_err(|e| TrainError::io(from, e))?.path();
+        let name = path.file_name().expect("read_dir entries have names");
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let target = to.join(name);
+        if path.is_dir() {
+            copy_dir(&path, &target, &[])?;
+        } else {
+            std::fs::copy(&path, &target).map_err(|e| TrainError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}

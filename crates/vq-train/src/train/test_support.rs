@@ -35,18 +35,3 @@ pub fn assert_rewarmed(rates: &[(usize, f64)], from: usize, total: usize, warmup
         assert!((lr - expected).abs() <= 1e-5 * expected, "step {step}: lr {lr}, expected {expected}");
     }
 }
-
-/// Copies the folder `from` (files and subfolders) to `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create the copy");
-    for entry in std::fs::read_dir(from).expect("read the folder") {
-        let path = entry.expect("a folder entry").path();
-        let target = to.join(path.file_name().expect("a name"));
-        match path.is_dir() {
-            true => copy_dir(&path, &target),
-            false => {
-                std::fs::copy(&path, &target).expect("copy a file");
-            }
-        }
-    }
-}

@@ -7,7 +7,8 @@ use burn::backend::{Autodiff, NdArray};
 
 use super::*;
 use crate::data::DatasetConfig;
-use crate::train::test_support::{assert_rewarmed, copy_dir, learning_rates, temp_dir};
+use crate::train::export::copy_dir;
+use crate::train::test_support::{assert_rewarmed, learning_rates, temp_dir};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -72,7 +73,7 @@ fn two_replicas_train_as_one_device_does() {
         .into_iter()
         .map(|device_indices| {
             let dir = temp_dir(&format!("vqvae-replicas-{}", device_indices.len()));
-            copy_dir(&start, &dir);
+            copy_dir(&start, &dir, &[]).expect("copy the run");
             let config = VqVaeTrainConfig { device_indices, ..toy(&dir, 3) };
             let summary = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("continue");
             assert_eq!(summary.steps_done, 3);
