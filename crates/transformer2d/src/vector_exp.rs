@@ -70,7 +70,8 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    // (Cephes writes 5.0000001e-1: the same f32, 0.5.)
+    let p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
     // k ∈ [−126, 0]: 2^k is the normal float with biased exponent k + 127, taken from the bits of
     // k + 1.5·2²³ by integer arithmetic: `k as i32` is a saturating conversion that LLVM does one
