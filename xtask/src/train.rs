@@ -138,6 +138,12 @@ pub struct TransformerArgs {
     /// from weights rounded to f16).
     #[arg(long)]
     half_checkpoints: bool,
+    /// Start from an exported pipeline's text encoder, transformer and null embedding (its
+    /// configs fix the sizes: --layers, --heads, --head-dim, --text-width and --text-layers
+    /// are then refused). Its VQ-VAE codes must be --vqvae's: `export --retarget` moves a
+    /// pipeline onto a new VQ-VAE. A checkpoint in --out takes precedence.
+    #[arg(long, conflicts_with_all = ["layers", "heads", "head_dim", "text_width", "text_layers"])]
+    init_from: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -147,9 +153,18 @@ pub struct ExportArgs {
     run: Option<PathBuf>,
     /// Instead of --run: an exported pipeline whose `vqvae/` is replaced by --vqvae, a
     /// `train-vqvae --decoder-only` result (refused unless its encoder and codebook are the
-    /// pipeline's, so the transformer keeps its codes). --out may be this folder.
+    /// pipeline's, so the transformer keeps its codes; see --retarget). --out may be this folder.
     #[arg(long, conflicts_with = "run")]
     pipeline: Option<PathBuf>,
+    /// With --pipeline: --vqvae has other codes (a stage-1 run that trained its encoder or
+    /// codebook). Each new code takes the transformer's embedding and output row of the old code
+    /// it most often replaces on the same latent pixels of training images — the start for
+    /// `train-transformer --init-from`.
+    #[arg(long, requires = "pipeline")]
+    retarget: bool,
+    /// Training images encoded by both VQ-VAEs to match their codes (--retarget).
+    #[arg(long, default_value_t = 2048, requires = "retarget")]
+    retarget_images: usize,
     /// The stage-1 `vqvae/` folder.
     #[arg(long)]
     vqvae: PathBuf,
@@ -252,6 +267,7 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         seed: r.seed,
         resume: !r.fresh,
         convolution: r.convolution,
+        init_from: args.init_from.clone(),
         ..defaults
     };
     crate::with_backend!(r.backend.as_str(), transformer_on, &config, autodiff)
@@ -274,13 +290,26 @@ fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(
 /// Exports on the CPU (NdArray): the weights are small.
 #[cfg(feature = "ndarray")]
 pub fn run_export(args: ExportArgs) -> Result<(), String> {
-    use vq_train::diffusion::{export_checkpoint, swap_vqvae};
+    use vq_train::diffusion::{export_checkpoint, retarget_pipeline, swap_vqvae};
     use vq_train::train::export::StoreDtype;
     type B = burn::backend::NdArray<f32>;
     let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
     let device = Default::default();
     match (&args.run, &args.pipeline) {
         (Some(run), _) => export_checkpoint::<B>(run, &args.vqvae, &args.out, dtype, &device),
+        (None, Some(pipeline)) if args.retarget => {
+            let progress = &mut print_line;
+            retarget_pipeline::<B>(pipeline, &args.vqvae, &args.out, args.retarget_images, dtype, &device, progress)
+                .map(|m| {
+                    println!(
+                        "codes matched on {} images: {:.1} % of latent pixels agree, {} of {} new codes unused",
+                        args.retarget_images,
+                        100.0 * m.agreement,
+                        m.unused,
+                        m.old_of_new.len()
+                    )
+                })
+        }
         (None, Some(pipeline)) => swap_vqvae::<B>(pipeline, &args.vqvae, &args.out, dtype, &device),
         (None, None) => unreachable!("clap requires --run or --pipeline"),
     }

@@ -13,15 +13,20 @@
 //! of one) and their gradients summed before the step (`parallel.rs`).
 
 mod export;
+mod init;
 mod model;
 mod parallel;
+mod retarget;
 mod swap;
 mod train;
 
 pub use export::write_pipeline;
 pub use model::{TextToTokens, TextToTokensConfig};
+pub use retarget::{count_code_pairs, match_codes, retarget_pipeline, CodeMatch};
 pub use swap::swap_vqvae;
 pub use train::{export_checkpoint, train_diffusion, DiffusionTrainConfig, DiffusionTrainSummary};
 
+#[cfg(test)]
+mod retarget_tests;
 #[cfg(test)]
 mod tests;

@@ -49,9 +49,7 @@ pub fn swap_vqvae<B: Backend>(
     let vqvae = VqModel::<B>::from_pretrained(vqvae_dir, None, device)
         .map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
 
-    if !same_dir(pipeline_dir, out_dir) {
-        copy_dir(pipeline_dir, out_dir, &["vqvae"])?;
-    }
+    copy_dir(pipeline_dir, out_dir, &["vqvae"])?;
     write_vqvae_dir(&vqvae, &new_config, &out_dir.join("vqvae"), dtype)
 }
 
@@ -80,8 +78,4 @@ fn check_same_codes(old_dir: &Path, new_dir: &Path) -> Result<(), TrainError> {
         }
     }
     Ok(())
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }

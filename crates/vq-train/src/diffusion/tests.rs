@@ -12,10 +12,10 @@ use crate::train::export::{pytorch_tensors, StoreDtype, TRANSFORMER_RENAMES, VQ_
 use crate::train::test_support::{assert_rewarmed, learning_rates, temp_dir};
 use crate::vqvae::write_vqvae_dir;
 
-type B = NdArray<f32>;
+pub(super) type B = NdArray<f32>;
 
 /// A two-level VQ-VAE (8 and 16 channels, K = 16 codes of width 4) for images of `sample_size`.
-fn toy_vq_config(sample_size: usize) -> VqModelConfig {
+pub(super) fn toy_vq_config(sample_size: usize) -> VqModelConfig {
     VqModelConfig {
         down_block_types: vec!["DownEncoderBlock2D".into(); 2],
         up_block_types: vec!["UpDecoderBlock2D".into(); 2],
@@ -31,7 +31,7 @@ fn toy_vq_config(sample_size: usize) -> VqModelConfig {
 
 /// A tiny stage-2 model over the toy VQ-VAE's K = 16 codes with T = 10: transformer 2 × 8 wide,
 /// text encoder 16 wide, on a `latent_size` grid, for the trimmed tokenizer's vocabulary (EOT last).
-fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextToTokensConfig {
+pub(super) fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextToTokensConfig {
     TextToTokensConfig {
         num_classes: 16,
         latent_size,
@@ -50,7 +50,7 @@ fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextToTokensConfi
 
 /// A tiny pipeline: VQ-VAE with 2 levels (32 px → 16 × 16 tokens would need 3; 2 levels on
 /// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
-fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
+pub(super) fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
     let device = Default::default();
     let vq_config = toy_vq_config(VqModelConfig::default().sample_size);
     let vqvae = vq_config.init::<B>(&device).unwrap();
@@ -66,7 +66,12 @@ fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensC
     (model, config)
 }
 
-fn assert_same<M: Module<B> + burn_store::ModuleSnapshot<B>>(a: &M, b: &M, renames: &[(&str, &str)], tolerance: f32) {
+pub(super) fn assert_same<M: Module<B> + burn_store::ModuleSnapshot<B>>(
+    a: &M,
+    b: &M,
+    renames: &[(&str, &str)],
+    tolerance: f32,
+) {
     let left = pytorch_tensors(a, "", renames).unwrap();
     let right = pytorch_tensors(b, "", renames).unwrap();
     assert_eq!(left.len(), right.len());
@@ -133,23 +138,31 @@ fn the_f16_export_rounds_every_parameter_to_half_precision() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Writes `dir` as a copy of `vqvae_dir` (f32) whose tensors under `prefix` are doubled.
-fn doubled_vqvae(vqvae_dir: &Path, prefix: &str, dir: &Path) {
+/// Writes `dir` as a copy of `vqvae_dir` (f32) with each tensor passed through `edit(name,
+/// shape, values)`.
+pub(super) fn rewritten_vqvae(vqvae_dir: &Path, dir: &Path, edit: impl Fn(&str, &[usize], Vec<f32>) -> Vec<f32>) {
     use crate::train::export::{write_safetensors, NamedTensor};
     let file = vqvae_dir.join("diffusion_pytorch_model.safetensors");
     let tensors: Vec<NamedTensor> = vq_weights::read_all_tensors(&file)
         .unwrap()
         .into_iter()
         .map(|(name, data)| {
-            let scale = if name.starts_with(prefix) { 2.0 } else { 1.0 };
             let shape = data.shape.to_vec();
-            let values = data.convert::<f32>().into_vec::<f32>().unwrap().into_iter().map(|v| v * scale).collect();
+            let values = edit(&name, &shape, data.convert::<f32>().into_vec::<f32>().unwrap());
             (name, shape, values)
         })
         .collect();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(vqvae_dir.join("config.json"), dir.join("config.json")).unwrap();
     write_safetensors(&dir.join("diffusion_pytorch_model.safetensors"), &tensors, StoreDtype::F32).unwrap();
+}
+
+/// Writes `dir` as a copy of `vqvae_dir` (f32) whose tensors under `prefix` are doubled.
+fn doubled_vqvae(vqvae_dir: &Path, prefix: &str, dir: &Path) {
+    rewritten_vqvae(vqvae_dir, dir, |name, _, values| {
+        let scale = if name.starts_with(prefix) { 2.0 } else { 1.0 };
+        values.into_iter().map(|v| v * scale).collect()
+    });
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The stage-2 training loop: VQ-Diffusion's objective on tokens of the frozen VQ-VAE.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::grad_clipping::GradientClippingConfig;
@@ -110,6 +110,12 @@ pub struct DiffusionTrainConfig {
     pub convolution: vq_model::ConvAlgorithm,
     /// The dataset (its image side is replaced by the VQ-VAE's `sample_size`).
     pub dataset: DatasetConfig,
+    /// Start from this exported pipeline's text encoder, transformer and null embedding (its
+    /// configs fix the sizes: `heads`, `head_dim`, `layers`, `text_*` and `num_timesteps` are
+    /// ignored). Its K, latent grid and tokenizer must be those of `vqvae_dir` and the trimmed
+    /// tokenizer — [`super::retarget_pipeline`] moves a pipeline onto a new VQ-VAE. A checkpoint
+    /// in `out_dir` takes precedence.
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for DiffusionTrainConfig {
@@ -151,6 +157,7 @@ impl Default for DiffusionTrainConfig {
             resume: true,
             convolution: vq_model::ConvAlgorithm::Gemm,
             dataset: DatasetConfig::default(),
+            init_from: None,
         }
     }
 }
@@ -192,6 +199,32 @@ pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
     let saved: Saved = serde_json::from_str(&text).map_err(|e| TrainError::io(&path, e))?;
     let model = load_module(saved.model.init::<B>(device), &run_dir.join("checkpoint").join("ema"), device)?;
     write_pipeline(&model, &saved.model, vqvae_dir, &run_dir.join("tokenizer"), &saved.scheduler, out_dir, dtype)
+}
+
+/// The sizes of the `init_from` pipeline, checked against what the data fixes: K and the latent
+/// grid of the VQ-VAE, the trimmed tokenizer (the same `vocab.json`) and `text_length`.
+fn init_config(dir: &Path, sized: &TextToTokensConfig, tokenizer_dir: &Path) -> Result<TextToTokensConfig, TrainError> {
+    let from = TextToTokensConfig::from_pipeline(dir)?;
+    let context = format!("init_from {}", dir.display());
+    let mismatch = [
+        ("K (the VQ-VAE's codes)", from.num_classes, sized.num_classes),
+        ("the latent grid's side", from.latent_size, sized.latent_size),
+        ("text positions", from.text_length, sized.text_length),
+    ]
+    .into_iter()
+    .find(|(_, pipeline, here)| pipeline != here);
+    if let Some((what, pipeline, here)) = mismatch {
+        return Err(TrainError::model(
+            context,
+            format!("{what} is {pipeline} there and {here} here (retarget the pipeline onto the VQ-VAE first)"),
+        ));
+    }
+    let vocab =
+        |dir: &Path| std::fs::read(dir.join("vocab.json")).map_err(|e| TrainError::io(&dir.join("vocab.json"), e));
+    if vocab(&dir.join("tokenizer"))? != vocab(tokenizer_dir)? {
+        return Err(TrainError::model(context, "its tokenizer's vocab.json is not the trimmed tokenizer's"));
+    }
+    Ok(from)
 }
 
 /// The JSON part of a checkpoint.
@@ -238,7 +271,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let dataset_config = DatasetConfig { image_size: vq_config.sample_size as u32, ..config.dataset.clone() };
     let latent_size = vq_config.sample_size >> (levels - 1);
 
-    let model_config = TextToTokensConfig {
+    let sized = TextToTokensConfig {
         num_classes,
         latent_size,
         num_timesteps: config.num_timesteps,
@@ -252,8 +285,12 @@ pub fn train_diffusion<B: AutodiffBackend>(
         text_length: config.text_length,
         eos_token_id: i64::from(tokenizer.eos_id()),
     };
+    let model_config = match &config.init_from {
+        Some(dir) => init_config(dir, &sized, &tokenizer_dir)?,
+        None => sized,
+    };
     let mut scheduler_config = VQDiffusionSchedulerConfig::new(num_classes + 1);
-    scheduler_config.num_train_timesteps = config.num_timesteps;
+    scheduler_config.num_train_timesteps = model_config.num_timesteps;
     let tables = ScheduleTables::new(&scheduler_config).map_err(|e| TrainError::model("schedule", e))?;
     let loss_config = VqDiffusionLossConfig::new().with_auxiliary_loss_weight(config.auxiliary_loss_weight);
 
@@ -262,6 +299,10 @@ pub fn train_diffusion<B: AutodiffBackend>(
         &serde_json::json!({ "model": &model_config, "scheduler": &scheduler_config }),
     )?;
     let mut model: TextToTokens<B> = model_config.init(device);
+    if let Some(dir) = &config.init_from {
+        model = model.load_pipeline(dir, device)?;
+        progress(&format!("weights of {}", dir.display()));
+    }
     let parameters = burn::module::Module::num_params(&model);
     progress(&format!(
         "text encoder + transformer: {parameters} parameters; K = {num_classes}, {latent_size}×{latent_size} tokens, vocab {vocab_size}"
@@ -273,8 +314,10 @@ pub fn train_diffusion<B: AutodiffBackend>(
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip_norm)))
         .init::<B, TextToTokens<B>>();
     let mut ema = model.valid();
-    let mut state =
-        State { run: RunState::new(config.steps, config.seed), sampler: TimestepSampler::new(config.num_timesteps) };
+    let mut state = State {
+        run: RunState::new(config.steps, config.seed),
+        sampler: TimestepSampler::new(model_config.num_timesteps),
+    };
     let state_path = checkpoint_dir.join("state.json");
     // The step from which the learning rate warms up again (AdamW's moments restarted).
     let mut rewarm_from = None;

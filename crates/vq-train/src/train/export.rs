@@ -99,9 +99,12 @@ pub fn create_dir(path: &Path) -> Result<(), TrainError> {
 }
 
 /// Copies the folder `from` (files and subfolders) to `to`, leaving out the top-level entries
-/// named in `skip`.
+/// named in `skip`. Nothing to do when `to` is `from` (a file copied onto itself is truncated).
 pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> Result<(), TrainError> {
     create_dir(to)?;
+    if matches!((from.canonicalize(), to.canonicalize()), (Ok(a), Ok(b)) if a == b) {
+        return Ok(());
+    }
     for entry in std::fs::read_dir(from).map_err(|e| TrainError::io(from, e))? {
         let path = entry.map_err(|e| TrainError::io(from, e))?.path();
         let name = path.file_name().expect("read_dir entries have names");
