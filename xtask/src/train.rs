@@ -94,7 +94,9 @@ pub struct VqVaeArgs {
     #[arg(long, default_value_t = 64)]
     image_size: u32,
     /// Start from an exported `vqvae/` folder (its config.json fixes the architecture:
-    /// --channels, --codes and --groups are then refused).
+    /// --channels, --codes and --groups are then refused). Without --decoder-only the first step
+    /// re-seeds every code from the batch's latents: the codes are all new, and a pipeline's
+    /// transformer needs `export --retarget`.
     #[arg(long, conflicts_with_all = ["channels", "codes", "groups"])]
     init_from: Option<PathBuf>,
     /// Train only the decoder (and post_quant_conv) of --init-from's VQ-VAE: encoder and codebook

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use vq_pipeline::VQDiffusionPipeline;
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
-use super::tests::{assert_same, rewritten_vqvae, tiny_export, tiny_model_config, toy_vq_config, B};
+use super::tests::{assert_same, random_vqvae, rewritten_vqvae, tiny_export, tiny_model_config, toy_vq_config, B};
 use super::{
     match_codes, retarget_pipeline, train_diffusion, write_pipeline, DiffusionTrainConfig, TextToTokensConfig,
 };
@@ -15,7 +15,6 @@ use crate::data::DatasetConfig;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::export::{StoreDtype, TRANSFORMER_RENAMES};
 use crate::train::test_support::temp_dir;
-use crate::vqvae::write_vqvae_dir;
 
 fn tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let data = vq_weights::read_tensor(file, name).unwrap();
@@ -134,7 +133,7 @@ fn a_codebook_of_another_size_resizes_the_transformer_and_the_scheduler() {
     tiny_export(&dir, StoreDtype::F16);
     let pipeline = dir.join("pipeline");
     let vq_config = vq_model::VqModelConfig { num_vq_embeddings: 32, ..toy_vq_config(32) };
-    write_vqvae_dir(&vq_config.init::<B>(&device).unwrap(), &vq_config, &dir.join("k32"), StoreDtype::F32).unwrap();
+    random_vqvae(&vq_config, &dir.join("k32"));
     // In place: the pipeline folder is rewritten.
     let mut heard = Vec::new();
     let matched =
@@ -178,7 +177,7 @@ fn stage_two_starts_from_a_pipeline_and_refuses_one_with_other_codes() {
     let device = Default::default();
     // The data's VQ-VAE: 24-pixel images, 12 × 12 tokens of K = 16; a pipeline of that size.
     let vq_config = toy_vq_config(24);
-    write_vqvae_dir(&vq_config.init::<B>(&device).unwrap(), &vq_config, &dir.join("vqvae"), StoreDtype::F32).unwrap();
+    random_vqvae(&vq_config, &dir.join("vqvae"));
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
     let vocab_size = write_trimmed_tokenizer(&clip, &dir.join("tok"), &caption_words(), 32).unwrap();
     let model_config = tiny_model_config(12, vocab_size);
@@ -220,7 +219,7 @@ fn stage_two_starts_from_a_pipeline_and_refuses_one_with_other_codes() {
 
     // A VQ-VAE of K = 32 has other codes: refused, naming the mismatch.
     let k32 = vq_model::VqModelConfig { num_vq_embeddings: 32, ..vq_config };
-    write_vqvae_dir(&k32.init::<B>(&device).unwrap(), &k32, &dir.join("k32"), StoreDtype::F32).unwrap();
+    random_vqvae(&k32, &dir.join("k32"));
     std::fs::remove_dir_all(dir.join("run")).unwrap();
     let error = train_diffusion::<Autodiff<B>>(&config("k32"), &device, &mut |_| {}).unwrap_err();
     assert!(error.to_string().contains("K (the VQ-VAE's codes) is 16 there and 32 here"), "{error}");

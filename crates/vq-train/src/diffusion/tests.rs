@@ -29,6 +29,11 @@ pub(super) fn toy_vq_config(sample_size: usize) -> VqModelConfig {
     }
 }
 
+/// Writes a randomly initialised VQ-VAE of `config` (f32) as the `vqvae/` folder `dir`.
+pub(super) fn random_vqvae(config: &VqModelConfig, dir: &Path) {
+    write_vqvae_dir(&config.init::<B>(&Default::default()).unwrap(), config, dir, StoreDtype::F32).unwrap();
+}
+
 /// A tiny stage-2 model over the toy VQ-VAE's K = 16 codes with T = 10: transformer 2 × 8 wide,
 /// text encoder 16 wide, on a `latent_size` grid, for the trimmed tokenizer's vocabulary (EOT last).
 pub(super) fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextToTokensConfig {
@@ -212,7 +217,7 @@ fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() 
     let device = Default::default();
     // An untrained two-level VQ-VAE for 24-pixel images: 12 × 12 tokens of K = 16.
     let vq_config = toy_vq_config(24);
-    write_vqvae_dir(&vq_config.init::<B>(&device).unwrap(), &vq_config, &dir.join("vqvae"), StoreDtype::F32).unwrap();
+    random_vqvae(&vq_config, &dir.join("vqvae"));
     let config = |steps| DiffusionTrainConfig {
         out_dir: dir.join("run"),
         vqvae_dir: dir.join("vqvae"),
