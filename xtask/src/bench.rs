@@ -172,13 +172,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         vq_model::ConvAlgorithm::Backend => "",
         vq_model::ConvAlgorithm::Gemm => ", GEMM convolutions",
     };
-    let attention = match kernel {
-        transformer2d::AttentionKernel::Op => ", attention op",
-        transformer2d::AttentionKernel::Composed => ", composed attention",
-        transformer2d::AttentionKernel::PaddedOp => ", padded attention op",
-        transformer2d::AttentionKernel::ThreadedOp => ", attention op on threads",
-        transformer2d::AttentionKernel::Host => ", host attention",
-    };
+    let attention = format!(", attention {kernel}");
     let batch_threads = match pipeline.transformer.batch_threads {
         1 => String::new(),
         n => format!(", batch over {n} threads"),

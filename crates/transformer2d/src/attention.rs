@@ -60,20 +60,36 @@ impl AttentionKernel {
     }
 }
 
+impl AttentionKernel {
+    /// Every kernel, in the order the command lines list them.
+    pub const ALL: [Self; 5] = [Self::Op, Self::Composed, Self::PaddedOp, Self::ThreadedOp, Self::Host];
+
+    /// The name [`FromStr`](std::str::FromStr) reads and [`Display`](std::fmt::Display) writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Op => "op",
+            Self::Composed => "composed",
+            Self::PaddedOp => "padded-op",
+            Self::ThreadedOp => "threaded-op",
+            Self::Host => "host",
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for AttentionKernel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "op" => Ok(Self::Op),
-            "composed" => Ok(Self::Composed),
-            "padded-op" => Ok(Self::PaddedOp),
-            "threaded-op" => Ok(Self::ThreadedOp),
-            "host" => Ok(Self::Host),
-            other => Err(format!(
-                "unknown attention kernel {other:?}: expected op, composed, padded-op, threaded-op or host"
-            )),
-        }
+        Self::ALL.into_iter().find(|kernel| kernel.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|kernel| kernel.name()).collect();
+            format!("unknown attention kernel {s:?}: expected one of {}", names.join(", "))
+        })
     }
 }
 

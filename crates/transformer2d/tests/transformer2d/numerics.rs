@@ -101,10 +101,14 @@ fn attention_kernels_agree_on_the_whole_model() {
     }
     assert_ne!(run(AttentionKernel::Host), op, "the host kernel should round differently from the op");
     assert_eq!(run(AttentionKernel::ThreadedOp), op, "the op on threads changed the values");
-    assert_eq!("padded-op".parse(), Ok(AttentionKernel::PaddedOp));
-    assert_eq!("threaded-op".parse(), Ok(AttentionKernel::ThreadedOp));
-    assert_eq!("host".parse(), Ok(AttentionKernel::Host));
-    assert!("flash".parse::<AttentionKernel>().unwrap_err().contains("op, composed, padded-op, threaded-op or host"));
+    for (name, kernel) in ["op", "composed", "padded-op", "threaded-op", "host"].into_iter().zip(AttentionKernel::ALL) {
+        assert_eq!(name.parse(), Ok(kernel));
+        assert_eq!(kernel.to_string(), name);
+    }
+    assert!("flash"
+        .parse::<AttentionKernel>()
+        .unwrap_err()
+        .contains("one of op, composed, padded-op, threaded-op, host"));
 }
 
 /// Splitting the batch over threads gives every sample exactly the numbers of one thread, for a
