@@ -88,6 +88,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             start.elapsed().as_secs_f64()
         );
         print_table(&ceiling, None, "VQ reconstruction");
+        print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
         return Ok(());
     };
     let start = Instant::now();
@@ -121,6 +122,10 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         generated_s
     );
     print_table(&report, ceiling.as_ref(), "generated");
+    print!("shapes of the generated objects:\n{}", report.shape_confusion_table());
+    if let Some(ceiling) = &ceiling {
+        print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
+    }
     for (caption, _) in images.iter().take(4) {
         println!("  e.g. {caption:?}");
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::{measure, MeasuredObject};
 use super::segment::{background_distance, connected_components, estimate_background, FOREGROUND_THRESHOLD};
-use crate::data::{Color, Grid, Mentions, ObjectPrompt, Prompt, Sample};
+use crate::data::{Color, Grid, Mentions, ObjectPrompt, Prompt, Sample, Shape};
 
 /// Components smaller than this fraction of the smallest possible object (a triangle or
 /// diamond of side 0.42 cells, area 0.5 · (0.42 c)²) are treated as noise, not objects.
@@ -26,6 +26,10 @@ pub struct ObjectScore {
     pub size: Option<bool>,
     /// Whether the position is right; `None` if the prompt names no position.
     pub position: Option<bool>,
+    /// The shape the prompt names.
+    pub named_shape: Shape,
+    /// The shape of the matched detected object (`None` if none was matched).
+    pub drawn_shape: Option<Shape>,
 }
 
 impl ObjectScore {
@@ -169,6 +173,8 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
             shape: false,
             size: named.size.map(|_| false),
             position: named.position.map(|_| false),
+            named_shape: named.shape,
+            drawn_shape: None,
         },
         Some(m) => ObjectScore {
             found: true,
@@ -176,6 +182,8 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
             shape: m.shape == named.shape,
             size: named.size.map(|size| size == m.size),
             position: named.position.map(|position| position == m.position),
+            named_shape: named.shape,
+            drawn_shape: Some(m.shape),
         },
     }
 }
@@ -218,6 +226,9 @@ pub struct EvalReport {
     pub count: Tally,
     /// Images with everything right ([`ImageScore::all_correct`]).
     pub image: Tally,
+    /// Named objects by named shape (rows, [`Shape::ALL`]'s order) and drawn shape (columns, the
+    /// same order, then "not found"): where the shape errors go.
+    pub shape_confusion: [[usize; 5]; 4],
 }
 
 impl EvalReport {
@@ -232,6 +243,8 @@ impl EvalReport {
             if let Some(position) = object.position {
                 self.position.add(position);
             }
+            let column = object.drawn_shape.map_or(Shape::ALL.len(), shape_index);
+            self.shape_confusion[shape_index(object.named_shape)][column] += 1;
         }
         if let Some(background) = score.background {
             self.background.add(background);
@@ -251,6 +264,30 @@ impl EvalReport {
             ("count", self.count),
             ("image", self.image),
         ]
+    }
+}
+
+fn shape_index(shape: Shape) -> usize {
+    Shape::ALL.iter().position(|&s| s == shape).expect("Shape::ALL has every shape")
+}
+
+impl EvalReport {
+    /// [`EvalReport::shape_confusion`] as text: a header of drawn shapes, then one row per
+    /// named shape.
+    pub fn shape_confusion_table(&self) -> String {
+        let mut text = format!("{:>16} |", "named \\ drawn");
+        for shape in Shape::ALL {
+            text += &format!(" {:>8}", shape.word());
+        }
+        text += " not found\n";
+        for (shape, row) in Shape::ALL.iter().zip(&self.shape_confusion) {
+            text += &format!("{:>16} |", shape.word());
+            for count in row {
+                text += &format!(" {count:>8}");
+            }
+            text += "\n";
+        }
+        text
     }
 }
 

@@ -105,6 +105,29 @@ fn wrong_prompts_are_judged_wrong() {
     let blank = RgbImage::from_pixel(64, 64, image::Rgb(sample.background.rgb()));
     let score = evaluate(&blank, &truth);
     assert!(score.detected.is_empty() && !score.objects[0].found && score.background == Some(true));
+
+    // The confusion table counts a named shape drawn as another in that other's column, and one
+    // not found in the last.
+    let named = crate::data::Shape::ALL.iter().position(|&s| s == first.shape).unwrap();
+    let other = (named + 1) % 4;
+    let mut wrong = truth.clone();
+    wrong.objects[0].shape = crate::data::Shape::ALL[other];
+    let mut report = EvalReport::default();
+    report.add(&evaluate(&sample.image, &wrong));
+    report.add(&evaluate(&blank, &truth));
+    assert_eq!(report.shape_confusion[other][named], 1, "{}", report.shape_confusion_table());
+    assert_eq!(report.shape_confusion[named][4], 1, "{}", report.shape_confusion_table());
+}
+
+#[test]
+fn the_shape_confusion_table_adds_up_to_the_shape_tally() {
+    let report = ground_truth_report(&dataset(64, 4), Split::HeldOut, 300, 16);
+    let all: usize = report.shape_confusion.iter().flatten().sum();
+    let diagonal: usize = (0..4).map(|i| report.shape_confusion[i][i]).sum();
+    assert_eq!((all, diagonal), (report.shape.total, report.shape.correct));
+    let table = report.shape_confusion_table();
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table.lines().nth(3).unwrap().trim_start().starts_with("triangle |"), "{table}");
 }
 
 #[test]
