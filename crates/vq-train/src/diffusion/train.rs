@@ -301,7 +301,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let mut model: TextToTokens<B> = model_config.init(device);
     if let Some(dir) = &config.init_from {
         model = model.load_pipeline(dir, device)?;
-        progress(&format!("weights of {}", dir.display()));
+        progress(&format!("starting from the weights of {}", dir.display()));
     }
     let parameters = burn::module::Module::num_params(&model);
     progress(&format!(
