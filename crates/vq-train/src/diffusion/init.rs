@@ -6,27 +6,19 @@ use std::path::Path;
 
 use burn::module::Param;
 use burn::tensor::backend::Backend;
-use burn::tensor::{get_device_settings, DType, Tensor};
-use clip_text::CLIPTextConfig;
-use transformer2d::Transformer2DConfig;
+use vq_pipeline::{NegativeEmbeddings, PipelineConfigs, VQDiffusionPipeline};
 
 use super::model::{TextToTokens, TextToTokensConfig};
 use crate::TrainError;
 
-const NULL_EMBEDDING_DIR: &str = "learned_classifier_free_sampling_embeddings";
-
 impl TextToTokensConfig {
-    /// The sizes of the pipeline folder's text encoder and transformer.
+    /// The sizes of a pipeline's text encoder and transformer.
     ///
     /// # Errors
-    /// [`TrainError::Model`] when a config cannot be read or describes a model stage 2 does not
-    /// train (another activation, no q/k/v bias, an MLP other than 4 × wide, …).
-    pub fn from_pipeline(dir: &Path) -> Result<Self, TrainError> {
-        let context = |part: &str| format!("{}: {part}", dir.display());
-        let transformer = Transformer2DConfig::from_diffusers_file(&dir.join("transformer/config.json"))
-            .map_err(|e| TrainError::model(context("transformer config"), e))?;
-        let text = CLIPTextConfig::from_file(&dir.join("text_encoder/config.json"))
-            .map_err(|e| TrainError::model(context("text encoder config"), e))?;
+    /// [`TrainError::Model`] when the configs describe a model stage 2 does not train (another
+    /// activation, no q/k/v bias, an MLP other than 4 × wide, …).
+    pub fn from_pipeline_configs(configs: &PipelineConfigs) -> Result<Self, TrainError> {
+        let (transformer, text) = (&configs.transformer, &configs.text_encoder);
         let config = Self {
             num_classes: transformer.num_classes(),
             latent_size: transformer.sample_size,
@@ -42,16 +34,16 @@ impl TextToTokensConfig {
             eos_token_id: text.eos_token_id,
         };
         // Compared as JSON: the burn `Config` derive gives serialisation, not equality.
-        let as_json = |c: &Transformer2DConfig| serde_json::to_value(c).expect("configs serialize");
-        if as_json(&config.transformer()) != as_json(&transformer) {
+        let as_json = |c: &transformer2d::Transformer2DConfig| serde_json::to_value(c).expect("configs serialize");
+        if as_json(&config.transformer()) != as_json(transformer) {
             return Err(TrainError::model(
-                context("transformer config"),
+                "transformer config",
                 format!("not a transformer stage 2 trains: {transformer} (expected {})", config.transformer()),
             ));
         }
-        if config.text_encoder() != text {
+        if &config.text_encoder() != text {
             return Err(TrainError::model(
-                context("text encoder config"),
+                "text encoder config",
                 format!("not a text encoder stage 2 trains: {text:?} (expected {:?})", config.text_encoder()),
             ));
         }
@@ -60,34 +52,27 @@ impl TextToTokensConfig {
 }
 
 impl<B: Backend> TextToTokens<B> {
-    /// Every parameter from the pipeline folder's weights (f16 or f32 files, cast to the
-    /// device's float type); the model must have the folder's sizes
-    /// ([`TextToTokensConfig::from_pipeline`]).
+    /// The text encoder, transformer and learned null embedding of a pipeline folder (loaded as
+    /// [`VQDiffusionPipeline::from_dir`] loads them: f16 or f32 files, cast to the device's
+    /// float type), with their sizes.
     ///
     /// # Errors
-    /// [`TrainError::Model`] naming the file and tensor that is missing or misshapen.
-    pub fn load_pipeline(self, dir: &Path, device: &B::Device) -> Result<Self, TrainError> {
-        let weights = |component: &str, stem: &str| {
-            vq_weights::find_weights_file(&dir.join(component), stem, None)
-                .map_err(|e| TrainError::model(format!("{}: {component}", dir.display()), e))
+    /// [`TrainError::Model`] naming the folder when it does not load as a pipeline, has no
+    /// learned null embedding, or holds a model stage 2 does not train.
+    pub fn from_pipeline(dir: &Path, device: &B::Device) -> Result<(TextToTokensConfig, Self), TrainError> {
+        let context = || dir.display().to_string();
+        let pipeline =
+            VQDiffusionPipeline::<B>::from_dir(dir, None, device).map_err(|e| TrainError::model(context(), e))?;
+        let config = TextToTokensConfig::from_pipeline_configs(&pipeline.configs)
+            .map_err(|e| TrainError::model(context(), e))?;
+        let NegativeEmbeddings::Learned(null) = pipeline.negative else {
+            return Err(TrainError::model(context(), "its classifier-free null embedding is not learned"));
         };
-        let file = weights("text_encoder", "model")?;
-        let text_encoder =
-            self.text_encoder.load_weights(&file, device).map_err(|e| TrainError::model("text encoder", e))?;
-        let dtype: DType = get_device_settings::<B>(device).float_dtype.into();
-        let file = weights("transformer", "diffusion_pytorch_model")?;
-        let transformer =
-            self.transformer.load_weights(&file, dtype).map_err(|e| TrainError::model("transformer", e))?;
-        let file = weights(NULL_EMBEDDING_DIR, "diffusion_pytorch_model")?;
-        let null = vq_weights::read_tensor(&file, "embeddings").map_err(|e| TrainError::model("null embedding", e))?;
-        let expected = self.null_embedding.val().dims();
-        if null.shape.as_slice() != expected {
-            return Err(TrainError::model(
-                file.display().to_string(),
-                format!("`embeddings` has shape {:?}, expected {expected:?}", null.shape),
-            ));
-        }
-        let null_embedding = Param::from_tensor(Tensor::from_data(null.convert_dtype(dtype), device));
-        Ok(Self { text_encoder, transformer, null_embedding })
+        let model = Self {
+            text_encoder: pipeline.text_encoder,
+            transformer: pipeline.transformer,
+            null_embedding: Param::from_tensor(null),
+        };
+        Ok((config, model))
     }
 }

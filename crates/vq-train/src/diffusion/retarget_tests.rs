@@ -8,9 +8,7 @@ use vq_pipeline::VQDiffusionPipeline;
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
 use super::tests::{assert_same, random_vqvae, rewritten_vqvae, tiny_export, tiny_model_config, toy_vq_config, B};
-use super::{
-    match_codes, retarget_pipeline, train_diffusion, write_pipeline, DiffusionTrainConfig, TextToTokensConfig,
-};
+use super::{match_codes, retarget_pipeline, train_diffusion, write_pipeline, DiffusionTrainConfig, TextToTokens};
 use crate::data::DatasetConfig;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::export::{StoreDtype, TRANSFORMER_RENAMES};
@@ -165,8 +163,8 @@ fn a_pipeline_loads_back_as_the_model_it_was_exported_from() {
     let device = Default::default();
     let (model, config) = tiny_export(&dir, StoreDtype::F32);
     let pipeline = dir.join("pipeline");
-    assert_eq!(TextToTokensConfig::from_pipeline(&pipeline).unwrap(), config);
-    let loaded = config.init::<B>(&device).load_pipeline(&pipeline, &device).unwrap();
+    let (loaded_config, loaded) = TextToTokens::<B>::from_pipeline(&pipeline, &device).unwrap();
+    assert_eq!(loaded_config, config);
     assert_same(&model.transformer, &loaded.transformer, TRANSFORMER_RENAMES, 0.0);
     assert_same(&model.text_encoder, &loaded.text_encoder, &[], 0.0);
     loaded.null_embedding.val().into_data().assert_eq(&model.null_embedding.val().into_data(), true);

@@ -201,10 +201,14 @@ pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
     write_pipeline(&model, &saved.model, vqvae_dir, &run_dir.join("tokenizer"), &saved.scheduler, out_dir, dtype)
 }
 
-/// The sizes of the `init_from` pipeline, checked against what the data fixes: K and the latent
-/// grid of the VQ-VAE, the trimmed tokenizer (the same `vocab.json`) and `text_length`.
-fn init_config(dir: &Path, sized: &TextToTokensConfig, tokenizer_dir: &Path) -> Result<TextToTokensConfig, TrainError> {
-    let from = TextToTokensConfig::from_pipeline(dir)?;
+/// Checks the sizes `from` of the `init_from` pipeline `dir` against what the data fixes: K and
+/// the latent grid of the VQ-VAE, the trimmed tokenizer (the same `vocab.json`) and `text_length`.
+fn check_init_from(
+    dir: &Path,
+    from: &TextToTokensConfig,
+    sized: &TextToTokensConfig,
+    tokenizer_dir: &Path,
+) -> Result<(), TrainError> {
     let context = format!("init_from {}", dir.display());
     let mismatch = [
         ("K (the VQ-VAE's codes)", from.num_classes, sized.num_classes),
@@ -224,7 +228,7 @@ fn init_config(dir: &Path, sized: &TextToTokensConfig, tokenizer_dir: &Path) -> 
     if vocab(&dir.join("tokenizer"))? != vocab(tokenizer_dir)? {
         return Err(TrainError::model(context, "its tokenizer's vocab.json is not the trimmed tokenizer's"));
     }
-    Ok(from)
+    Ok(())
 }
 
 /// The JSON part of a checkpoint.
@@ -285,9 +289,17 @@ pub fn train_diffusion<B: AutodiffBackend>(
         text_length: config.text_length,
         eos_token_id: i64::from(tokenizer.eos_id()),
     };
-    let model_config = match &config.init_from {
-        Some(dir) => init_config(dir, &sized, &tokenizer_dir)?,
-        None => sized,
+    let (model_config, mut model) = match &config.init_from {
+        Some(dir) => {
+            let (from, model) = TextToTokens::<B>::from_pipeline(dir, device)?;
+            check_init_from(dir, &from, &sized, &tokenizer_dir)?;
+            progress(&format!("starting from the weights of {}", dir.display()));
+            (from, model)
+        }
+        None => {
+            let model = sized.init(device);
+            (sized, model)
+        }
     };
     let mut scheduler_config = VQDiffusionSchedulerConfig::new(num_classes + 1);
     scheduler_config.num_train_timesteps = model_config.num_timesteps;
@@ -298,11 +310,6 @@ pub fn train_diffusion<B: AutodiffBackend>(
         &config.out_dir.join("model_config.json"),
         &serde_json::json!({ "model": &model_config, "scheduler": &scheduler_config }),
     )?;
-    let mut model: TextToTokens<B> = model_config.init(device);
-    if let Some(dir) = &config.init_from {
-        model = model.load_pipeline(dir, device)?;
-        progress(&format!("starting from the weights of {}", dir.display()));
-    }
     let parameters = burn::module::Module::num_params(&model);
     progress(&format!(
         "text encoder + transformer: {parameters} parameters; K = {num_classes}, {latent_size}×{latent_size} tokens, vocab {vocab_size}"
