@@ -58,21 +58,15 @@ pub struct CodeMatch {
 pub fn match_codes(counts: &[u64], k_new: usize, k_old: usize) -> CodeMatch {
     assert_eq!(counts.len(), k_new * k_old, "counts must be [k_new, k_old]");
     let row = |new: usize| &counts[new * k_old..(new + 1) * k_old];
+    let drawn = |new: usize| row(new).iter().any(|&c| c > 0);
     let argmax = |values: &mut dyn Iterator<Item = u64>| {
         values.enumerate().fold((0, 0), |best, (i, v)| if v > best.1 { (i, v) } else { best }).0
     };
     let pixels: u64 = counts.iter().sum();
     let most_frequent_old = argmax(&mut (0..k_old).map(|old| (0..k_new).map(|new| row(new)[old]).sum()));
-    let old_of_new: Vec<usize> =
-        (0..k_new)
-            .map(|new| {
-                if row(new).iter().any(|&c| c > 0) {
-                    argmax(&mut row(new).iter().copied())
-                } else {
-                    most_frequent_old
-                }
-            })
-            .collect();
+    let old_of_new: Vec<usize> = (0..k_new)
+        .map(|new| if drawn(new) { argmax(&mut row(new).iter().copied()) } else { most_frequent_old })
+        .collect();
     let mut matched_total = vec![0u64; k_old];
     for (new, &old) in old_of_new.iter().enumerate() {
         matched_total[old] += row(new)[old];
@@ -87,7 +81,7 @@ pub fn match_codes(counts: &[u64], k_new: usize, k_old: usize) -> CodeMatch {
         .collect();
     let agreed: u64 = old_of_new.iter().enumerate().map(|(new, &old)| row(new)[old]).sum();
     CodeMatch {
-        unused: (0..k_new).filter(|&new| row(new).iter().all(|&c| c == 0)).count(),
+        unused: (0..k_new).filter(|&new| !drawn(new)).count(),
         agreement: agreed as f64 / pixels.max(1) as f64,
         old_of_new,
         log_share,
@@ -154,7 +148,8 @@ pub fn retarget_pipeline<B: Backend>(
     let load = |dir: &Path| -> Result<(VqModelConfig, VqModel<B>), TrainError> {
         let context = || format!("loading {}", dir.display());
         let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
-        let model = VqModel::from_pretrained(dir, None, device).map_err(|e| TrainError::model(context(), e))?;
+        let model =
+            VqModel::from_pretrained_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
         Ok((config, model))
     };
     let (old_config, old) = load(&pipeline_dir.join("vqvae"))?;

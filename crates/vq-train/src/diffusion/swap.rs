@@ -46,7 +46,7 @@ pub fn swap_vqvae<B: Backend>(
         ));
     }
     check_same_codes(&old_dir, vqvae_dir)?;
-    let vqvae = VqModel::<B>::from_pretrained(vqvae_dir, None, device)
+    let vqvae = VqModel::<B>::from_pretrained_config(&new_config, vqvae_dir, None, device)
         .map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
 
     copy_dir(pipeline_dir, out_dir, &["vqvae"])?;
