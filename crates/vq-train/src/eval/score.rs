@@ -16,25 +16,32 @@ pub const MIN_OBJECT_FRACTION: f64 = 0.25;
 /// How one named object was rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectScore {
-    /// Whether a detected object was matched to it (if not, every attribute is wrong).
-    pub found: bool,
     /// Whether the colour is right.
     pub color: bool,
-    /// Whether the shape is right.
-    pub shape: bool,
     /// Whether the size is right; `None` if the prompt names no size.
     pub size: Option<bool>,
     /// Whether the position is right; `None` if the prompt names no position.
     pub position: Option<bool>,
     /// The shape the prompt names.
     pub named_shape: Shape,
-    /// The shape of the matched detected object (`None` if none was matched).
+    /// The shape of the detected object matched to it; `None` if none was (then every attribute
+    /// is wrong).
     pub drawn_shape: Option<Shape>,
 }
 
 impl ObjectScore {
+    /// Whether a detected object was matched to it.
+    pub fn found(&self) -> bool {
+        self.drawn_shape.is_some()
+    }
+
+    /// Whether the shape is right.
+    pub fn shape(&self) -> bool {
+        self.drawn_shape == Some(self.named_shape)
+    }
+
     fn correct_count(&self) -> usize {
-        [Some(self.color), Some(self.shape), self.size, self.position]
+        [Some(self.color), Some(self.shape()), self.size, self.position]
             .into_iter()
             .filter(|v| *v == Some(true))
             .count()
@@ -42,7 +49,7 @@ impl ObjectScore {
 
     /// Whether every named attribute is right.
     pub fn all_correct(&self) -> bool {
-        self.found && self.color && self.shape && self.size.unwrap_or(true) && self.position.unwrap_or(true)
+        self.found() && self.color && self.shape() && self.size.unwrap_or(true) && self.position.unwrap_or(true)
     }
 }
 
@@ -168,18 +175,14 @@ fn search(
 fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> ObjectScore {
     match measured {
         None => ObjectScore {
-            found: false,
             color: false,
-            shape: false,
             size: named.size.map(|_| false),
             position: named.position.map(|_| false),
             named_shape: named.shape,
             drawn_shape: None,
         },
         Some(m) => ObjectScore {
-            found: true,
             color: m.color == named.color,
-            shape: m.shape == named.shape,
             size: named.size.map(|size| size == m.size),
             position: named.position.map(|position| position == m.position),
             named_shape: named.shape,
@@ -236,7 +239,7 @@ impl EvalReport {
     pub fn add(&mut self, score: &ImageScore) {
         for object in &score.objects {
             self.color.add(object.color);
-            self.shape.add(object.shape);
+            self.shape.add(object.shape());
             if let Some(size) = object.size {
                 self.size.add(size);
             }

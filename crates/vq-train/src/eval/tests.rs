@@ -96,7 +96,7 @@ fn wrong_prompts_are_judged_wrong() {
     let mut wrong = truth.clone();
     wrong.objects[0].color = other_color;
     let score = evaluate(&sample.image, &wrong);
-    assert!(!score.objects[0].color && score.objects[0].shape && !score.all_correct());
+    assert!(!score.objects[0].color && score.objects[0].shape() && !score.all_correct());
     let mut extra = truth.clone();
     extra.objects.push(first);
     let score = evaluate(&sample.image, &extra);
@@ -104,7 +104,7 @@ fn wrong_prompts_are_judged_wrong() {
     // A blank image finds nothing.
     let blank = RgbImage::from_pixel(64, 64, image::Rgb(sample.background.rgb()));
     let score = evaluate(&blank, &truth);
-    assert!(score.detected.is_empty() && !score.objects[0].found && score.background == Some(true));
+    assert!(score.detected.is_empty() && !score.objects[0].found() && score.background == Some(true));
 
     // The confusion table counts a named shape drawn as another in that other's column, and one
     // not found in the last.
