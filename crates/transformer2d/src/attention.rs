@@ -58,9 +58,7 @@ impl AttentionKernel {
             Self::Op
         }
     }
-}
 
-impl AttentionKernel {
     /// Every kernel, in the order the command lines list them.
     pub const ALL: [Self; 5] = [Self::Op, Self::Composed, Self::PaddedOp, Self::ThreadedOp, Self::Host];
 
