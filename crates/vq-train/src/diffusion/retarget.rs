@@ -18,7 +18,7 @@ use burn::tensor::TensorData;
 use vq_model::{VqModel, VqModelConfig};
 
 use crate::data::{images_to_tensor, Dataset, DatasetConfig, Split};
-use crate::train::export::{copy_dir, create_dir, write_json, write_safetensors, NamedTensor, StoreDtype};
+use crate::train::export::{copy_dir, create_dir, read_json, write_json, write_safetensors, NamedTensor, StoreDtype};
 use crate::vqvae::write_vqvae_dir;
 use crate::TrainError;
 
@@ -174,9 +174,9 @@ pub fn retarget_pipeline<B: Backend>(
     let tensors = vq_weights::read_all_tensors(&weights).map_err(|e| TrainError::model("transformer weights", e))?;
     let tensors = retarget_tensors(tensors, &matched, k_old)
         .map_err(|message| TrainError::model(weights.display().to_string(), message))?;
-    let mut transformer_config = read_json(&pipeline_dir.join("transformer/config.json"))?;
+    let mut transformer_config: serde_json::Value = read_json(&pipeline_dir.join("transformer/config.json"))?;
     transformer_config["num_vector_embeds"] = (k_new + 1).into();
-    let mut scheduler_config = read_json(&pipeline_dir.join("scheduler/scheduler_config.json"))?;
+    let mut scheduler_config: serde_json::Value = read_json(&pipeline_dir.join("scheduler/scheduler_config.json"))?;
     scheduler_config["num_vec_classes"] = (k_new + 1).into();
 
     // Everything is read: `out_dir` may be `pipeline_dir`.
@@ -230,9 +230,4 @@ fn retarget_tensors(
         return Err(format!("`{EMBEDDING}`, `{OUT_WEIGHT}` and `{OUT_BIAS}` expected: not a discrete transformer"));
     }
     Ok(converted)
-}
-
-fn read_json(path: &Path) -> Result<serde_json::Value, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::io(path, e))
 }

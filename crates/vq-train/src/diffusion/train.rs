@@ -23,7 +23,7 @@ use crate::train::batches::BatchStream;
 use crate::train::checkpoint::{
     load_module, load_state, load_trainee, save_module_as, save_record, save_state, RunState,
 };
-use crate::train::export::{create_dir, StoreDtype};
+use crate::train::export::{create_dir, read_json, StoreDtype};
 use crate::train::log::{LossCurve, LossWindows, Progress};
 use crate::train::parallel::replica_devices;
 use crate::train::params::{ema_decay_at, update_ema};
@@ -194,9 +194,7 @@ pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
         model: TextToTokensConfig,
         scheduler: VQDiffusionSchedulerConfig,
     }
-    let path = run_dir.join("model_config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    let saved: Saved = serde_json::from_str(&text).map_err(|e| TrainError::io(&path, e))?;
+    let saved: Saved = read_json(&run_dir.join("model_config.json"))?;
     let model = load_module(saved.model.init::<B>(device), &run_dir.join("checkpoint").join("ema"), device)?;
     write_pipeline(&model, &saved.model, vqvae_dir, &run_dir.join("tokenizer"), &saved.scheduler, out_dir, dtype)
 }

@@ -159,8 +159,7 @@ pub fn load_state<S: DeserializeOwned>(path: &Path) -> Result<Option<S>, TrainEr
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    serde_json::from_str(&text).map(Some).map_err(|e| TrainError::io(path, e))
+    crate::train::export::read_json(path).map(Some)
 }
 
 #[cfg(test)]

@@ -87,6 +87,12 @@ pub fn write_safetensors(path: &Path, tensors: &[NamedTensor], dtype: StoreDtype
     safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| TrainError::io(path, e))
 }
 
+/// Reads a JSON file as `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::io(path, e))
+}
+
 /// Writes pretty JSON.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
