@@ -11,7 +11,7 @@ use super::tests::{assert_same, random_vqvae, rewritten_vqvae, tiny_export, tiny
 use super::{match_codes, retarget_pipeline, train_diffusion, write_pipeline, DiffusionTrainConfig, TextToTokens};
 use crate::data::DatasetConfig;
 use crate::text::{caption_words, write_trimmed_tokenizer};
-use crate::train::export::{StoreDtype, TRANSFORMER_RENAMES};
+use crate::train::export::{read_json, StoreDtype, TRANSFORMER_RENAMES};
 use crate::train::test_support::temp_dir;
 
 fn tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
@@ -21,10 +21,6 @@ fn tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
 
 fn row(values: &[f32], width: usize, index: usize) -> &[f32] {
     &values[index * width..(index + 1) * width]
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -143,8 +139,9 @@ fn a_codebook_of_another_size_resizes_the_transformer_and_the_scheduler() {
         .unwrap();
     assert_eq!(heard, ["encoded 8 of 8 images with both VQ-VAEs"]);
     assert_eq!(matched.old_of_new.len(), 32);
-    assert_eq!(read_json(&pipeline.join("transformer/config.json"))["num_vector_embeds"], 33);
-    assert_eq!(read_json(&pipeline.join("scheduler/scheduler_config.json"))["num_vec_classes"], 33);
+    let json = |path: &str| read_json::<serde_json::Value>(&pipeline.join(path)).unwrap();
+    assert_eq!(json("transformer/config.json")["num_vector_embeds"], 33);
+    assert_eq!(json("scheduler/scheduler_config.json")["num_vec_classes"], 33);
     let file = pipeline.join("transformer/diffusion_pytorch_model.safetensors");
     assert_eq!(tensor(&file, "latent_image_embedding.emb.weight").0, [33, 16]);
     assert_eq!(tensor(&file, "out.weight").0, [32, 16]);
