@@ -134,7 +134,7 @@ pub fn count_code_pairs<B: Backend>(
 /// are stored in `dtype`; `out_dir` may be `pipeline_dir`. The encoding reports through `progress`.
 ///
 /// # Errors
-/// [`TrainError::Model`] when the VQ-VAEs' image or latent sizes differ, or the transformer
+/// [`TrainError::Model`] when `images` is 0, the VQ-VAEs' image or latent sizes differ, or the transformer
 /// lacks a code-indexed tensor or has it in another shape; [`TrainError::Io`] for files.
 pub fn retarget_pipeline<B: Backend>(
     pipeline_dir: &Path,
@@ -152,6 +152,9 @@ pub fn retarget_pipeline<B: Backend>(
             VqModel::from_pretrained_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
         Ok((config, model))
     };
+    if images == 0 {
+        return Err(TrainError::model("retargeting", "codes are matched on at least one image (0 given)"));
+    }
     let (old_config, old) = load(&pipeline_dir.join("vqvae"))?;
     let (new_config, new) = load(vqvae_dir)?;
     if old_config.sample_size != new_config.sample_size {

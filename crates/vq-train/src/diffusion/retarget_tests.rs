@@ -130,6 +130,9 @@ fn a_codebook_of_another_size_resizes_the_transformer_and_the_scheduler() {
     let pipeline = dir.join("pipeline");
     let vq_config = vq_model::VqModelConfig { num_vq_embeddings: 32, ..toy_vq_config(32) };
     random_vqvae(&vq_config, &dir.join("k32"));
+    let error =
+        retarget_pipeline::<B>(&pipeline, &dir.join("k32"), &pipeline, 0, StoreDtype::F16, &device, &mut |_| {});
+    assert!(error.unwrap_err().to_string().contains("at least one image"));
     // In place: the pipeline folder is rewritten.
     let mut heard = Vec::new();
     let matched =

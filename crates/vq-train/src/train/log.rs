@@ -185,7 +185,7 @@ pub struct Progress {
     /// The shortest step of this process after its first: what [`Progress::after_step`]
     /// expects the next step to take. The first step is left out because it compiles and tunes
     /// the kernels (265 s for the shapes transformer on the autotuned CUDA build, against
-    /// 0.22 s for the next): counted, it ended an 7.4-minute run after that one step.
+    /// 0.22 s for the next): counted, it ended a 7.4-minute run after that one step.
     fastest_step: Option<f64>,
 }
 
