@@ -150,6 +150,10 @@ pub struct TransformerArgs {
 
 #[derive(clap::Args, Clone)]
 pub struct ExportArgs {
+    /// Backend (xtask features): only --retarget computes much (both VQ-VAEs encode
+    /// --retarget-images images), so a GPU or flex shortens it; the other exports copy weights.
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
     /// A `train-transformer` output folder (its checkpoint's weight EMA is exported).
     #[arg(long, required_unless_present = "pipeline")]
     run: Option<PathBuf>,
@@ -289,14 +293,14 @@ fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(
     Ok(())
 }
 
-/// Exports on the CPU (NdArray): the weights are small.
-#[cfg(feature = "ndarray")]
+/// Exports on --backend (ndarray unless given: reading and writing weights needs no speed).
 pub fn run_export(args: ExportArgs) -> Result<(), String> {
+    crate::with_backend!(args.backend.clone().as_str(), export, args)
+}
+
+fn export<B: burn::tensor::backend::Backend>(args: ExportArgs, device: B::Device) -> Result<(), String> {
     use vq_train::diffusion::{export_checkpoint, retarget_pipeline, swap_vqvae};
-    use vq_train::train::export::StoreDtype;
-    type B = burn::backend::NdArray<f32>;
     let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
-    let device = Default::default();
     match (&args.run, &args.pipeline) {
         (Some(run), _) => export_checkpoint::<B>(run, &args.vqvae, &args.out, dtype, &device),
         (None, Some(pipeline)) if args.retarget => {
@@ -318,9 +322,4 @@ pub fn run_export(args: ExportArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     println!("wrote {}", args.out.display());
     Ok(())
-}
-
-#[cfg(not(feature = "ndarray"))]
-pub fn run_export(_args: ExportArgs) -> Result<(), String> {
-    Err("export runs on the ndarray backend: build xtask with its default features".into())
 }
