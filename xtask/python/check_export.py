@@ -10,7 +10,8 @@ two must be identical: exit status 1 and the first differing positions otherwise
 
 With --cases-out FILE, every --prompt (repeatable) is one case, and the cases — prompt, seed, steps,
 guidance, truncation, tokens — go to FILE as JSON: the reference the shipped model's CI test reads
-(`fixtures/reference/shapes_cases.json`, made from `models/shapes` with `--steps 10`).
+(`fixtures/reference/shapes_cases.json`, made from `models/shapes` with `--steps 10`, the third prompt's
+case with `--truncation 0.7`: `--truncation` once for all prompts or once per prompt).
 """
 
 import argparse
@@ -59,7 +60,7 @@ def main() -> int:
     parser.add_argument("--prompt", action="append", help="repeatable (default: a red circle)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=3.0)
-    parser.add_argument("--truncation", type=float, default=1.0)
+    parser.add_argument("--truncation", type=float, action="append", help="repeatable: one for every prompt, or one per prompt (default: 1)")
     parser.add_argument("--steps", type=int, help="sampling steps (default: the scheduler's num_train_timesteps)")
     parser.add_argument("--cases-out", type=Path, help="write every prompt's case here (JSON)")
     parser.add_argument("--rust-tokens", type=Path)
@@ -75,7 +76,12 @@ def main() -> int:
     assert pipe.tokenizer.pad_token == "!" and pipe.tokenizer.model_max_length == pipe.text_encoder.config.max_position_embeddings
     steps = args.steps or pipe.scheduler.config.num_train_timesteps
     prompts = args.prompt or ["a red circle"]
-    cases = [generate(pipe, prompt, args.seed, steps, args.guidance, args.truncation) for prompt in prompts]
+    truncations = args.truncation or [1.0]
+    if len(truncations) == 1:
+        truncations = truncations * len(prompts)
+    if len(truncations) != len(prompts):
+        parser.error(f"{len(truncations)} --truncation values for {len(prompts)} prompts: give one, or one per prompt")
+    cases = [generate(pipe, p, args.seed, steps, args.guidance, t) for p, t in zip(prompts, truncations)]
     for case in cases:
         print(json.dumps({k: case[k] for k in ("prompt", "seed", "steps", "tokens")}))
     if args.cases_out:
