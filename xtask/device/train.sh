@@ -19,6 +19,13 @@
 #     bash xtask/device/train.sh vqvae 8 transformer 7
 # VQ_DEVICES / TR_DEVICES split each batch across devices (`--devices`); a stage whose data-parallel
 # run fails spends the rest of its budget on one device.
+# A `retarget` stage (its minutes only a time limit) moves RT_PIPELINE's transformer (default
+# models/shapes: hide the fixtures with KEEP_MODEL=1) onto stage 1's VQ-VAE (`export --retarget`) into
+# RT_OUT (default runs/retargeted); TR_OUT (default runs/diffusion) is stage 2's folder. New codes for
+# the shipped model in one call:
+#   VQ_ARGS="--init-from models/shapes/vqvae --keep-codes --outline-weight 30 --lr 1e-4 --warmup 100" \
+#   TR_VQ=runs/retargeted/vqvae TR_OUT=runs/moved TR_ARGS="--init-from /tmp/vq/runs/retargeted --half-checkpoints" \
+#     bash xtask/device/train.sh vqvae 3 retarget 1 transformer 4
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}
 conv=${CONV:-backend}
@@ -38,9 +45,12 @@ train_stage() {
       --max-minutes "$minutes" --workers 14 --log-every 100 ${VQ_ARGS:-} "$@" 2>&1 | tee -a $OUT/train-vqvae.log ;;
   transformer)
     env ${TR_GPUS:+CUDA_VISIBLE_DEVICES=$TR_GPUS} timeout -k 10 $limit $XTASK train-transformer --backend "${TR_BACKEND:-$backend}" \
-      --out /tmp/vq/runs/diffusion --vqvae "$tr_vq" --steps "${TR_STEPS:-4000}" --batch-size "${TR_BATCH:-128}" \
+      --out "/tmp/vq/${TR_OUT:-runs/diffusion}" --vqvae "$tr_vq" --steps "${TR_STEPS:-4000}" --batch-size "${TR_BATCH:-128}" \
       --convolution "$conv" --max-minutes "$minutes" --workers 14 --log-every 100 ${TR_ARGS:-} "$@" 2>&1 |
       tee -a $OUT/train-transformer.log ;;
+  retarget)
+    timeout -k 10 $limit $XTASK export --backend "$backend" --pipeline "${RT_PIPELINE:-models/shapes}" \
+      --vqvae "$vq_out/vqvae" --retarget --out "/tmp/vq/${RT_OUT:-runs/retargeted}" 2>&1 | tee -a $OUT/retarget.log ;;
   esac
   return ${PIPESTATUS[0]}
 }
@@ -48,7 +58,7 @@ train_stage() {
 # budget is over gives the rest of the budget to a run on one device.
 run_stage() {
   local stage=$1 minutes=$2 start=$SECONDS devices
-  [ "$stage" = vqvae ] && devices=${VQ_DEVICES:-} || devices=${TR_DEVICES:-}
+  case $stage in vqvae) devices=${VQ_DEVICES:-} ;; transformer) devices=${TR_DEVICES:-} ;; *) devices= ;; esac
   train_stage "$stage" "$minutes" ${devices:+--devices "$devices"}
   local rc=$?
   local left=$(awk "BEGIN { print $minutes - ($SECONDS - $start) / 60 - 0.5 }")

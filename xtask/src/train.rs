@@ -94,15 +94,19 @@ pub struct VqVaeArgs {
     #[arg(long, default_value_t = 64)]
     image_size: u32,
     /// Start from an exported `vqvae/` folder (its config.json fixes the architecture:
-    /// --channels, --codes and --groups are then refused). Without --decoder-only the first step
-    /// re-seeds every code from the batch's latents: the codes are all new, and a pipeline's
-    /// transformer needs `export --retarget`.
+    /// --channels, --codes and --groups are then refused). Without --decoder-only or --keep-codes
+    /// the first step re-seeds every code from the batch's latents: the codes are all new, and a
+    /// pipeline's transformer needs `export --retarget`.
     #[arg(long, conflicts_with_all = ["channels", "codes", "groups"])]
     init_from: Option<PathBuf>,
     /// Train only the decoder (and post_quant_conv) of --init-from's VQ-VAE: encoder and codebook
     /// stay frozen, so each image keeps its codes and a transformer trained on them stays valid.
     #[arg(long, requires = "init_from")]
     decoder_only: bool,
+    /// Train the whole VQ-VAE of --init-from but start from its codebook (no re-seeding): codes
+    /// move with the encoder, so `export --retarget` matches most of them with themselves.
+    #[arg(long, requires = "init_from", conflicts_with = "decoder_only")]
+    keep_codes: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -224,6 +228,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         convolution: r.convolution,
         init_from: args.init_from.clone(),
         decoder_only: args.decoder_only,
+        keep_codes: args.keep_codes,
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };

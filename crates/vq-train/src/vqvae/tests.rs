@@ -265,3 +265,65 @@ fn relative_max_error_is_scaled_by_the_largest_reference_entry() {
     assert!((relative_max_error(&[1.0, 2.5], &[1.0, 2.0], 1e-4) - 0.25).abs() < 1e-12);
     assert_eq!(max_magnitude(&[0.5, -3.0, 2.0]), 3.0);
 }
+
+#[test]
+fn a_run_that_keeps_the_codes_moves_them_instead_of_drawing_them_anew() {
+    // One step from a trained toy VQ-VAE, with and without keep_codes: the loss curve's
+    // `restarted` column counts the codes re-seeded at step 0, and the exported codebook shows
+    // whether each code is still the start's (its nearest start code is itself).
+    let base = temp_dir("vqvae-keep-base");
+    train_vqvae::<B>(&toy(&base, 2), &Default::default(), &mut |_| {}).expect("train");
+    let codebook = |run: &Path| {
+        let model = vq_model::VqModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
+            .expect("exported");
+        model.quantize.embedding.weight.val().into_data().to_vec::<f32>().expect("codebook")
+    };
+    let start = codebook(&base);
+    let width = 4;
+    let one_step = |keep_codes: bool| {
+        let dir = temp_dir(&format!("vqvae-keep-{keep_codes}"));
+        let config = VqVaeTrainConfig { init_from: Some(base.join("vqvae")), keep_codes, ..toy(&dir, 1) };
+        train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("one step");
+        let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
+        let header: Vec<&str> = text.lines().next().expect("a header").split(',').collect();
+        let column = header.iter().position(|&c| c == "restarted").expect("a restarted column");
+        let row: Vec<&str> = text.lines().nth(1).expect("a row").split(',').collect();
+        let restarted = row[column].parse::<f64>().expect("a number") as usize;
+        let codes = codebook(&dir);
+        std::fs::remove_dir_all(&dir).ok();
+        let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
+        let kept = codes
+            .chunks(width)
+            .enumerate()
+            .filter(|(k, code)| {
+                let nearest = (0..16)
+                    .min_by(|&i, &j| {
+                        let (di, dj) = (
+                            distance(code, &start[i * width..][..width]),
+                            distance(code, &start[j * width..][..width]),
+                        );
+                        di.total_cmp(&dj)
+                    })
+                    .expect("16 codes");
+                nearest == *k
+            })
+            .count();
+        (restarted, kept)
+    };
+    let (restarted, kept) = one_step(true);
+    assert_eq!((restarted, kept), (0, 16), "keep_codes: {restarted} codes re-seeded, {kept} of 16 kept");
+    let (restarted, kept) = one_step(false);
+    assert_eq!(restarted, 16, "without keep_codes every code is re-seeded at step 0");
+    assert!(kept < 16, "re-seeded codes all stayed nearest their old selves");
+
+    let dir = temp_dir("vqvae-keep-refused");
+    let config = VqVaeTrainConfig { keep_codes: true, ..toy(&dir, 1) };
+    let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("keep_codes keeps the codes of an existing VQ-VAE: give init_from"), "{error}");
+    let config =
+        VqVaeTrainConfig { keep_codes: true, decoder_only: true, init_from: Some(base.join("vqvae")), ..toy(&dir, 1) };
+    let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("decoder_only already freezes the codes"), "{error}");
+    std::fs::remove_dir_all(&base).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}

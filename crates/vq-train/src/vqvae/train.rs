@@ -92,12 +92,17 @@ pub struct VqVaeTrainConfig {
     pub convolution: vq_model::ConvAlgorithm,
     /// Start from the weights of an exported `vqvae/` folder instead of a random initialisation.
     /// Its `config.json` then fixes the architecture: the architecture fields above
-    /// (`block_out_channels` … `vq_embed_dim`) are not used. Without `decoder_only` the first
-    /// step re-seeds every code from that batch's latents, as for a fresh codebook: the codes
-    /// are all new (a pipeline's transformer then needs
+    /// (`block_out_channels` … `vq_embed_dim`) are not used. Without `decoder_only` or
+    /// `keep_codes` the first step re-seeds every code from that batch's latents, as for a fresh
+    /// codebook: the codes are all new (a pipeline's transformer then needs
     /// [`crate::diffusion::retarget_pipeline`]), and the encoder and decoder start trained
     /// (session 13: the shape ceiling rose 69 → 88 % in 971 steps).
     pub init_from: Option<PathBuf>,
+    /// With `init_from`: train everything but start from its codebook instead of re-seeding it,
+    /// so the codes move with the encoder instead of being drawn anew (only the dead-code
+    /// restarts replace codes) and a transformer trained on them stays close to valid
+    /// (`retarget_pipeline` then matches most codes with themselves).
+    pub keep_codes: bool,
     /// Train only `post_quant_conv` and the decoder; the encoder, `quant_conv` and the codebook
     /// keep `init_from`'s weights, so every image keeps its codes and a stage-2 transformer
     /// trained on them stays valid (a sharper decoder without retraining stage 2). The loss is
@@ -140,6 +145,7 @@ impl Default for VqVaeTrainConfig {
             resume: true,
             convolution: vq_model::ConvAlgorithm::Gemm,
             init_from: None,
+            keep_codes: false,
             decoder_only: false,
             dataset: DatasetConfig::default(),
         }
@@ -271,7 +277,8 @@ pub fn train_vqvae<B: AutodiffBackend>(
             let latents = model.valid().encode(x).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
             let [b, d, h, w] = latents.dims();
             let flat = latents.permute([0, 2, 3, 1]).reshape([b * h * w, d]);
-            (codebook, restarted) = codebook.restart_dead_codes(flat, config.restart_threshold, step == 0, &mut rng);
+            let reseed = step == 0 && !config.keep_codes;
+            (codebook, restarted) = codebook.restart_dead_codes(flat, config.restart_threshold, reseed, &mut rng);
         }
         let quantizer = frozen_codebook.clone().unwrap_or_else(|| codebook.codebook());
         let out = step_gradients(&model, &devices, &batch, quantizer, &weights, device)?;
@@ -328,11 +335,22 @@ fn initial_model<B: AutodiffBackend>(
     config: &VqVaeTrainConfig,
     device: &B::Device,
 ) -> Result<(VqModelConfig, VqModel<B>), TrainError> {
+    if config.keep_codes && config.decoder_only {
+        return Err(TrainError::model(
+            "VQ-VAE config",
+            "keep_codes (--keep-codes) and decoder_only (--decoder-only): decoder_only already freezes the codes; give one",
+        ));
+    }
     let Some(dir) = &config.init_from else {
-        if config.decoder_only {
+        if config.decoder_only || config.keep_codes {
+            let flag = if config.decoder_only {
+                "decoder_only trains the decoder of"
+            } else {
+                "keep_codes keeps the codes of"
+            };
             return Err(TrainError::model(
                 "VQ-VAE config",
-                "decoder_only trains the decoder of an existing VQ-VAE: give init_from (--init-from) its vqvae/ folder",
+                format!("{flag} an existing VQ-VAE: give init_from (--init-from) its vqvae/ folder"),
             ));
         }
         let model_config = config.model_config();
