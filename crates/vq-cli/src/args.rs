@@ -99,12 +99,14 @@ pub struct GenerateArgs {
     pub steps: Option<usize>,
 
     /// Classifier-free guidance scale (≥ 0); guidance runs when it is above 1.
-    #[arg(long, value_name = "G", default_value = "5.0", allow_negative_numbers = true)]
-    pub guidance_scale: f32,
+    /// Default: the model's sampling_defaults.json (models/shapes: 3), else 5.0 (diffusers').
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
+    pub guidance_scale: Option<f32>,
 
     /// Keep, per latent pixel, the likeliest classes whose probability mass reaches R, in (0, 1].
-    #[arg(long, value_name = "R", default_value = "1.0", allow_negative_numbers = true)]
-    pub truncation_rate: f32,
+    /// Default: the model's sampling_defaults.json (models/shapes: 0.7), else 1.0 (diffusers').
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub truncation_rate: Option<f32>,
 
     /// Images per prompt (≥ 1).
     #[arg(long, value_name = "K", default_value_t = 1)]
@@ -288,14 +290,11 @@ impl GenerateArgs {
         if self.steps == Some(0) {
             return Err(CliError::Usage("--steps must be at least 1, got 0".into()));
         }
-        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
-            return Err(CliError::Usage(format!(
-                "--guidance-scale must be a finite number ≥ 0, got {}",
-                self.guidance_scale
-            )));
+        if let Some(scale) = self.guidance_scale.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(CliError::Usage(format!("--guidance-scale must be a finite number ≥ 0, got {scale}")));
         }
-        if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
-            return Err(CliError::Usage(format!("--truncation-rate must be in (0, 1], got {}", self.truncation_rate)));
+        if let Some(rate) = self.truncation_rate.filter(|r| !(*r > 0.0 && *r <= 1.0)) {
+            return Err(CliError::Usage(format!("--truncation-rate must be in (0, 1], got {rate}")));
         }
         if self.num_images_per_prompt == 0 {
             return Err(CliError::Usage("--num-images-per-prompt must be at least 1, got 0".into()));

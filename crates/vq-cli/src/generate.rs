@@ -53,10 +53,23 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         Rng::Torch => NoiseSource::Torch { seed },
         Rng::Device => NoiseSource::Device { seed: Some(seed) },
     };
-    let request = GenerateRequest::new(args.prompts().to_vec())
+    let request = GenerateRequest::new(args.prompts().to_vec());
+    let recommended = &pipeline.sampling_defaults;
+    let guidance_scale = args.guidance_scale.or(recommended.guidance_scale).unwrap_or(request.guidance_scale);
+    let truncation_rate = args.truncation_rate.or(recommended.truncation_rate).unwrap_or(request.truncation_rate);
+    if (args.guidance_scale.is_none() && recommended.guidance_scale.is_some())
+        || (args.truncation_rate.is_none() && recommended.truncation_rate.is_some())
+    {
+        report(&format!(
+            "Guidance scale {guidance_scale}, truncation rate {truncation_rate}: the model's {} \
+             (--guidance-scale / --truncation-rate override it)",
+            vq_pipeline::SAMPLING_DEFAULTS_FILE
+        ));
+    }
+    let request = request
         .with_steps(steps)
-        .with_guidance_scale(args.guidance_scale)
-        .with_truncation_rate(args.truncation_rate)
+        .with_guidance_scale(guidance_scale)
+        .with_truncation_rate(truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
         .with_noise(noise)
         .with_truncation_mode(truncation_mode);
@@ -75,8 +88,8 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         seed,
         rng: args.rng.name(),
         steps,
-        guidance_scale: args.guidance_scale,
-        truncation_rate: args.truncation_rate,
+        guidance_scale,
+        truncation_rate,
         truncation_mode: truncation_mode_name(truncation_mode),
         backend: args.backend.name(),
         dtype: args.dtype.precision().name(),

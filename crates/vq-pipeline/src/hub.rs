@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Cache, Repo, RepoType};
 
+use crate::SAMPLING_DEFAULTS_FILE;
+
 /// Why a model could not be found or downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -84,9 +86,10 @@ impl HubOptions {
 
 /// The local folder of a pipeline given as a folder or a hub repository id.
 ///
-/// For a repository only the files the pipeline reads are fetched: `model_index.json`, the
-/// component configs, the tokenizer, and one weights file per component (the `variant` —
-/// e.g. `"fp16"` — when the repository has it, else safetensors, else `.bin`).
+/// For a repository only the files the pipeline reads are fetched: `model_index.json` (and
+/// [`SAMPLING_DEFAULTS_FILE`] where there is one), the component configs, the tokenizer, and one
+/// weights file per component (the `variant` — e.g. `"fp16"` — when the repository has it, else
+/// safetensors, else `.bin`).
 pub fn resolve_pipeline_dir(model: &str, variant: Option<&str>, options: &HubOptions) -> Result<PathBuf, HubError> {
     let path = Path::new(model);
     if path.is_dir() {
@@ -144,6 +147,7 @@ pub fn pipeline_files(files: &[String], variant: Option<&str>) -> Vec<String> {
         .iter()
         .filter(|f| {
             f.as_str() == "model_index.json"
+                || f.as_str() == SAMPLING_DEFAULTS_FILE
                 || f.ends_with("/config.json")
                 || f.starts_with("scheduler/") && f.ends_with(".json")
                 || f.starts_with("tokenizer/")

@@ -25,6 +25,7 @@
 
 mod allocator;
 mod components;
+mod defaults;
 mod error;
 mod generate;
 pub mod hub;
@@ -37,6 +38,7 @@ mod request;
 
 pub use allocator::keep_freed_memory;
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
+pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
 pub use generate::StepState;
 pub use output::{write_png, Generation};

@@ -10,7 +10,7 @@ use vq_scheduler::{VQDiffusionScheduler, VQDiffusionSchedulerConfig};
 
 use crate::components::{read_model_index, NegativeEmbeddings};
 use crate::hub::{resolve_pipeline_dir, HubOptions};
-use crate::PipelineError;
+use crate::{PipelineError, SamplingDefaults};
 
 /// How to load a pipeline.
 #[derive(Debug, Clone)]
@@ -58,6 +58,9 @@ pub struct VQDiffusionPipeline<B: Backend> {
     pub negative: NegativeEmbeddings<B>,
     /// The component configs.
     pub configs: PipelineConfigs,
+    /// The guidance scale and truncation rate the folder recommends (`sampling_defaults.json`,
+    /// this project's file; none for diffusers' own pipelines).
+    pub sampling_defaults: SamplingDefaults,
     /// The folder the pipeline was read from.
     pub dir: PathBuf,
     pub(crate) device: B::Device,
@@ -103,6 +106,7 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             vqvae: VqModelConfig::from_file(&dir.join("vqvae").join("config.json"))
                 .map_err(vq_model::VqModelError::from)?,
         };
+        let sampling_defaults = SamplingDefaults::from_dir(dir)?;
         let pipeline = Self {
             configs,
             tokenizer,
@@ -111,6 +115,7 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             vqvae,
             scheduler_config,
             negative,
+            sampling_defaults,
             dir: dir.to_path_buf(),
             device: device.clone(),
         };
@@ -142,6 +147,7 @@ impl<B: Backend> VQDiffusionPipeline<B> {
             scheduler_config,
             negative,
             configs,
+            sampling_defaults: SamplingDefaults::default(),
             dir: PathBuf::new(),
             device: device.clone(),
         };

@@ -153,18 +153,8 @@ impl GenerateRequest {
                 ),
             ));
         }
-        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 0.0) {
-            return Err(PipelineError::invalid(
-                "guidance_scale",
-                format!("{} must be a finite number ≥ 0", self.guidance_scale),
-            ));
-        }
-        if !(self.truncation_rate > 0.0 && self.truncation_rate <= 1.0) {
-            return Err(PipelineError::invalid(
-                "truncation_rate",
-                format!("{} is outside (0, 1]", self.truncation_rate),
-            ));
-        }
+        check_guidance_scale(self.guidance_scale).map_err(|e| PipelineError::invalid("guidance_scale", e))?;
+        check_truncation_rate(self.truncation_rate).map_err(|e| PipelineError::invalid("truncation_rate", e))?;
         if self.num_images_per_prompt == 0 {
             return Err(PipelineError::invalid("num_images_per_prompt", "must be at least 1"));
         }
@@ -189,5 +179,21 @@ impl GenerateRequest {
             }
         }
         Ok(())
+    }
+}
+
+/// The range of a guidance scale: finite and ≥ 0.
+pub(crate) fn check_guidance_scale(scale: f32) -> Result<(), String> {
+    match scale.is_finite() && scale >= 0.0 {
+        true => Ok(()),
+        false => Err(format!("{scale} must be a finite number ≥ 0")),
+    }
+}
+
+/// The range of a truncation rate: (0, 1].
+pub(crate) fn check_truncation_rate(rate: f32) -> Result<(), String> {
+    match rate > 0.0 && rate <= 1.0 {
+        true => Ok(()),
+        false => Err(format!("{rate} is outside (0, 1]")),
     }
 }

@@ -38,6 +38,10 @@ fn selects_one_weights_file_per_component() {
     assert!(files.contains(&"tokenizer/vocab.json".to_string()));
     assert!(files.contains(&"scheduler/scheduler_config.json".to_string()));
     assert!(!files.contains(&"README.md".to_string()));
+    // A repository with this project's sampling defaults gets them fetched too.
+    let with_defaults: Vec<String> = ithq().into_iter().chain(["sampling_defaults.json".to_string()]).collect();
+    assert!(pipeline_files(&with_defaults, None).contains(&"sampling_defaults.json".to_string()));
+    assert!(!files.contains(&"sampling_defaults.json".to_string()));
 
     let mut fp16 = pipeline_files(&ithq(), Some("fp16"));
     fp16.sort();

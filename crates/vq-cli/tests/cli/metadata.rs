@@ -156,3 +156,44 @@ fn the_truncation_mode_flag_overrides_the_default_of_the_rng() {
     let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens").to_vec::<i64>().expect("i64 tokens");
     assert_eq!(read_tokens(&tokens).concat(), expected);
 }
+
+#[test]
+fn a_models_sampling_defaults_replace_diffusers_defaults_and_flags_replace_them() {
+    // The tiny pipeline recommending truncation 0.86: without the flag, the case
+    // `seed_2pow32_plus5_trunc086` (guidance 5, diffusers' default) is drawn; a flag wins.
+    let scratch = Scratch::new("sampling-defaults");
+    let model = scratch.copy_of("hub");
+    std::fs::write(model.join("sampling_defaults.json"), r#"{"truncation_rate": 0.86}"#).expect("write defaults");
+    let (output, tokens) = (scratch.join("d.png"), scratch.join("d.json"));
+    let generate = |extra: &[&str]| {
+        let mut args =
+            vec!["generate", "--model", model.to_str().unwrap(), "--prompt", "teddy bear playing in the pool"];
+        args.extend(["--steps", "10", "--seed", "4294967301", "--output", output.to_str().unwrap()]);
+        args.extend(["--tokens", tokens.to_str().unwrap()]);
+        args.extend(extra);
+        vq_diffusion(&args)
+    };
+    let run = generate(&[]);
+    run.assert_success();
+    assert!(run.stderr.contains("truncation rate 0.86: the model's sampling_defaults.json"), "{}", run.stderr);
+    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens").to_vec::<i64>().expect("i64 tokens");
+    assert_eq!(read_tokens(&tokens).concat(), expected);
+    let chunks = png_text(&output);
+    assert_eq!(
+        (text_value(&chunks, "guidance_scale"), text_value(&chunks, "truncation_rate")),
+        ("5".into(), "0.86".into())
+    );
+
+    let run = generate(&["--truncation-rate", "1", "--guidance-scale", "2"]);
+    run.assert_success();
+    assert!(!run.stderr.contains("sampling_defaults.json"), "{}", run.stderr);
+    let chunks = png_text(&output);
+    assert_eq!(
+        (text_value(&chunks, "guidance_scale"), text_value(&chunks, "truncation_rate")),
+        ("2".into(), "1".into())
+    );
+    assert_ne!(read_tokens(&tokens).concat(), expected);
+
+    std::fs::write(model.join("sampling_defaults.json"), r#"{"truncation_rate": 2}"#).expect("write defaults");
+    generate(&[]).assert_error(1, &["sampling_defaults.json", "truncation_rate 2 is outside (0, 1]"]);
+}
