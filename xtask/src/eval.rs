@@ -36,12 +36,12 @@ pub struct Args {
     /// Prompts per pipeline call.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
-    /// Guidance scale.
-    #[arg(long, default_value_t = 3.0)]
-    guidance: f32,
-    /// Truncation rate.
-    #[arg(long, default_value_t = 1.0)]
-    truncation: f32,
+    /// Guidance scale. Default: the model's sampling_defaults.json, else 3.
+    #[arg(long)]
+    guidance: Option<f32>,
+    /// Truncation rate. Default: the model's sampling_defaults.json, else 1.
+    #[arg(long)]
+    truncation: Option<f32>,
     /// Seed of the torch noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -97,12 +97,15 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let levels = pipeline.configs.vqvae.block_out_channels.len();
     let image_size = (h << (levels - 1)) as u32;
 
+    let recommended = &pipeline.sampling_defaults;
+    let guidance_scale = args.guidance.or(recommended.guidance_scale).unwrap_or(3.0);
+    let truncation_rate = args.truncation.or(recommended.truncation_rate).unwrap_or(1.0);
     let eval = SamplingEval {
         split,
         count: args.count,
         batch_size: args.batch_size,
-        guidance_scale: args.guidance,
-        truncation_rate: args.truncation,
+        guidance_scale,
+        truncation_rate,
         dataset_seed: args.prompt_seed,
         seed: args.seed,
     };
@@ -113,10 +116,9 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         _ => Some(reconstructions(&pipeline.vqvae, image_size, split, args, &device)?),
     };
     println!(
-        "{} images for {:?} prompts, guidance {}, {} steps, torch seed {}: {:.1} s",
+        "{} images for {:?} prompts, guidance {guidance_scale}, truncation {truncation_rate}, {} steps, torch seed {}: {:.1} s",
         images.len(),
         split,
-        args.guidance,
         pipeline.scheduler_config.num_train_timesteps,
         args.seed,
         generated_s
