@@ -22,7 +22,8 @@
 # A `retarget` stage (its minutes only a time limit) moves RT_PIPELINE's transformer (default
 # models/shapes: hide the fixtures with KEEP_MODEL=1) onto stage 1's VQ-VAE (`export --retarget`) into
 # RT_OUT (default runs/retargeted); TR_OUT (default runs/diffusion) is stage 2's folder. New codes for
-# the shipped model in one call:
+# the shipped model in one call (it needs no carried runs: move .carry/runs.tar.xz.part-* aside, the call
+# would exceed 64 MiB with them and models/shapes):
 #   VQ_ARGS="--init-from models/shapes/vqvae --keep-codes --outline-weight 30 --lr 1e-4 --warmup 100" \
 #   TR_VQ=runs/retargeted/vqvae TR_OUT=runs/moved TR_ARGS="--init-from /tmp/vq/runs/retargeted --half-checkpoints" \
 #     bash xtask/device/train.sh vqvae 3 retarget 1 transformer 4
