@@ -50,11 +50,6 @@ impl SamplingDefaults {
         }
         Ok(defaults)
     }
-
-    /// Whether the file recommended anything.
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 #[cfg(test)]
@@ -74,7 +69,7 @@ mod tests {
 
     #[test]
     fn a_folder_without_the_file_recommends_nothing() {
-        assert!(read_text("none", None).unwrap().is_empty());
+        assert_eq!(read_text("none", None).unwrap(), SamplingDefaults { guidance_scale: None, truncation_rate: None });
     }
 
     #[test]
