@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use vq_model::{VqModel, VqModelConfig};
-use vq_pipeline::VQDiffusionPipeline;
+use vq_pipeline::{RevealOrder, Sampler, VQDiffusionPipeline};
 use vq_train::data::{Dataset, DatasetConfig, MentionRates, Split};
 use vq_train::eval::EvalReport;
 use vq_train::sampling::{contact_sheet, evaluate_pipeline, SamplingEval};
@@ -42,6 +42,13 @@ pub struct Args {
     /// Truncation rate. Default: the model's sampling_defaults.json, else 1.
     #[arg(long)]
     truncation: Option<f32>,
+    /// Sampler: posterior (diffusers'), reveal or purity (Improved VQ-Diffusion's high-quality
+    /// inference; see `vq-diffusion generate --help`).
+    #[arg(long, default_value = "posterior")]
+    sampler: String,
+    /// With --sampler purity: the weight r of the purity prior's sharpening.
+    #[arg(long, default_value_t = 1.0)]
+    purity_weight: f32,
     /// Seed of the torch noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -100,12 +107,19 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let recommended = &pipeline.sampling_defaults;
     let guidance_scale = args.guidance.or(recommended.guidance_scale).unwrap_or(3.0);
     let truncation_rate = args.truncation.or(recommended.truncation_rate).unwrap_or(1.0);
+    let sampler = match args.sampler.as_str() {
+        "posterior" => Sampler::Posterior,
+        "reveal" => Sampler::Reveal(RevealOrder::Uniform),
+        "purity" => Sampler::Reveal(RevealOrder::Purity { weight: args.purity_weight }),
+        other => return Err(format!("--sampler {other}: expected posterior, reveal or purity")),
+    };
     let eval = SamplingEval {
         split,
         count: args.count,
         batch_size: args.batch_size,
         guidance_scale,
         truncation_rate,
+        sampler,
         dataset_seed: args.prompt_seed,
         seed: args.seed,
     };
@@ -116,7 +130,8 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         _ => Some(reconstructions(&pipeline.vqvae, image_size, split, args, &device)?),
     };
     println!(
-        "{} images for {:?} prompts, guidance {guidance_scale}, truncation {truncation_rate}, {} steps, torch seed {}: {:.1} s",
+        "{} images for {:?} prompts, guidance {guidance_scale}, truncation {truncation_rate}, sampler {sampler:?}, {} steps, \
+         torch seed {}: {:.1} s",
         images.len(),
         split,
         pipeline.scheduler_config.num_train_timesteps,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use vq_pipeline::{Precision, TruncationMode};
+use vq_pipeline::{Precision, RevealOrder, Sampler, TruncationMode};
 
 use crate::error::CliError;
 use crate::output::image_paths;
@@ -64,9 +64,9 @@ pub enum Command {
         Hugging Face repository id read through the shared HF cache: HF_HOME, HF_HUB_CACHE, \
         HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN), runs the denoising chain with a progress bar on \
         stderr, and writes one PNG per image with the generation settings in iTXt chunks \
-        (prompt, seed, steps, guidance_scale, truncation_rate, truncation_mode, model, rng, backend, dtype, \
-        software). The paths of the written files are printed to stdout, one per line; \
-        everything else goes to stderr.",
+        (prompt, seed, steps, guidance_scale, truncation_rate, truncation_mode, sampler, purity_weight with \
+        --sampler purity, model, rng, backend, dtype, software). The paths of the written files are \
+        printed to stdout, one per line; everything else goes to stderr.",
     after_help = concat!(
         "Examples:\n",
         "  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
@@ -127,6 +127,18 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub truncation_mode: Option<TruncationModeArg>,
 
+    /// How each step but the last draws the next tokens: posterior (diffusers': every pixel drawn
+    /// anew at every step) or Improved VQ-Diffusion's high-quality inference, where an even share
+    /// of the masked pixels becomes tokens at each step and stays: reveal (in random order) or
+    /// purity (the pixels the model is surest of first). Only posterior draws diffusers' images.
+    #[arg(long, value_enum, value_name = "SAMPLER", default_value_t = SamplerArg::Posterior)]
+    pub sampler: SamplerArg,
+
+    /// With --sampler purity: weight r (≥ 0) sharpening each pixel's distribution by its purity,
+    /// softmax((1 + r·purity)·log p). Default 1 (the original's README); 0 draws from p itself.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub purity_weight: Option<f32>,
+
     /// Image file. With several images `-0`, `-1`, … is inserted before the extension
     /// (FILE-0.png, FILE-1.png, … in batch order: a prompt's images together).
     #[arg(long, value_name = "FILE.png", default_value = DEFAULT_OUTPUT)]
@@ -154,6 +166,28 @@ fn backend_help() -> String {
         "Compute backend; only the backends compiled in (cargo features of vq-cli) can run: in this build {}",
         crate::backend::compiled_in().join(", ")
     )
+}
+
+/// `--sampler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerArg {
+    /// diffusers' posterior sampling.
+    Posterior,
+    /// Reveal masked pixels in random order (the original's prior_rule 1).
+    Reveal,
+    /// Reveal the purest pixels first (prior_rule 2, the purity prior).
+    Purity,
+}
+
+impl SamplerArg {
+    /// The name the PNG metadata records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Posterior => "posterior",
+            Self::Reveal => "reveal",
+            Self::Purity => "purity",
+        }
+    }
 }
 
 /// `--rng`.
@@ -251,6 +285,15 @@ impl GenerateArgs {
         }
     }
 
+    /// The sampler of --sampler and --purity-weight.
+    pub fn sampler(&self) -> Sampler {
+        match self.sampler {
+            SamplerArg::Posterior => Sampler::Posterior,
+            SamplerArg::Reveal => Sampler::Reveal(RevealOrder::Uniform),
+            SamplerArg::Purity => Sampler::Reveal(RevealOrder::Purity { weight: self.purity_weight.unwrap_or(1.0) }),
+        }
+    }
+
     /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
     pub fn model(&self) -> Result<String, CliError> {
         if let Some(model) = &self.model {
@@ -290,11 +333,19 @@ impl GenerateArgs {
         if self.steps == Some(0) {
             return Err(CliError::Usage("--steps must be at least 1, got 0".into()));
         }
-        if let Some(scale) = self.guidance_scale.filter(|s| !(s.is_finite() && *s >= 0.0)) {
-            return Err(CliError::Usage(format!("--guidance-scale must be a finite number ≥ 0, got {scale}")));
+        // The pipeline's own range checks, before the model is loaded.
+        let usage = |flag: &str, message: String| CliError::Usage(format!("{flag}: {message}"));
+        if let Some(scale) = self.guidance_scale {
+            vq_pipeline::check_guidance_scale(scale).map_err(|e| usage("--guidance-scale", e))?;
         }
-        if let Some(rate) = self.truncation_rate.filter(|r| !(*r > 0.0 && *r <= 1.0)) {
-            return Err(CliError::Usage(format!("--truncation-rate must be in (0, 1], got {rate}")));
+        if let Some(rate) = self.truncation_rate {
+            vq_pipeline::check_truncation_rate(rate).map_err(|e| usage("--truncation-rate", e))?;
+        }
+        if let Some(weight) = self.purity_weight {
+            if self.sampler != SamplerArg::Purity {
+                return Err(usage("--purity-weight", format!("{weight} needs --sampler purity")));
+            }
+            vq_pipeline::check_purity_weight(weight).map_err(|e| usage("--purity-weight", e))?;
         }
         if self.num_images_per_prompt == 0 {
             return Err(CliError::Usage("--num-images-per-prompt must be at least 1, got 0".into()));

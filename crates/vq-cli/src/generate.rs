@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vq_pipeline::{set_precision, GenerateRequest, LoadOptions, NoiseSource, PipelineError, VQDiffusionPipeline};
+use vq_pipeline::{
+    set_precision, GenerateRequest, LoadOptions, NoiseSource, PipelineError, RevealOrder, Sampler, VQDiffusionPipeline,
+};
 
 use crate::args::{truncation_mode_name, GenerateArgs, Rng};
 use crate::error::CliError;
@@ -72,7 +74,8 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         .with_truncation_rate(truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
         .with_noise(noise)
-        .with_truncation_mode(truncation_mode);
+        .with_truncation_mode(truncation_mode)
+        .with_sampler(args.sampler());
 
     let bar = progress_bar(steps);
     let start = Instant::now();
@@ -91,6 +94,11 @@ pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), Cli
         guidance_scale,
         truncation_rate,
         truncation_mode: truncation_mode_name(truncation_mode),
+        sampler: args.sampler.name(),
+        purity_weight: match args.sampler() {
+            Sampler::Reveal(RevealOrder::Purity { weight }) => Some(weight),
+            _ => None,
+        },
         backend: args.backend.name(),
         dtype: args.dtype.precision().name(),
     };

@@ -53,6 +53,10 @@ pub struct Metadata<'a> {
     pub truncation_rate: f32,
     /// `exact` or `device`.
     pub truncation_mode: &'static str,
+    /// `posterior`, `reveal` or `purity`.
+    pub sampler: &'static str,
+    /// The purity prior's weight r (recorded with `purity` only).
+    pub purity_weight: Option<f32>,
     /// Backend name.
     pub backend: &'static str,
     /// Precision name.
@@ -62,7 +66,7 @@ pub struct Metadata<'a> {
 impl Metadata<'_> {
     /// The text chunks of one image with its `prompt`.
     pub fn chunks(&self, prompt: &str) -> Vec<(&'static str, String)> {
-        vec![
+        let mut chunks = vec![
             ("prompt", prompt.to_string()),
             ("seed", self.seed.to_string()),
             ("rng", self.rng.to_string()),
@@ -70,11 +74,16 @@ impl Metadata<'_> {
             ("guidance_scale", self.guidance_scale.to_string()),
             ("truncation_rate", self.truncation_rate.to_string()),
             ("truncation_mode", self.truncation_mode.to_string()),
+            ("sampler", self.sampler.to_string()),
             ("model", self.model.to_string()),
             ("backend", self.backend.to_string()),
             ("dtype", self.dtype.to_string()),
             ("software", concat!("vq-diffusion ", env!("CARGO_PKG_VERSION")).to_string()),
-        ]
+        ];
+        if let Some(weight) = self.purity_weight {
+            chunks.push(("purity_weight", weight.to_string()));
+        }
+        chunks
     }
 }
 

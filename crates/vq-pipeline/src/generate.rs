@@ -4,12 +4,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
 use transformer2d::Timesteps;
 use vq_scheduler::{
-    clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator,
+    clamp_log_probs, classifier_free_guidance, reveal_step, truncate, truncate_on_device, DeviceNoise, TorchGenerator,
     UniformSource, LOG_PROB_FLOOR,
 };
 
 use crate::output::Generation;
-use crate::{GenerateRequest, NoiseSource, PipelineError, TruncationMode, VQDiffusionPipeline};
+use crate::{GenerateRequest, NoiseSource, PipelineError, Sampler, TruncationMode, VQDiffusionPipeline};
 
 /// What the step callback sees.
 pub struct StepState<'a, B: Backend> {
@@ -34,7 +34,8 @@ impl<B: Backend> VQDiffusionPipeline<B> {
     ///
     /// Per step: the transformer predicts log p(x₀ | x_t) for the unconditional and the
     /// conditional rows at once; guidance combines them and renormalises; truncation keeps the
-    /// likeliest classes; the −70 clamp; then the scheduler samples x_{t−1}.
+    /// likeliest classes; the −70 clamp; then the scheduler samples x_{t−1} (or, with
+    /// [`Sampler::Reveal`], reveals some masked pixels).
     pub fn generate_with_callback(
         &self,
         request: &GenerateRequest,
@@ -90,7 +91,10 @@ impl<B: Backend> VQDiffusionPipeline<B> {
                 TruncationMode::Device => truncate_on_device(log_p_x_0, request.truncation_rate),
             };
             let log_p_x_0 = clamp_log_probs(log_p_x_0);
-            sample = scheduler.step(log_p_x_0, t, sample, noise.as_mut());
+            sample = match request.sampler {
+                Sampler::Reveal(order) if t > 0 => reveal_step(log_p_x_0, t, sample, order, noise.as_mut()),
+                _ => scheduler.step(log_p_x_0, t, sample, noise.as_mut()),
+            };
             if index % request.callback_steps == 0 {
                 callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample });
             }

@@ -45,6 +45,10 @@ pub use output::{write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};
 pub use prompt::{l2_normalize_last, PromptEmbeddings};
-pub use request::{GenerateRequest, NoiseSource, TruncationMode};
+pub use request::{
+    check_guidance_scale, check_purity_weight, check_truncation_rate, GenerateRequest, NoiseSource, Sampler,
+    TruncationMode,
+};
+pub use vq_scheduler::RevealOrder;
 
 pub use burn;

@@ -1,5 +1,7 @@
 //! The arguments of a generation, as diffusers' `VQDiffusionPipeline.__call__` takes them.
 
+use vq_scheduler::RevealOrder;
+
 use crate::PipelineError;
 
 /// Where the Gumbel noise of each step comes from.
@@ -30,6 +32,19 @@ pub enum TruncationMode {
     Device,
 }
 
+/// How the steps at t ≥ 1 draw x_{t−1} (t = 0 always samples every pixel from the model's
+/// p(x₀ | x₁)).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Sampler {
+    /// diffusers' posterior sampling: every pixel drawn anew from p(x_{t−1} | x_t) at every step.
+    #[default]
+    Posterior,
+    /// Improved VQ-Diffusion's high-quality inference ([`vq_scheduler::reveal_step`]): an even
+    /// share of the masked pixels becomes tokens at each step, in this order, and revealed pixels
+    /// stay. Not in diffusers: no reference draws the same tokens.
+    Reveal(RevealOrder),
+}
+
 /// One text-to-image request. Defaults are diffusers' (100 steps, guidance 5, truncation 1).
 ///
 /// ```
@@ -54,6 +69,8 @@ pub struct GenerateRequest {
     pub truncation_rate: f32,
     /// Where truncation runs.
     pub truncation_mode: TruncationMode,
+    /// How the steps draw the next tokens.
+    pub sampler: Sampler,
     /// Images per prompt.
     pub num_images_per_prompt: usize,
     /// The noise of the sampling steps.
@@ -73,6 +90,7 @@ impl GenerateRequest {
             guidance_scale: 5.0,
             truncation_rate: 1.0,
             truncation_mode: TruncationMode::Exact,
+            sampler: Sampler::Posterior,
             num_images_per_prompt: 1,
             noise: NoiseSource::Torch { seed: 0 },
             latents: None,
@@ -101,6 +119,12 @@ impl GenerateRequest {
     /// Sets where truncation runs.
     pub fn with_truncation_mode(mut self, mode: TruncationMode) -> Self {
         self.truncation_mode = mode;
+        self
+    }
+
+    /// Sets how the steps draw the next tokens.
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = sampler;
         self
     }
 
@@ -155,6 +179,9 @@ impl GenerateRequest {
         }
         check_guidance_scale(self.guidance_scale).map_err(|e| PipelineError::invalid("guidance_scale", e))?;
         check_truncation_rate(self.truncation_rate).map_err(|e| PipelineError::invalid("truncation_rate", e))?;
+        if let Sampler::Reveal(RevealOrder::Purity { weight }) = self.sampler {
+            check_purity_weight(weight).map_err(|e| PipelineError::invalid("purity_weight", e))?;
+        }
         if self.num_images_per_prompt == 0 {
             return Err(PipelineError::invalid("num_images_per_prompt", "must be at least 1"));
         }
@@ -182,16 +209,25 @@ impl GenerateRequest {
     }
 }
 
-/// The range of a guidance scale: finite and ≥ 0.
-pub(crate) fn check_guidance_scale(scale: f32) -> Result<(), String> {
+/// The range of a guidance scale: finite and ≥ 0. The error reads after the argument's name
+/// (e.g. `--guidance-scale: -1 must be a finite number ≥ 0`).
+pub fn check_guidance_scale(scale: f32) -> Result<(), String> {
     match scale.is_finite() && scale >= 0.0 {
         true => Ok(()),
         false => Err(format!("{scale} must be a finite number ≥ 0")),
     }
 }
 
-/// The range of a truncation rate: (0, 1].
-pub(crate) fn check_truncation_rate(rate: f32) -> Result<(), String> {
+/// The range of the purity prior's weight r: finite and ≥ 0.
+pub fn check_purity_weight(weight: f32) -> Result<(), String> {
+    match weight.is_finite() && weight >= 0.0 {
+        true => Ok(()),
+        false => Err(format!("{weight} must be a finite number ≥ 0")),
+    }
+}
+
+/// The range of a truncation rate: (0, 1]. The error reads after the argument's name.
+pub fn check_truncation_rate(rate: f32) -> Result<(), String> {
     match rate > 0.0 && rate <= 1.0 {
         true => Ok(()),
         false => Err(format!("{rate} is outside (0, 1]")),

@@ -1,7 +1,8 @@
 //! VQ-Diffusion's discrete diffusion scheduler on burn, numerically equal to diffusers 0.42.1's
 //! `VQDiffusionScheduler` (`diffusers/schedulers/scheduling_vq_diffusion.py`), plus the sampling
 //! helpers of `VQDiffusionPipeline` (`diffusers/pipelines/deprecated/vq_diffusion/pipeline_vq_diffusion.py`):
-//! classifier-free guidance, truncation and the −70 clamp.
+//! classifier-free guidance, truncation and the −70 clamp. Beyond diffusers: Improved VQ-Diffusion's
+//! reveal sampler with the purity prior ([`reveal_step`]).
 //!
 //! Paper: Gu et al., *Vector Quantized Diffusion Model for Text-to-Image Synthesis*,
 //! [arXiv:2111.14822](https://arxiv.org/abs/2111.14822) — the mask-and-replace forward process
@@ -52,6 +53,7 @@ mod gumbel;
 mod logspace;
 mod mt19937;
 mod noise;
+mod reveal;
 mod schedule;
 mod scheduler;
 mod truncation;
@@ -64,6 +66,7 @@ pub use gumbel::{gumbel_max_sample, gumbel_noise};
 pub use logspace::{index_to_log_onehot, log_add_exp_scalar, log_sum_exp_classes, LOG_ONEHOT_ZERO};
 pub use mt19937::{Mt19937, TorchGenerator};
 pub use noise::{DeviceNoise, FixedUniforms, UniformSource};
+pub use reveal::{reveal_count, reveal_step, RevealOrder};
 pub use schedule::{DeviceScheduleTables, ScheduleProbabilities, ScheduleTables};
 pub use scheduler::VQDiffusionScheduler;
 pub use truncation::{truncate, truncation_keep_mask};

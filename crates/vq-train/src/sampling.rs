@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use image::RgbImage;
-use vq_pipeline::{GenerateRequest, NoiseSource, VQDiffusionPipeline};
+use vq_pipeline::{GenerateRequest, NoiseSource, Sampler, VQDiffusionPipeline};
 
 use crate::data::{Dataset, DatasetConfig, MentionRates, Prompt, Split};
 use crate::eval::{evaluate, EvalReport};
@@ -23,6 +23,8 @@ pub struct SamplingEval {
     pub guidance_scale: f32,
     /// Truncation rate of the sampler.
     pub truncation_rate: f32,
+    /// How the steps draw the next tokens (diffusers' posterior sampling, or the reveal sampler).
+    pub sampler: Sampler,
     /// Seed of the dataset that writes the prompts.
     pub dataset_seed: u64,
     /// Seed of the first batch's torch noise (batch `i` uses `seed + i`).
@@ -57,6 +59,7 @@ pub fn evaluate_pipeline<B: Backend>(
             .with_steps(steps)
             .with_guidance_scale(eval.guidance_scale)
             .with_truncation_rate(eval.truncation_rate)
+            .with_sampler(eval.sampler)
             .with_noise(NoiseSource::Torch { seed: eval.seed + batch_index as u64 });
         let generation = pipeline.generate(&request).map_err(|e| TrainError::model("generating", e))?;
         for ((caption, prompt), image) in chunk.iter().zip(generation.rgb8()) {

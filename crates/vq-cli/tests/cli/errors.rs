@@ -169,6 +169,17 @@ fn negative_guidance_scale() {
 }
 
 #[test]
+fn a_purity_weight_without_the_purity_sampler() {
+    generate_hub(&["--purity-weight", "2"]).assert_error(2, &["--purity-weight", "--sampler purity"]);
+    generate_hub(&["--sampler", "reveal", "--purity-weight", "2"]).assert_error(2, &["--purity-weight"]);
+}
+
+#[test]
+fn negative_purity_weight() {
+    generate_hub(&["--sampler", "purity", "--purity-weight", "-0.5"]).assert_error(2, &["--purity-weight", "-0.5"]);
+}
+
+#[test]
 fn zero_images_per_prompt() {
     generate_hub(&["--num-images-per-prompt", "0"]).assert_error(2, &["--num-images-per-prompt"]);
 }

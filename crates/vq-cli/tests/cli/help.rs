@@ -25,6 +25,8 @@ fn generate_help_documents_every_flag_and_default() {
         "--num-images-per-prompt",
         "--seed",
         "--rng",
+        "--sampler",
+        "--purity-weight",
         "--output",
         "--tokens",
         "--backend",
@@ -38,7 +40,7 @@ fn generate_help_documents_every_flag_and_default() {
     for default in ["sampling_defaults.json (models/shapes: 3), else 5.0", "sampling_defaults.json (models/shapes: 0.7), else 1.0"] {
         assert!(help.contains(default), "{default:?} missing from:\n{help}");
     }
-    for default in ["1", "torch", "vq-diffusion.png", "ndarray", "f32"] {
+    for default in ["1", "torch", "posterior", "vq-diffusion.png", "ndarray", "f32"] {
         assert!(
             help.contains(&format!("[default: {default}]")),
             "default {default} missing from:\n{help}"

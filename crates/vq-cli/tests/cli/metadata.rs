@@ -45,6 +45,7 @@ fn png_records_every_setting() {
         ("guidance_scale", "5"),
         ("truncation_rate", "0.86"),
         ("truncation_mode", "exact"),
+        ("sampler", "posterior"),
         ("model", &model),
         ("backend", "ndarray"),
         ("dtype", "f32"),
@@ -52,7 +53,7 @@ fn png_records_every_setting() {
     ] {
         assert_eq!(text_value(&chunks, keyword), value, "text chunk {keyword}");
     }
-    assert_eq!(chunks.len(), 11, "no other text chunks: {chunks:?}");
+    assert_eq!(chunks.len(), 12, "no other text chunks: {chunks:?}");
 }
 
 #[test]
@@ -122,6 +123,31 @@ fn device_generator_is_reproducible_with_a_seed() {
     let first = tokens("first", "7");
     assert_eq!(tokens("second", "7"), first, "same seed, same tokens");
     assert_ne!(tokens("other", "8"), first, "another seed, other tokens");
+}
+
+#[test]
+fn the_purity_sampler_is_recorded_with_its_weight_and_reproduces_its_tokens() {
+    let scratch = Scratch::new("sampler");
+    let model = tiny("hub").display().to_string();
+    let tokens = |name: &str, sampler: &[&str]| {
+        let (output, tokens) = (scratch.join(&format!("{name}.png")), scratch.join(&format!("{name}.json")));
+        let mut args = vec!["generate", "--model", &model, "--prompt", "a cat", "--steps", "6", "--seed", "5"];
+        let (output_arg, tokens_arg) = (output.display().to_string(), tokens.display().to_string());
+        args.extend(["--output", &output_arg, "--tokens", &tokens_arg]);
+        args.extend(sampler);
+        vq_diffusion(&args).assert_success();
+        (png_text(&output), read_tokens(&tokens))
+    };
+    let (chunks, purity) = tokens("purity", &["--sampler", "purity", "--purity-weight", "0.5"]);
+    assert_eq!(text_value(&chunks, "sampler"), "purity");
+    assert_eq!(text_value(&chunks, "purity_weight"), "0.5");
+    assert_eq!(tokens("again", &["--sampler", "purity", "--purity-weight", "0.5"]).1, purity, "same seed");
+    let (chunks, posterior) = tokens("posterior", &[]);
+    assert_eq!(text_value(&chunks, "sampler"), "posterior");
+    assert!(chunks.iter().all(|(keyword, _)| keyword != "purity_weight"), "{chunks:?}");
+    assert_ne!(posterior, purity, "the purity sampler drew diffusers' tokens");
+    let (chunks, _) = tokens("reveal", &["--sampler", "reveal"]);
+    assert_eq!(text_value(&chunks, "sampler"), "reveal");
 }
 
 #[test]
