@@ -18,6 +18,22 @@ fn pipeline() -> VQDiffusionPipeline<B> {
     VQDiffusionPipeline::<B>::from_dir(&dir, None, &Default::default()).unwrap()
 }
 
+/// Latent pixels per image, the mask id and the codebook size.
+struct Sizes {
+    pixels: usize,
+    mask: i64,
+    codes: i64,
+}
+
+fn sizes(pipeline: &VQDiffusionPipeline<B>) -> Sizes {
+    let (h, w) = pipeline.latent_size();
+    Sizes {
+        pixels: h * w,
+        mask: (pipeline.scheduler_config.num_vec_classes - 1) as i64,
+        codes: pipeline.configs.vqvae.num_vq_embeddings as i64,
+    }
+}
+
 fn ids(sample: &Tensor<B, 2, Int>) -> Vec<i64> {
     sample.clone().into_data().convert::<i64>().into_vec::<i64>().unwrap()
 }
@@ -49,9 +65,7 @@ fn check_reveal_steps(states: &[(usize, Vec<i64>)], start: Vec<i64>, pixels: usi
 #[test]
 fn each_step_reveals_its_share_and_keeps_what_was_revealed() {
     let pipeline = pipeline();
-    let (h, w) = pipeline.latent_size();
-    let mask = (pipeline.scheduler_config.num_vec_classes - 1) as i64;
-    let codes = pipeline.configs.vqvae.num_vq_embeddings as i64;
+    let Sizes { pixels, mask, codes } = sizes(&pipeline);
     for order in [RevealOrder::Uniform, RevealOrder::Purity { weight: 1.0 }] {
         // Two prompts × two images, guided, truncated.
         let request = GenerateRequest::new(["a red car", "a cat on a mat"])
@@ -63,7 +77,7 @@ fn each_step_reveals_its_share_and_keeps_what_was_revealed() {
             .with_noise(NoiseSource::Torch { seed: 3 });
         let (states, tokens) = chain(&pipeline, &request);
         assert_eq!(states.len(), 8);
-        check_reveal_steps(&states, vec![mask; 4 * h * w], h * w, mask, &format!("{order:?}"));
+        check_reveal_steps(&states, vec![mask; 4 * pixels], pixels, mask, &format!("{order:?}"));
         assert!(tokens.iter().all(|id| (0..codes).contains(id)), "{order:?}: final ids outside the codebook");
         assert_eq!(chain(&pipeline, &request).1, tokens, "{order:?}: the same seed drew other tokens");
     }
@@ -72,18 +86,16 @@ fn each_step_reveals_its_share_and_keeps_what_was_revealed() {
 #[test]
 fn start_tokens_stay_until_the_last_step() {
     let pipeline = pipeline();
-    let (h, w) = pipeline.latent_size();
-    let mask = (pipeline.scheduler_config.num_vec_classes - 1) as i64;
-    let codes = pipeline.configs.vqvae.num_vq_embeddings as i64;
+    let Sizes { pixels, mask, codes } = sizes(&pipeline);
     // Every third pixel given, the rest masked.
-    let start: Vec<i64> = (0..h * w).map(|i| if i % 3 == 0 { i as i64 % codes } else { mask }).collect();
+    let start: Vec<i64> = (0..pixels).map(|i| if i % 3 == 0 { i as i64 % codes } else { mask }).collect();
     let request = GenerateRequest::new(["a blue square"])
         .with_steps(5)
         .with_latents(vec![start.clone()])
         .with_sampler(Sampler::Reveal(RevealOrder::Purity { weight: 0.5 }))
         .with_noise(NoiseSource::Torch { seed: 11 });
     let (states, _) = chain(&pipeline, &request);
-    check_reveal_steps(&states, start.clone(), h * w, mask, "start tokens");
+    check_reveal_steps(&states, start.clone(), pixels, mask, "start tokens");
     let before_last = &states[states.len() - 2].1;
     for (i, &id) in start.iter().enumerate().filter(|(_, &id)| id != mask) {
         assert_eq!(before_last[i], id, "start token at pixel {i} changed before t = 0");
