@@ -19,6 +19,10 @@
 #     bash xtask/device/train.sh vqvae 8 transformer 7
 # VQ_DEVICES / TR_DEVICES split each batch across devices (`--devices`); a stage whose data-parallel
 # run fails spends the rest of its budget on one device.
+# Without carried kernel caches (a fresh machine, no .carry/cubecl-cache.tar.xz) the fused, autotuned
+# BACKEND=cuda compiles and tunes every training kernel first: stage 1 did not finish its first step in
+# 6.5 minutes (session 15), stage 2's first steps took most of an 8-minute call. Carry the caches a call
+# returns (`carry.sh runs`), or give a cold stage 1 the unfused backend.
 # A `retarget` stage (its minutes only a time limit) moves RT_PIPELINE's transformer (default
 # models/shapes: hide the fixtures with KEEP_MODEL=1) onto stage 1's VQ-VAE (`export --retarget`) into
 # RT_OUT (default runs/retargeted); TR_OUT (default runs/diffusion) is stage 2's folder. New codes for
