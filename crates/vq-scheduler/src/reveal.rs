@@ -67,7 +67,8 @@ pub fn reveal_count(masked: usize, t: usize) -> usize {
 /// One reveal step at timestep `t ≥ 1`: reveals [`reveal_count`] masked pixels of each image
 /// with candidate tokens drawn from `log_p_x_0`; every other pixel keeps its id. Draws two
 /// uniform tensors from `noise`: `[batch, K, pixels]` for the candidates, then
-/// `[batch, 1, pixels]` for the choice of pixels.
+/// `[batch, 1, pixels]` for the choice of pixels. The choice runs on the host: the ids,
+/// candidates and keys (`3 × batch × pixels` values) are read back once per step.
 ///
 /// # Shapes
 /// - `log_p_x_0`: `[batch, K, pixels]` log-probabilities (after guidance, truncation, clamp)
