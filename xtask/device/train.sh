@@ -3,6 +3,7 @@
 #   bash xtask/device/train.sh vqvae 4 transformer 4
 # Each stage is killed 60 s after its budget (a first step can outlast any budget while kernels
 # compile), so the runs and the kernel caches still come back inside the call's 10 minutes.
+# `.carry/` is git-ignored: name it in the call's `carry` list, or neither the build nor the runs travel.
 # Earlier runs travel as .carry/runs.tar.xz.part-* (a stage with a checkpoint resumes, AdamW's
 # moments from zero); the runs (optimizer states left out: twice the weights), the logs and the grown
 # kernel caches come back under $OUT. TR_ARGS="--half-checkpoints" keeps a transformer checkpoint
