@@ -140,6 +140,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     );
     print_table(&report, ceiling.as_ref(), "generated");
     print!("shapes of the generated objects:\n{}", report.shape_confusion_table());
+    print!("colours of the generated objects:\n{}", report.color_confusion_table());
     if let Some(ceiling) = &ceiling {
         print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
     }

@@ -18,6 +18,11 @@ pub const MIN_OBJECT_FRACTION: f64 = 0.25;
 pub struct ObjectScore {
     /// Whether the colour is right.
     pub color: bool,
+    /// The colour the prompt names.
+    pub named_color: Color,
+    /// The colour of the detected object matched to it; `None` if none was.
+    #[serde(default)]
+    pub drawn_color: Option<Color>,
     /// Whether the size is right; `None` if the prompt names no size.
     pub size: Option<bool>,
     /// Whether the position is right; `None` if the prompt names no position.
@@ -176,6 +181,8 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
     match measured {
         None => ObjectScore {
             color: false,
+            named_color: named.color,
+            drawn_color: None,
             size: named.size.map(|_| false),
             position: named.position.map(|_| false),
             named_shape: named.shape,
@@ -183,6 +190,8 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
         },
         Some(m) => ObjectScore {
             color: m.color == named.color,
+            named_color: named.color,
+            drawn_color: Some(m.color),
             size: named.size.map(|size| size == m.size),
             position: named.position.map(|position| position == m.position),
             named_shape: named.shape,
@@ -232,6 +241,10 @@ pub struct EvalReport {
     /// Named objects by named shape (rows, [`Shape::ALL`]'s order) and drawn shape (columns, the
     /// same order, then "not found"): where the shape errors go.
     pub shape_confusion: [[usize; 5]; 4],
+    /// Named objects by named colour (rows, [`Color::ALL`]'s order) and drawn colour (columns, the
+    /// same order, then "not found"): where the colour errors go.
+    #[serde(default)]
+    pub color_confusion: [[usize; 9]; 8],
 }
 
 impl EvalReport {
@@ -248,6 +261,8 @@ impl EvalReport {
             }
             let column = object.drawn_shape.map_or(Shape::ALL.len(), shape_index);
             self.shape_confusion[shape_index(object.named_shape)][column] += 1;
+            let column = object.drawn_color.map_or(Color::ALL.len(), color_index);
+            self.color_confusion[color_index(object.named_color)][column] += 1;
         }
         if let Some(background) = score.background {
             self.background.add(background);
@@ -274,24 +289,39 @@ fn shape_index(shape: Shape) -> usize {
     Shape::ALL.iter().position(|&s| s == shape).expect("Shape::ALL has every shape")
 }
 
+fn color_index(color: Color) -> usize {
+    Color::ALL.iter().position(|&c| c == color).expect("Color::ALL has every colour")
+}
+
 impl EvalReport {
     /// [`EvalReport::shape_confusion`] as text: a header of drawn shapes, then one row per
     /// named shape.
     pub fn shape_confusion_table(&self) -> String {
-        let mut text = format!("{:>16} |", "named \\ drawn");
-        for shape in Shape::ALL {
-            text += &format!(" {:>8}", shape.word());
-        }
-        text += " not found\n";
-        for (shape, row) in Shape::ALL.iter().zip(&self.shape_confusion) {
-            text += &format!("{:>16} |", shape.word());
-            for count in row {
-                text += &format!(" {count:>8}");
-            }
-            text += "\n";
-        }
-        text
+        confusion_table(&Shape::ALL.map(Shape::word), &self.shape_confusion)
     }
+
+    /// [`EvalReport::color_confusion`] as text: a header of drawn colours, then one row per
+    /// named colour.
+    pub fn color_confusion_table(&self) -> String {
+        confusion_table(&Color::ALL.map(Color::word), &self.color_confusion)
+    }
+}
+
+/// A confusion matrix as text: rows named by `labels`, columns the same labels then "not found".
+fn confusion_table<const N: usize>(labels: &[&str], rows: &[[usize; N]]) -> String {
+    let mut text = format!("{:>16} |", "named \\ drawn");
+    for label in labels {
+        text += &format!(" {label:>8}");
+    }
+    text += " not found\n";
+    for (label, row) in labels.iter().zip(rows) {
+        text += &format!("{label:>16} |");
+        for count in row {
+            text += &format!(" {count:>8}");
+        }
+        text += "\n";
+    }
+    text
 }
 
 impl fmt::Display for EvalReport {

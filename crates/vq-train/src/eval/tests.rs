@@ -93,9 +93,9 @@ fn wrong_prompts_are_judged_wrong() {
         .into_iter()
         .find(|&c| c != first.color && c != sample.background)
         .unwrap();
-    let mut wrong = truth.clone();
-    wrong.objects[0].color = other_color;
-    let score = evaluate(&sample.image, &wrong);
+    let mut wrong_color = truth.clone();
+    wrong_color.objects[0].color = other_color;
+    let score = evaluate(&sample.image, &wrong_color);
     assert!(!score.objects[0].color && score.objects[0].shape() && !score.all_correct());
     let mut extra = truth.clone();
     extra.objects.push(first);
@@ -117,10 +117,19 @@ fn wrong_prompts_are_judged_wrong() {
     report.add(&evaluate(&blank, &truth));
     assert_eq!(report.shape_confusion[other][named], 1, "{}", report.shape_confusion_table());
     assert_eq!(report.shape_confusion[named][4], 1, "{}", report.shape_confusion_table());
+
+    // The colour table likewise: the caption's colour is the row, the drawn one the column.
+    let index = |color| crate::data::Color::ALL.iter().position(|&c| c == color).unwrap();
+    let mut report = EvalReport::default();
+    report.add(&evaluate(&sample.image, &wrong_color));
+    report.add(&evaluate(&blank, &truth));
+    let table = report.color_confusion_table();
+    assert_eq!(report.color_confusion[index(other_color)][index(first.color)], 1, "{table}");
+    assert_eq!(report.color_confusion[index(first.color)][8], 1, "{table}");
 }
 
 #[test]
-fn the_shape_confusion_table_adds_up_to_the_shape_tally() {
+fn the_confusion_tables_add_up_to_the_shape_and_colour_tallies() {
     let report = ground_truth_report(&dataset(64, 4), Split::HeldOut, 300, 16);
     let all: usize = report.shape_confusion.iter().flatten().sum();
     let diagonal: usize = (0..4).map(|i| report.shape_confusion[i][i]).sum();
@@ -128,6 +137,12 @@ fn the_shape_confusion_table_adds_up_to_the_shape_tally() {
     let table = report.shape_confusion_table();
     assert_eq!(table.lines().count(), 5, "{table}");
     assert!(table.lines().nth(3).unwrap().trim_start().starts_with("triangle |"), "{table}");
+    let all: usize = report.color_confusion.iter().flatten().sum();
+    let diagonal: usize = (0..8).map(|i| report.color_confusion[i][i]).sum();
+    assert_eq!((all, diagonal), (report.color.total, report.color.correct));
+    let table = report.color_confusion_table();
+    assert_eq!(table.lines().count(), 9, "{table}");
+    assert!(table.lines().nth(3).unwrap().trim_start().starts_with("blue |"), "{table}");
 }
 
 #[test]
