@@ -131,18 +131,18 @@ fn wrong_prompts_are_judged_wrong() {
 #[test]
 fn the_confusion_tables_add_up_to_the_shape_and_colour_tallies() {
     let report = ground_truth_report(&dataset(64, 4), Split::HeldOut, 300, 16);
-    let all: usize = report.shape_confusion.iter().flatten().sum();
-    let diagonal: usize = (0..4).map(|i| report.shape_confusion[i][i]).sum();
-    assert_eq!((all, diagonal), (report.shape.total, report.shape.correct));
-    let table = report.shape_confusion_table();
-    assert_eq!(table.lines().count(), 5, "{table}");
-    assert!(table.lines().nth(3).unwrap().trim_start().starts_with("triangle |"), "{table}");
-    let all: usize = report.color_confusion.iter().flatten().sum();
-    let diagonal: usize = (0..8).map(|i| report.color_confusion[i][i]).sum();
-    assert_eq!((all, diagonal), (report.color.total, report.color.correct));
-    let table = report.color_confusion_table();
-    assert_eq!(table.lines().count(), 9, "{table}");
-    assert!(table.lines().nth(3).unwrap().trim_start().starts_with("blue |"), "{table}");
+    check_confusion(&report.shape_confusion, report.shape, &report.shape_confusion_table(), "triangle |");
+    check_confusion(&report.color_confusion, report.color, &report.color_confusion_table(), "blue |");
+}
+
+/// A confusion matrix counts every judgement of its attribute once, the right ones on its diagonal,
+/// and its table has a header and one row per label, the third row starting with `third_row`.
+fn check_confusion<const N: usize>(matrix: &[[usize; N]], tally: Tally, table: &str, third_row: &str) {
+    let all: usize = matrix.iter().flatten().sum();
+    let diagonal: usize = (0..matrix.len()).map(|i| matrix[i][i]).sum();
+    assert_eq!((all, diagonal), (tally.total, tally.correct), "{table}");
+    assert_eq!(table.lines().count(), matrix.len() + 1, "{table}");
+    assert!(table.lines().nth(3).unwrap().trim_start().starts_with(third_row), "{table}");
 }
 
 #[test]
