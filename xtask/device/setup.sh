@@ -8,7 +8,10 @@
 # first use; without the caches the first ITHQ forward took minutes (BENCHMARKS.md).
 
 # XTASK_XZ picks another carried build (e.g. .carry/xtask-tuned.xz, the autotuned one).
-mkdir -p /tmp/vq && xz -dc "${XTASK_XZ:-.carry/xtask.xz}" > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
+build=${XTASK_XZ:-.carry/xtask.xz}
+# (.carry/ is git-ignored: a call that does not name it in its carry list arrives without it.)
+[ -f "$build" ] || { echo "setup.sh: $build is missing — name .carry in the call's carry list" >&2; exit 2; }
+mkdir -p /tmp/vq && xz -dc "$build" > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
 nvrtc=$(find / -name 'libnvrtc.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
 export XTASK=/tmp/vq/xtask
