@@ -16,12 +16,10 @@ pub const MIN_OBJECT_FRACTION: f64 = 0.25;
 /// How one named object was rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectScore {
-    /// Whether the colour is right.
-    pub color: bool,
     /// The colour the prompt names.
     pub named_color: Color,
-    /// The colour of the detected object matched to it; `None` if none was.
-    #[serde(default)]
+    /// The colour of the detected object matched to it; `None` if none was (then every attribute
+    /// is wrong).
     pub drawn_color: Option<Color>,
     /// Whether the size is right; `None` if the prompt names no size.
     pub size: Option<bool>,
@@ -40,13 +38,18 @@ impl ObjectScore {
         self.drawn_shape.is_some()
     }
 
+    /// Whether the colour is right.
+    pub fn color(&self) -> bool {
+        self.drawn_color == Some(self.named_color)
+    }
+
     /// Whether the shape is right.
     pub fn shape(&self) -> bool {
         self.drawn_shape == Some(self.named_shape)
     }
 
     fn correct_count(&self) -> usize {
-        [Some(self.color), Some(self.shape()), self.size, self.position]
+        [Some(self.color()), Some(self.shape()), self.size, self.position]
             .into_iter()
             .filter(|v| *v == Some(true))
             .count()
@@ -54,7 +57,7 @@ impl ObjectScore {
 
     /// Whether every named attribute is right.
     pub fn all_correct(&self) -> bool {
-        self.found() && self.color && self.shape() && self.size.unwrap_or(true) && self.position.unwrap_or(true)
+        self.found() && self.color() && self.shape() && self.size.unwrap_or(true) && self.position.unwrap_or(true)
     }
 }
 
@@ -180,7 +183,6 @@ fn search(
 fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> ObjectScore {
     match measured {
         None => ObjectScore {
-            color: false,
             named_color: named.color,
             drawn_color: None,
             size: named.size.map(|_| false),
@@ -189,7 +191,6 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
             drawn_shape: None,
         },
         Some(m) => ObjectScore {
-            color: m.color == named.color,
             named_color: named.color,
             drawn_color: Some(m.color),
             size: named.size.map(|size| size == m.size),
@@ -243,7 +244,6 @@ pub struct EvalReport {
     pub shape_confusion: [[usize; 5]; 4],
     /// Named objects by named colour (rows, [`Color::ALL`]'s order) and drawn colour (columns, the
     /// same order, then "not found"): where the colour errors go.
-    #[serde(default)]
     pub color_confusion: [[usize; 9]; 8],
 }
 
@@ -251,7 +251,7 @@ impl EvalReport {
     /// Adds one image's score.
     pub fn add(&mut self, score: &ImageScore) {
         for object in &score.objects {
-            self.color.add(object.color);
+            self.color.add(object.color());
             self.shape.add(object.shape());
             if let Some(size) = object.size {
                 self.size.add(size);
@@ -259,10 +259,10 @@ impl EvalReport {
             if let Some(position) = object.position {
                 self.position.add(position);
             }
-            let column = object.drawn_shape.map_or(Shape::ALL.len(), shape_index);
-            self.shape_confusion[shape_index(object.named_shape)][column] += 1;
-            let column = object.drawn_color.map_or(Color::ALL.len(), color_index);
-            self.color_confusion[color_index(object.named_color)][column] += 1;
+            let column = object.drawn_shape.map_or(Shape::ALL.len(), |shape| index_of(&Shape::ALL, shape));
+            self.shape_confusion[index_of(&Shape::ALL, object.named_shape)][column] += 1;
+            let column = object.drawn_color.map_or(Color::ALL.len(), |color| index_of(&Color::ALL, color));
+            self.color_confusion[index_of(&Color::ALL, object.named_color)][column] += 1;
         }
         if let Some(background) = score.background {
             self.background.add(background);
@@ -285,12 +285,9 @@ impl EvalReport {
     }
 }
 
-fn shape_index(shape: Shape) -> usize {
-    Shape::ALL.iter().position(|&s| s == shape).expect("Shape::ALL has every shape")
-}
-
-fn color_index(color: Color) -> usize {
-    Color::ALL.iter().position(|&c| c == color).expect("Color::ALL has every colour")
+/// Where `value` is in `all` (a vocabulary's `ALL`): its row or column of a confusion matrix.
+pub(super) fn index_of<T: PartialEq + Copy>(all: &[T], value: T) -> usize {
+    all.iter().position(|&v| v == value).expect("ALL lists every value")
 }
 
 impl EvalReport {

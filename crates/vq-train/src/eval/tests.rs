@@ -2,6 +2,7 @@
 
 use image::RgbImage;
 
+use super::score::index_of;
 use super::*;
 use crate::data::{Dataset, DatasetConfig, MentionRates, Prompt, Split};
 use crate::rng::SplitMix64;
@@ -96,7 +97,7 @@ fn wrong_prompts_are_judged_wrong() {
     let mut wrong_color = truth.clone();
     wrong_color.objects[0].color = other_color;
     let score = evaluate(&sample.image, &wrong_color);
-    assert!(!score.objects[0].color && score.objects[0].shape() && !score.all_correct());
+    assert!(!score.objects[0].color() && score.objects[0].shape() && !score.all_correct());
     let mut extra = truth.clone();
     extra.objects.push(first);
     let score = evaluate(&sample.image, &extra);
@@ -108,7 +109,7 @@ fn wrong_prompts_are_judged_wrong() {
 
     // The confusion table counts a named shape drawn as another in that other's column, and one
     // not found in the last.
-    let named = crate::data::Shape::ALL.iter().position(|&s| s == first.shape).unwrap();
+    let named = index_of(&crate::data::Shape::ALL, first.shape);
     let other = (named + 1) % 4;
     let mut wrong = truth.clone();
     wrong.objects[0].shape = crate::data::Shape::ALL[other];
@@ -119,7 +120,7 @@ fn wrong_prompts_are_judged_wrong() {
     assert_eq!(report.shape_confusion[named][4], 1, "{}", report.shape_confusion_table());
 
     // The colour table likewise: the caption's colour is the row, the drawn one the column.
-    let index = |color| crate::data::Color::ALL.iter().position(|&c| c == color).unwrap();
+    let index = |color| index_of(&crate::data::Color::ALL, color);
     let mut report = EvalReport::default();
     report.add(&evaluate(&sample.image, &wrong_color));
     report.add(&evaluate(&blank, &truth));
