@@ -22,13 +22,17 @@ export XTASK=/tmp/vq/xtask
 cache=.carry/cubecl-cache.tar.xz
 [ -f "$cache" ] || cache=xtask/device/cubecl-cache-h200.tar.xz
 [ ! -d /tmp/vq/cc ] && tar -xJf "$cache" -C /tmp/vq
-printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n[autotune]\nlevel = "minimal"\ncache = { file = "/tmp/vq/at" }\n' > cubecl.toml
+# AUTOTUNE_LEVEL (default minimal) only sets how finely matmul and kernel tuning keys round problem
+# sizes (minimal: powers of 2.5, so K = 1,024 and 1,408 share one tuned kernel; full: exact sizes; the
+# candidates are the same at every level, BENCHMARKS.md session 17). Another level means new tuning.
+level=${AUTOTUNE_LEVEL:-minimal}
+printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n[autotune]\nlevel = "%s"\ncache = { file = "/tmp/vq/at" }\n' "$level" > cubecl.toml
 # CUBECL_LOG=1: each kernel compilation and autotune decision, with timings, and the memory
 # pool's page allocations and cleanups, into $OUT.
 if [ -n "${CUBECL_LOG:-}" ]; then
   printf '[compilation.logger]\nlevel = "basic"\nfile = "%s/compile.log"\n[autotune.logger]\nlevel = "full"\nfile = "%s/autotune.log"\n[memory.logger]\nlevel = "basic"\nfile = "%s/memory.log"\n' "$OUT" "$OUT" "$OUT" >> cubecl.toml
 fi
-export CUBECL_AUTOTUNE_LEVEL=minimal
+export CUBECL_AUTOTUNE_LEVEL=$level
 # (xz on all cores: the compile cache is ≈ 200 MB, a minute for one-threaded xz.)
 save_kernel_cache() { tar -c -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null) | xz -T0 -6 > "$OUT/cubecl-cache.tar.xz"; }
 # Peak GPU memory of everything that follows, sampled every 100 ms (burn 0.21 has no allocator high-water mark).
