@@ -3,8 +3,12 @@
 //! and count with `vq_train::eval`, next to the VQ-VAE's reconstruction ceiling. With `--vqvae`
 //! instead of `--model`, only a stage-1 VQ-VAE's reconstructions are scored (its ceiling, before
 //! a transformer is trained on its tokens).
+//!
+//! Several prompt sets in one run (`--prompt-seed 1234 --prompt-seed 777 --count 32 --count 64`)
+//! are scored one by one, exactly as separate runs would score them, then together: the total
+//! table is the one to compare models on (each table gives one standard error per attribute).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -29,10 +33,11 @@ pub struct Args {
     /// Prompts: held-out (combinations never trained on) or validation.
     #[arg(long, default_value = "held-out")]
     split: String,
-    /// Number of images (one per prompt). 8 take ≈ 1 min on a 2-core CPU at the plan's size
-    /// (230 GFLOP per image); use 200+ on a GPU.
-    #[arg(long, default_value_t = 8)]
-    count: usize,
+    /// Number of images (one per prompt), default 8. 8 take ≈ 1 min on a 2-core CPU at the plan's
+    /// size (230 GFLOP per image); use 200+ on a GPU. Repeatable: one per --prompt-seed, or one for
+    /// all of them.
+    #[arg(long)]
+    count: Vec<usize>,
     /// Prompts per pipeline call.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -52,14 +57,16 @@ pub struct Args {
     /// Seed of the torch noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Seed of the dataset writing the prompts.
-    #[arg(long, default_value_t = 1234)]
-    prompt_seed: u64,
+    /// Seed of the dataset writing the prompts, default 1234. Repeatable: each seed is one prompt
+    /// set, scored alone and then with the others (the ceiling reads the first).
+    #[arg(long)]
+    prompt_seed: Vec<u64>,
     /// Ground-truth images reconstructed by the VQ-VAE for the ceiling (0 to skip).
     #[arg(long, default_value_t = 32)]
     reconstructions: usize,
     /// Where to write a contact sheet of the generated images (8 per row); their captions go to the
-    /// same path with the extension `txt`.
+    /// same path with the extension `txt`. With several prompt seeds, one sheet per set, the seed
+    /// added to the file name (`sheet-777.png`).
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Where to write a contact sheet of the reconstructions: rows of 8 ground-truth images, each
@@ -72,6 +79,10 @@ pub fn run(args: Args) -> Result<(), String> {
     crate::with_backend!(args.backend.as_str(), eval, &args)
 }
 
+/// `--prompt-seed` and `--count` when not given.
+const DEFAULT_PROMPT_SEED: u64 = 1234;
+const DEFAULT_COUNT: usize = 8;
+
 fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let split = match args.split.as_str() {
         "held-out" => Split::HeldOut,
@@ -81,14 +92,22 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     if args.reconstructions == 0 && (args.vqvae.is_some() || args.reconstruction_sheet.is_some()) {
         return Err("--reconstructions 0: --vqvae and --reconstruction-sheet need at least one reconstruction".into());
     }
+    let sets = prompt_sets(args)?;
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
+        if !args.count.is_empty() || sets.len() > 1 {
+            return Err(
+                "--vqvae scores the reconstructions of one prompt set: give its size with --reconstructions N \
+                        and at most one --prompt-seed (--count sets the number of generated images)"
+                    .into(),
+            );
+        }
         // Stage 1 records its image side as the config's `sample_size`.
         let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
         let vqvae = VqModel::<B>::from_pretrained_config(&config, dir, None, &device)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let start = Instant::now();
-        let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, args, &device)?;
+        let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, sets[0].0, args, &device)?;
         println!(
             "{} reconstructions of {split:?} images: {:.1} s",
             args.reconstructions,
@@ -98,7 +117,6 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
         return Ok(());
     };
-    let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(|e| e.to_string())?;
     let (h, _) = pipeline.latent_size();
     let levels = pipeline.configs.vqvae.block_out_channels.len();
@@ -113,52 +131,107 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         "purity" => Sampler::Reveal(RevealOrder::Purity { weight: args.purity_weight }),
         other => return Err(format!("--sampler {other}: expected posterior, reveal or purity")),
     };
-    let eval = SamplingEval {
-        split,
-        count: args.count,
-        batch_size: args.batch_size,
-        guidance_scale,
-        truncation_rate,
-        sampler,
-        dataset_seed: args.prompt_seed,
-        seed: args.seed,
-    };
-    let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(|e| e.to_string())?;
-    let generated_s = start.elapsed().as_secs_f64();
     let ceiling = match args.reconstructions {
         0 => None,
-        _ => Some(reconstructions(&pipeline.vqvae, image_size, split, args, &device)?),
+        _ => Some(reconstructions(&pipeline.vqvae, image_size, split, sets[0].0, args, &device)?),
     };
-    println!(
-        "{} images for {:?} prompts, guidance {guidance_scale}, truncation {truncation_rate}, sampler {sampler:?}, {} steps, \
-         torch seed {}: {:.1} s",
-        images.len(),
-        split,
-        pipeline.scheduler_config.num_train_timesteps,
-        args.seed,
-        generated_s
-    );
-    print_table(&report, ceiling.as_ref(), "generated");
+    let mut total = EvalReport::default();
+    for &(prompt_seed, count) in &sets {
+        let start = Instant::now();
+        let eval = SamplingEval {
+            split,
+            count,
+            batch_size: args.batch_size,
+            guidance_scale,
+            truncation_rate,
+            sampler,
+            dataset_seed: prompt_seed,
+            seed: args.seed,
+        };
+        let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(|e| e.to_string())?;
+        println!(
+            "{} images for {:?} prompts (prompt seed {prompt_seed}), guidance {guidance_scale}, truncation \
+             {truncation_rate}, sampler {sampler:?}, {} steps, torch seed {}: {:.1} s",
+            images.len(),
+            split,
+            pipeline.scheduler_config.num_train_timesteps,
+            args.seed,
+            start.elapsed().as_secs_f64()
+        );
+        print_report(&report, ceiling.as_ref());
+        for (caption, _) in images.iter().take(4) {
+            println!("  e.g. {caption:?}");
+        }
+        if let Some(path) = &args.sheet {
+            let path = match sets.len() {
+                1 => path.clone(),
+                _ => seeded_path(path, prompt_seed),
+            };
+            save_captioned_sheet(images, &path)?;
+        }
+        total.merge(&report);
+    }
+    if sets.len() > 1 {
+        println!("all {} prompt sets ({} images):", sets.len(), total.count.total);
+        print_report(&total, ceiling.as_ref());
+    }
+    Ok(())
+}
+
+/// The prompt sets of `args`: (prompt seed, image count), `--count` given once for all seeds or
+/// once per seed.
+fn prompt_sets(args: &Args) -> Result<Vec<(u64, usize)>, String> {
+    let seeds = match args.prompt_seed.as_slice() {
+        [] => vec![DEFAULT_PROMPT_SEED],
+        seeds => seeds.to_vec(),
+    };
+    let counts = match args.count.as_slice() {
+        [] => vec![DEFAULT_COUNT; seeds.len()],
+        [count] => vec![*count; seeds.len()],
+        counts if counts.len() == seeds.len() => counts.to_vec(),
+        counts => {
+            return Err(format!(
+                "{} --count values for {} --prompt-seed values: give one count for all, or one per prompt seed",
+                counts.len(),
+                seeds.len()
+            ))
+        }
+    };
+    if counts.contains(&0) {
+        return Err("--count 0: every prompt set needs at least one image".into());
+    }
+    Ok(seeds.into_iter().zip(counts).collect())
+}
+
+/// `path` with `-{seed}` added to its file stem (`sheet.png` → `sheet-777.png`).
+fn seeded_path(path: &Path, seed: u64) -> PathBuf {
+    let stem = path.file_stem().map_or_else(|| "sheet".into(), |stem| stem.to_string_lossy().into_owned());
+    let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    path.with_file_name(format!("{stem}-{seed}{extension}"))
+}
+
+/// A report's table (beside the ceiling's) and its shape and colour confusion tables.
+fn print_report(report: &EvalReport, ceiling: Option<&EvalReport>) {
+    print_table(report, ceiling, "generated");
     print!("shapes of the generated objects:\n{}", report.shape_confusion_table());
     print!("colours of the generated objects:\n{}", report.color_confusion_table());
-    if let Some(ceiling) = &ceiling {
+    if let Some(ceiling) = ceiling {
         print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
     }
-    for (caption, _) in images.iter().take(4) {
-        println!("  e.g. {caption:?}");
-    }
-    if let Some(path) = &args.sheet {
-        let captions: String = images
-            .iter()
-            .enumerate()
-            .map(|(i, (caption, _))| format!("{}.{}: {caption}\n", i / 8 + 1, i % 8 + 1))
-            .collect();
-        let captions_path = path.with_extension("txt");
-        std::fs::write(&captions_path, captions).map_err(|e| format!("{}: {e}", captions_path.display()))?;
-        let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
-        save_sheet(&pictures, path)?;
-        println!("captions (row.column: caption): {}", captions_path.display());
-    }
+}
+
+/// The generated images' contact sheet at `path` and their captions beside it (`.txt`).
+fn save_captioned_sheet(images: Vec<(String, image::RgbImage)>, path: &Path) -> Result<(), String> {
+    let captions: String = images
+        .iter()
+        .enumerate()
+        .map(|(i, (caption, _))| format!("{}.{}: {caption}\n", i / 8 + 1, i % 8 + 1))
+        .collect();
+    let captions_path = path.with_extension("txt");
+    std::fs::write(&captions_path, captions).map_err(|e| format!("{}: {e}", captions_path.display()))?;
+    let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
+    save_sheet(&pictures, path)?;
+    println!("captions (row.column: caption): {}", captions_path.display());
     Ok(())
 }
 
@@ -168,11 +241,12 @@ fn reconstructions<B: Backend>(
     vqvae: &VqModel<B>,
     image_size: u32,
     split: Split,
+    prompt_seed: u64,
     args: &Args,
     device: &B::Device,
 ) -> Result<EvalReport, String> {
     let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
-    let dataset = Dataset::new(config, args.prompt_seed).map_err(|e| e.to_string())?;
+    let dataset = Dataset::new(config, prompt_seed).map_err(|e| e.to_string())?;
     let (report, pairs) =
         reconstruction_report(vqvae, &dataset, split, args.reconstructions, 32, device).map_err(|e| e.to_string())?;
     if let Some(path) = &args.reconstruction_sheet {
@@ -192,18 +266,21 @@ fn reconstructions<B: Backend>(
     Ok(report)
 }
 
-fn save_sheet(images: &[image::RgbImage], path: &std::path::Path) -> Result<(), String> {
+fn save_sheet(images: &[image::RgbImage], path: &Path) -> Result<(), String> {
     contact_sheet(images, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("contact sheet: {}", path.display());
     Ok(())
 }
 
+/// One row per attribute: accuracy, counts and one standard error, beside the ceiling's.
 fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>, heading: &str) {
-    println!("{:>11} | {:>18} | {:>18}", "attribute", heading, ceiling.map_or("", |_| "VQ reconstruction"));
+    println!("{:>11} | {:>27} | {:>27}", "attribute", heading, ceiling.map_or("", |_| "VQ reconstruction"));
     let ceiling_rows = ceiling.map(EvalReport::attributes);
     for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
-        let cell =
-            |t: vq_train::eval::Tally| format!("{:6.2} % ({:>4}/{:<4})", 100.0 * t.accuracy(), t.correct, t.total);
+        let cell = |t: vq_train::eval::Tally| {
+            let (accuracy, error) = (100.0 * t.accuracy(), 100.0 * t.standard_error());
+            format!("{accuracy:6.2} % ± {error:4.1} ({:>4}/{:<4})", t.correct, t.total)
+        };
         let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
         println!("{name:>11} | {} | {right}", cell(tally));
     }

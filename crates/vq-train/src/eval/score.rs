@@ -220,6 +220,18 @@ impl Tally {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.total as f64
     }
+
+    /// One standard error of [`Tally::accuracy`], √(p (1 − p) / n) — the binomial spread that
+    /// decides whether two evaluations differ beyond noise (NaN when empty).
+    pub fn standard_error(&self) -> f64 {
+        let p = self.accuracy();
+        (p * (1.0 - p) / self.total as f64).sqrt()
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.correct += other.correct;
+        self.total += other.total;
+    }
 }
 
 /// Per-attribute accuracies over many scored images.
@@ -271,6 +283,24 @@ impl EvalReport {
         self.image.add(score.all_correct());
     }
 
+    /// Adds every judgement of `other` (another prompt set's report): the result is the report
+    /// of both sets' images scored together.
+    pub fn merge(&mut self, other: &EvalReport) {
+        for (tally, more) in [
+            (&mut self.color, other.color),
+            (&mut self.shape, other.shape),
+            (&mut self.size, other.size),
+            (&mut self.position, other.position),
+            (&mut self.background, other.background),
+            (&mut self.count, other.count),
+            (&mut self.image, other.image),
+        ] {
+            tally.merge(more);
+        }
+        add_matrix(&mut self.shape_confusion, &other.shape_confusion);
+        add_matrix(&mut self.color_confusion, &other.color_confusion);
+    }
+
     /// The attributes with their names, in display order.
     pub fn attributes(&self) -> [(&'static str, Tally); 7] {
         [
@@ -282,6 +312,14 @@ impl EvalReport {
             ("count", self.count),
             ("image", self.image),
         ]
+    }
+}
+
+fn add_matrix<const N: usize>(sum: &mut [[usize; N]], more: &[[usize; N]]) {
+    for (row, more) in sum.iter_mut().zip(more) {
+        for (cell, more) in row.iter_mut().zip(more) {
+            *cell += more;
+        }
     }
 }
 

@@ -136,6 +136,39 @@ fn the_confusion_tables_add_up_to_the_shape_and_colour_tallies() {
     check_confusion(&report.color_confusion, report.color, &report.color_confusion_table(), "blue |");
 }
 
+#[test]
+fn merged_reports_equal_the_report_of_both_sets_scored_together() {
+    let dataset = dataset(64, 4);
+    // Every third image scored against the next one's prompt, so that there are errors to count.
+    let scores: Vec<ImageScore> = (0..120)
+        .map(|index| {
+            let image = dataset.sample(Split::HeldOut, index).image;
+            let described = dataset.sample(Split::HeldOut, if index % 3 == 0 { index + 1 } else { index });
+            evaluate(&image, &Prompt::describe(&described.scene(), crate::data::Mentions::ALL))
+        })
+        .collect();
+    let report_of = |scores: &[ImageScore]| {
+        let mut report = EvalReport::default();
+        scores.iter().for_each(|score| report.add(score));
+        report
+    };
+    let together = report_of(&scores);
+    assert!(together.shape.correct < together.shape.total, "no errors to merge:\n{together}");
+    let mut merged = report_of(&scores[..50]);
+    merged.merge(&report_of(&scores[50..]));
+    assert_eq!(merged, together);
+}
+
+#[test]
+fn the_standard_error_is_the_binomial_spread_of_the_accuracy() {
+    let half = Tally { correct: 50, total: 100 };
+    assert!((half.standard_error() - 0.05).abs() < 1e-12);
+    let most = Tally { correct: 192, total: 219 };
+    let p = 192.0 / 219.0;
+    assert!((most.standard_error() - (p * (1.0 - p) / 219.0_f64).sqrt()).abs() < 1e-12);
+    assert_eq!(Tally { correct: 7, total: 7 }.standard_error(), 0.0);
+}
+
 /// A confusion matrix counts every judgement of its attribute once, the right ones on its diagonal,
 /// and its table has a header and one row per label, the third row starting with `third_row`.
 fn check_confusion<const N: usize>(matrix: &[[usize; N]], tally: Tally, table: &str, third_row: &str) {
