@@ -92,16 +92,14 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     if args.reconstructions == 0 && (args.vqvae.is_some() || args.reconstruction_sheet.is_some()) {
         return Err("--reconstructions 0: --vqvae and --reconstruction-sheet need at least one reconstruction".into());
     }
+    if args.vqvae.is_some() && (!args.count.is_empty() || args.prompt_seed.len() > 1) {
+        return Err("--vqvae scores the reconstructions of one prompt set: give its size with --reconstructions N \
+                    and at most one --prompt-seed (--count sets the number of generated images)"
+            .into());
+    }
     let sets = prompt_sets(args)?;
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
-        if !args.count.is_empty() || sets.len() > 1 {
-            return Err(
-                "--vqvae scores the reconstructions of one prompt set: give its size with --reconstructions N \
-                        and at most one --prompt-seed (--count sets the number of generated images)"
-                    .into(),
-            );
-        }
         // Stage 1 records its image side as the config's `sample_size`.
         let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
         let vqvae = VqModel::<B>::from_pretrained_config(&config, dir, None, &device)
