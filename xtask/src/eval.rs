@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use vq_model::{VqModel, VqModelConfig};
 use vq_pipeline::{RevealOrder, Sampler, VQDiffusionPipeline};
-use vq_train::data::{Dataset, DatasetConfig, MentionRates, Split};
+use vq_train::data::{Dataset, DatasetConfig, HeldOut, MentionRates, Split};
 use vq_train::eval::EvalReport;
 use vq_train::sampling::{contact_sheet, evaluate_pipeline, SamplingEval};
 use vq_train::vqvae::reconstruction_report;
@@ -113,6 +113,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         );
         print_table(&ceiling, None, "VQ reconstruction");
         print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
+        print_held_out(&ceiling, split, "reconstructed");
         return Ok(());
     };
     let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(|e| e.to_string())?;
@@ -156,7 +157,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             args.seed,
             start.elapsed().as_secs_f64()
         );
-        print_report(&report, ceiling.as_ref());
+        print_report(&report, ceiling.as_ref(), split);
         for (caption, _) in images.iter().take(4) {
             println!("  e.g. {caption:?}");
         }
@@ -171,7 +172,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     }
     if sets.len() > 1 {
         println!("all {} prompt sets ({} images):", sets.len(), total.count.total);
-        print_report(&total, ceiling.as_ref());
+        print_report(&total, ceiling.as_ref(), split);
     }
     Ok(())
 }
@@ -208,13 +209,24 @@ fn seeded_path(path: &Path, seed: u64) -> PathBuf {
     path.with_file_name(format!("{stem}-{seed}{extension}"))
 }
 
-/// A report's table (beside the ceiling's) and its shape and colour confusion tables.
-fn print_report(report: &EvalReport, ceiling: Option<&EvalReport>) {
+/// A report's table (beside the ceiling's), its shape and colour confusion tables and, for held-out
+/// prompts, its accuracy by held-out combination.
+fn print_report(report: &EvalReport, ceiling: Option<&EvalReport>, split: Split) {
     print_table(report, ceiling, "generated");
     print!("shapes of the generated objects:\n{}", report.shape_confusion_table());
     print!("colours of the generated objects:\n{}", report.color_confusion_table());
+    print_held_out(report, split, "generated");
     if let Some(ceiling) = ceiling {
         print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
+        print_held_out(ceiling, split, "reconstructed");
+    }
+}
+
+/// Shape and colour accuracy by held-out combination (the dataset's default combinations, the
+/// ones the prompts are written from), for the held-out split only.
+fn print_held_out(report: &EvalReport, split: Split, what: &str) {
+    if split == Split::HeldOut {
+        print!("{what} objects by held-out combination:\n{}", report.held_out_table(&HeldOut::default()));
     }
 }
 

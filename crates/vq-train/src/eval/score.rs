@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::{measure, MeasuredObject};
 use super::segment::{background_distance, connected_components, estimate_background, FOREGROUND_THRESHOLD};
-use crate::data::{Color, Grid, Mentions, ObjectPrompt, Prompt, Sample, Shape};
+use crate::data::{Color, Grid, Mentions, ObjectPrompt, Position, Prompt, Sample, Shape};
 
 /// Components smaller than this fraction of the smallest possible object (a triangle or
 /// diamond of side 0.42 cells, area 0.5 · (0.42 c)²) are treated as noise, not objects.
@@ -25,6 +25,8 @@ pub struct ObjectScore {
     pub size: Option<bool>,
     /// Whether the position is right; `None` if the prompt names no position.
     pub position: Option<bool>,
+    /// The position the prompt names, if any.
+    pub named_position: Option<Position>,
     /// The shape the prompt names.
     pub named_shape: Shape,
     /// The shape of the detected object matched to it; `None` if none was (then every attribute
@@ -187,6 +189,7 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
             drawn_color: None,
             size: named.size.map(|_| false),
             position: named.position.map(|_| false),
+            named_position: named.position,
             named_shape: named.shape,
             drawn_shape: None,
         },
@@ -195,6 +198,7 @@ fn score_object(named: &ObjectPrompt, measured: Option<&MeasuredObject>) -> Obje
             drawn_color: Some(m.color),
             size: named.size.map(|size| size == m.size),
             position: named.position.map(|position| position == m.position),
+            named_position: named.position,
             named_shape: named.shape,
             drawn_shape: Some(m.shape),
         },
@@ -211,7 +215,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, correct: bool) {
+    pub(super) fn add(&mut self, correct: bool) {
         self.correct += usize::from(correct);
         self.total += 1;
     }
@@ -257,6 +261,9 @@ pub struct EvalReport {
     /// Named objects by named colour (rows, [`Color::ALL`]'s order) and drawn colour (columns, the
     /// same order, then "not found"): where the colour errors go.
     pub color_confusion: [[usize; 9]; 8],
+    /// Every judged object, in the order added: for breakdowns by what the prompt named, such as
+    /// [`EvalReport::held_out_table`].
+    pub objects: Vec<ObjectScore>,
 }
 
 impl EvalReport {
@@ -276,6 +283,7 @@ impl EvalReport {
             let column = object.drawn_color.map_or(Color::ALL.len(), |color| index_of(&Color::ALL, color));
             self.color_confusion[index_of(&Color::ALL, object.named_color)][column] += 1;
         }
+        self.objects.extend_from_slice(&score.objects);
         if let Some(background) = score.background {
             self.background.add(background);
         }
@@ -299,6 +307,7 @@ impl EvalReport {
         }
         add_matrix(&mut self.shape_confusion, &other.shape_confusion);
         add_matrix(&mut self.color_confusion, &other.color_confusion);
+        self.objects.extend_from_slice(&other.objects);
     }
 
     /// The attributes with their names, in display order.

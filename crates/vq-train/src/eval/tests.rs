@@ -225,3 +225,50 @@ fn blurred_ground_truth_still_scores_at_least_95_percent() {
     println!("64 px, 3 × 3 box blur:\n{report}");
     assert_accuracy(&report, 0.95, "64 px blurred");
 }
+
+#[test]
+fn held_out_combinations_group_the_objects_they_name() {
+    use crate::data::{Color, HeldOut, Position, Shape};
+    let object = |color, shape, position: Option<Position>, drawn_shape, drawn_color| ObjectScore {
+        named_color: color,
+        drawn_color: Some(drawn_color),
+        size: None,
+        position: position.map(|_| true),
+        named_position: position,
+        named_shape: shape,
+        drawn_shape: Some(drawn_shape),
+    };
+    let (purple, red) = (Color::Purple, Color::Red);
+    let objects = vec![
+        // In two combinations: counted in both.
+        object(purple, Shape::Diamond, Some(Position::Left), Shape::Triangle, purple),
+        object(purple, Shape::Diamond, Some(Position::Top), Shape::Diamond, purple),
+        object(red, Shape::Circle, Some(Position::BottomLeft), Shape::Circle, red),
+        object(red, Shape::Square, Some(Position::Top), Shape::Circle, Color::Blue),
+        // No position named: in no (shape, position) combination.
+        object(red, Shape::Square, None, Shape::Square, red),
+    ];
+    let mut report = EvalReport::default();
+    report.add(&ImageScore {
+        objects,
+        background: None,
+        count: true,
+        measured_background: Color::Black,
+        detected: Vec::new(),
+    });
+    let groups = report.by_held_out_combination(&HeldOut::default());
+    let row = |label: &str| {
+        let (_, group) = groups.iter().find(|(l, _)| l == label).unwrap_or_else(|| panic!("no row {label}"));
+        (group.shape.correct, group.shape.total, group.color.correct, group.color.total)
+    };
+    assert_eq!(groups.len(), 9);
+    assert_eq!(row("purple diamond"), (1, 2, 2, 2));
+    assert_eq!(row("diamond on the left"), (0, 1, 1, 1));
+    assert_eq!(row("circle in the bottom left"), (1, 1, 1, 1));
+    assert_eq!(row("green circle"), (0, 0, 0, 0));
+    assert_eq!(row("other objects"), (1, 2, 1, 2));
+    let table = report.held_out_table(&HeldOut::default());
+    assert_eq!(table.lines().count(), 10, "{table}");
+    let purple_row = table.lines().find(|l| l.contains("purple diamond")).unwrap();
+    assert!(purple_row.contains("50.0 % (  1/2  )") && purple_row.contains("100.0 %"), "{table}");
+}
