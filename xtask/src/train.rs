@@ -107,6 +107,11 @@ pub struct VqVaeArgs {
     /// move with the encoder, so `export --retarget` matches most of them with themselves.
     #[arg(long, requires = "init_from", conflicts_with = "decoder_only")]
     keep_codes: bool,
+    /// Fraction of training images repainted in free colours (background and objects drawn from
+    /// the whole RGB cube, held-out colour–shape pairs kept out), so the codes carry shape apart
+    /// from colour (default 0: the named colours only).
+    #[arg(long, default_value_t = 0.0)]
+    free_colors: f64,
 }
 
 #[derive(clap::Args, Clone)]
@@ -229,6 +234,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         init_from: args.init_from.clone(),
         decoder_only: args.decoder_only,
         keep_codes: args.keep_codes,
+        free_colors: args.free_colors,
         dataset: vq_train::data::DatasetConfig { image_size: args.image_size, ..defaults.dataset.clone() },
         ..defaults
     };

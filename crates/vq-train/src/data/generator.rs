@@ -161,6 +161,11 @@ impl Dataset {
         &self.config
     }
 
+    /// The seed every sample is drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The grid of this dataset's images.
     pub fn grid(&self) -> Grid {
         Grid {

@@ -14,9 +14,11 @@
 //!
 //! Sample `i` of a [`Split`] is a pure function of (config, seed, split, i). The
 //! [`Split::HeldOut`] split contains the [`HeldOut`] (colour, shape) and (shape, position)
-//! pairs that [`Split::Train`] never shows.
+//! pairs that [`Split::Train`] never shows. [`Dataset::repaint`] repaints a training image in
+//! free colours (stage 1's augmentation), keeping held-out (colour, shape) pairs out.
 
 mod caption;
+mod free_colors;
 mod generator;
 mod render;
 mod scene;
@@ -28,7 +30,7 @@ mod vocab;
 
 pub use caption::{Mentions, ObjectPrompt, Prompt};
 pub use generator::{Dataset, DatasetConfig, MentionRates, Sample, MIN_IMAGE_SIZE};
-pub use render::render;
+pub use render::{render, render_rgb};
 pub use scene::{Grid, ObjectSpec, Placement, Scene, CELL_MARGIN};
 pub use split::{HeldOut, Split};
 pub use tensor::{images_to_tensor, tensor_to_images};

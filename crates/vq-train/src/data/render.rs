@@ -62,22 +62,36 @@ impl Shape {
 /// # Panics
 /// If `supersampling == 0`.
 pub fn render(background: Color, objects: &[(ObjectSpec, Placement)], image_size: u32, supersampling: u32) -> RgbImage {
+    let painted: Vec<_> =
+        objects.iter().map(|(object, placement)| (object.shape, object.color.rgb(), *placement)).collect();
+    render_rgb(background.rgb(), &painted, image_size, supersampling)
+}
+
+/// [`render`] with any RGB colours: `objects` are (shape, fill colour, placement).
+///
+/// # Panics
+/// If `supersampling == 0`.
+pub fn render_rgb(
+    background: [u8; 3],
+    objects: &[(Shape, [u8; 3], Placement)],
+    image_size: u32,
+    supersampling: u32,
+) -> RgbImage {
     assert!(supersampling > 0, "supersampling must be at least 1");
-    let mut image = RgbImage::from_pixel(image_size, image_size, Rgb(background.rgb()));
-    for (object, placement) in objects {
+    let mut image = RgbImage::from_pixel(image_size, image_size, Rgb(background));
+    for (shape, fg, placement) in objects {
         let (x0, y0, x1, y1) = placement.bounds();
         let clip = |v: f64| (v.max(0.0) as u32).min(image_size);
         let (px0, py0) = (clip(x0.floor()), clip(y0.floor()));
         let (px1, py1) = (clip(x1.ceil()), clip(y1.ceil()));
-        let fg = object.color.rgb();
         for py in py0..py1 {
             for px in px0..px1 {
-                let coverage = object.shape.pixel_coverage(placement, px, py, supersampling);
+                let coverage = shape.pixel_coverage(placement, px, py, supersampling);
                 if coverage == 0.0 {
                     continue;
                 }
                 let pixel = image.get_pixel_mut(px, py);
-                for (value, &fg) in pixel.0.iter_mut().zip(&fg) {
+                for (value, &fg) in pixel.0.iter_mut().zip(fg) {
                     let bg = f64::from(*value);
                     *value = (bg + coverage * (f64::from(fg) - bg)).round() as u8;
                 }
@@ -93,16 +107,8 @@ mod tests {
     use crate::data::vocab::{Position, Size};
 
     fn single(shape: Shape, side: f64, supersampling: u32) -> RgbImage {
-        let object = ObjectSpec {
-            shape,
-            color: Color::White,
-            size: Size::Large,
-            position: Position::Center,
-        };
-        let placement = Placement {
-            center: (50.0, 50.0),
-            side,
-        };
+        let object = ObjectSpec { shape, color: Color::White, size: Size::Large, position: Position::Center };
+        let placement = Placement { center: (50.0, 50.0), side };
         render(Color::Black, &[(object, placement)], 100, supersampling)
     }
 
@@ -119,10 +125,7 @@ mod tests {
             let image = single(shape, side, 8);
             let area = covered_area(&image);
             let exact = shape.fill_ratio() * side * side;
-            assert!(
-                (area - exact).abs() / exact < 0.01,
-                "{shape:?}: rendered area {area:.1}, exact {exact:.1}"
-            );
+            assert!((area - exact).abs() / exact < 0.01, "{shape:?}: rendered area {area:.1}, exact {exact:.1}");
             // Centre of mass: (50, 50) shifted down by the shape's offset.
             let (bg, fg) = (f64::from(Color::Black.rgb()[0]), f64::from(Color::White.rgb()[0]));
             let weighted_y: f64 = image
@@ -130,11 +133,7 @@ mod tests {
                 .map(|(_, y, p)| (f64::from(p.0[0]) - bg) / (fg - bg) * (f64::from(y) + 0.5))
                 .sum();
             let expected_y = 50.0 + shape.centroid_offset(side);
-            assert!(
-                (weighted_y / area - expected_y).abs() < 0.05,
-                "{shape:?}: centroid y {}",
-                weighted_y / area
-            );
+            assert!((weighted_y / area - expected_y).abs() < 0.05, "{shape:?}: centroid y {}", weighted_y / area);
         }
     }
 

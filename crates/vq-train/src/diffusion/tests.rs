@@ -291,7 +291,7 @@ fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
     let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
     let tokenizer = Tokenizer::from_dir(&dir.join("tok")).unwrap();
     let dataset = Dataset::new(DatasetConfig { image_size: 32, ..DatasetConfig::default() }, 0).unwrap();
-    let host = render_batch(&dataset, Split::Train, 4, 0, Some(&tokenizer));
+    let host = render_batch(&dataset, Split::Train, 4, 0, Some(&tokenizer), 0.0);
     assert_eq!(i64::from(tokenizer.eos_id()), vocab_size as i64 - 1, "EOT is the trimmed vocabulary's last id");
     let config = tiny_model_config(16, vocab_size);
     let model: TextToTokens<A> = config.init(&device);

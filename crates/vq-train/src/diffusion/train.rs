@@ -345,6 +345,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
         state.run.step as u64,
         config.workers,
         Some(Arc::new(tokenizer)),
+        0.0,
     );
     let mut curve =
         LossCurve::open(&config.out_dir.join("loss.csv"), &["loss", "vb", "aux", "mean_t"], state.run.step)?;

@@ -151,23 +151,34 @@ pub fn outline_mask(mask: &[f32], size: usize, side: usize) -> Vec<f32> {
     outline
 }
 
-/// Renders one batch (and tokenizes its captions).
+/// Renders one batch (and tokenizes its captions). `free_colors`: the fraction of images
+/// [`Dataset::repaint`] repaints in free colours (stage 1's augmentation; 0 for none).
+///
+/// # Panics
+/// If images are repainted and captions tokenized: repainted images do not show their captions.
 pub fn render_batch(
     dataset: &Dataset,
     split: Split,
     size: usize,
     index: u64,
     tokenizer: Option<&Tokenizer>,
+    free_colors: f64,
 ) -> HostBatch {
+    assert!(
+        tokenizer.is_none() || free_colors == 0.0,
+        "repainted images (free colours) do not show their captions: stage 1 only"
+    );
     let image_size = dataset.config().image_size as usize;
     let plane = image_size * image_size;
     let mut images = Vec::with_capacity(size * 3 * plane);
     let mut captions = Vec::with_capacity(size);
     let mut token_ids = Vec::new();
     for i in 0..size as u64 {
-        let sample = dataset.sample(split, index * size as u64 + i);
+        let item = index * size as u64 + i;
+        let sample = dataset.sample(split, item);
+        let repainted = (free_colors > 0.0).then(|| dataset.repaint(&sample, split, item, free_colors)).flatten();
         // HWC bytes → CHW floats in [−1, 1] (the convention of `data::images_to_tensor`).
-        let bytes = sample.image.as_raw();
+        let bytes = repainted.as_ref().unwrap_or(&sample.image).as_raw();
         for channel in 0..3 {
             images.extend(bytes[channel..].iter().step_by(3).map(|&b| f32::from(b) / 127.5 - 1.0));
         }
@@ -198,7 +209,8 @@ pub struct BatchStream {
 }
 
 impl BatchStream {
-    /// Starts `workers` threads rendering batches `first, first + 1, …` of `split`.
+    /// Starts `workers` threads rendering batches `first, first + 1, …` of `split` (arguments as
+    /// [`render_batch`]'s).
     pub fn spawn(
         dataset: Arc<Dataset>,
         split: Split,
@@ -206,6 +218,7 @@ impl BatchStream {
         first: u64,
         workers: usize,
         tokenizer: Option<Arc<Tokenizer>>,
+        free_colors: f64,
     ) -> Self {
         let workers = workers.max(1);
         let mut receivers = Vec::with_capacity(workers);
@@ -217,7 +230,8 @@ impl BatchStream {
             handles.push(std::thread::spawn(move || {
                 let mut index = first + w;
                 // Stops when the stream is dropped (the send fails).
-                while sender.send(render_batch(&dataset, split, size, index, tokenizer.as_deref())).is_ok() {
+                let render = |index| render_batch(&dataset, split, size, index, tokenizer.as_deref(), free_colors);
+                while sender.send(render(index)).is_ok() {
                     index += workers as u64;
                 }
             }));
@@ -260,11 +274,11 @@ mod tests {
     fn the_stream_is_ordered_and_matches_direct_rendering() {
         let config = DatasetConfig { image_size: 32, supersampling: 1, ..DatasetConfig::default() };
         let dataset = Arc::new(Dataset::new(config, 5).expect("dataset"));
-        let mut stream = BatchStream::spawn(Arc::clone(&dataset), Split::Train, 3, 7, 3, None);
+        let mut stream = BatchStream::spawn(Arc::clone(&dataset), Split::Train, 3, 7, 3, None, 0.5);
         for expected in 7..14 {
             let batch = stream.next_batch();
             assert_eq!(batch.index, expected);
-            let direct = render_batch(&dataset, Split::Train, 3, expected, None);
+            let direct = render_batch(&dataset, Split::Train, 3, expected, None, 0.5);
             assert_eq!(batch.images, direct.images);
             assert_eq!(batch.captions[1], dataset.sample(Split::Train, expected * 3 + 1).caption);
         }
@@ -278,7 +292,7 @@ mod tests {
             &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer"),
         )
         .expect("tokenizer");
-        let batch = render_batch(&dataset, Split::Train, 6, 2, Some(&tokenizer));
+        let batch = render_batch(&dataset, Split::Train, 6, 2, Some(&tokenizer), 0.0);
         let shards = batch.shards(3);
         assert!(shards
             .iter()
@@ -327,7 +341,7 @@ mod tests {
     fn pixel_weights_follow_the_background_the_objects_and_their_outlines() {
         let config = DatasetConfig { image_size: 32, ..DatasetConfig::default() };
         let dataset = Dataset::new(config, 5).expect("dataset");
-        let batch = render_batch(&dataset, Split::Train, 2, 0, None);
+        let batch = render_batch(&dataset, Split::Train, 2, 0, None, 0.0);
         let mask = foreground_mask(&batch.images, 2, 32);
         let band = outline_mask(&mask, 2, 32);
         let weights = |outline| {
@@ -346,7 +360,7 @@ mod tests {
     fn rendered_objects_are_foreground_and_cover_a_few_percent() {
         let config = DatasetConfig { image_size: 64, ..DatasetConfig::default() };
         let dataset = Dataset::new(config, 3).expect("dataset");
-        let batch = render_batch(&dataset, Split::Train, 16, 0, None);
+        let batch = render_batch(&dataset, Split::Train, 16, 0, None, 0.0);
         let mask = foreground_mask(&batch.images, 16, 64);
         for (i, image) in mask.chunks_exact(64 * 64).enumerate() {
             let fraction = image.iter().sum::<f32>() / (64.0 * 64.0);

@@ -56,7 +56,7 @@ pub fn named_step_gradients<B: AutodiffBackend>(
         .map_err(|e| TrainError::model(context(), e))?;
     let dataset =
         Dataset::new(DatasetConfig { image_size: config.sample_size as u32, ..DatasetConfig::default() }, seed)?;
-    let batch = render_batch(&dataset, Split::Train, batch_size, 0, None);
+    let batch = render_batch(&dataset, Split::Train, batch_size, 0, None, 0.0);
     let weights = LossWeights::of(&VqVaeTrainConfig { decoder_only, ..VqVaeTrainConfig::default() });
     let codebook = model.quantize.embedding.weight.val().inner();
     let out = step_gradients(&model, std::slice::from_ref(device), &batch, codebook, &weights, device)?;

@@ -108,6 +108,11 @@ pub struct VqVaeTrainConfig {
     /// trained on them stays valid (a sharper decoder without retraining stage 2). The loss is
     /// the reconstruction alone: the commitment term only trains the encoder. Needs `init_from`.
     pub decoder_only: bool,
+    /// Fraction of training images repainted in free colours ([`crate::data::Dataset::repaint`]:
+    /// background and objects drawn from the whole RGB cube, held-out (colour, shape) pairs kept
+    /// out) so that the codes carry shape apart from colour; 0 trains on the named colours only.
+    #[serde(default)]
+    pub free_colors: f64,
     /// The dataset.
     pub dataset: DatasetConfig,
 }
@@ -147,6 +152,7 @@ impl Default for VqVaeTrainConfig {
             init_from: None,
             keep_codes: false,
             decoder_only: false,
+            free_colors: 0.0,
             dataset: DatasetConfig::default(),
         }
     }
@@ -230,6 +236,12 @@ pub fn train_vqvae<B: AutodiffBackend>(
             ),
         ));
     }
+    if !(0.0..=1.0).contains(&config.free_colors) {
+        return Err(TrainError::model(
+            "VQ-VAE config",
+            format!("free_colors {}: must be a fraction in [0, 1]", config.free_colors),
+        ));
+    }
     if let Some(weight) = config.outline_weight.filter(|w| w.is_nan() || *w <= 0.0) {
         return Err(TrainError::model(
             "VQ-VAE config",
@@ -254,6 +266,7 @@ pub fn train_vqvae<B: AutodiffBackend>(
         state.step as u64,
         config.workers,
         None,
+        config.free_colors,
     );
     let mut curve = LossCurve::open(
         &config.out_dir.join("loss.csv"),
