@@ -22,14 +22,17 @@
 # run fails spends the rest of its budget on one device.
 # Without carried kernel caches (a fresh machine, no .carry/cubecl-cache.tar.xz) the fused, autotuned
 # BACKEND=cuda compiles and tunes every training kernel first: stage 1 did not finish its first step in
-# 6.5 minutes (session 15), stage 2's first steps took most of an 8-minute call. Carry the caches a call
-# returns (`carry.sh runs`), or give a cold stage 1 the unfused backend.
+# 6.5 minutes (session 15), stage 2's first steps took most of an 8-minute call; the unfused backend
+# tuned ≈ 100 convolution shapes over stage 1's first 30 steps (7 minutes, session 18). The committed
+# cubecl-cache-h200.tar.xz holds both: stage 1 at batch 64 on VQ_BACKEND=cuda-unfused (3.1 steps/s from
+# the first step) and stage 2 at batch 512 on BACKEND=cuda. Carry the caches a call returns
+# (`carry.sh runs`) to keep what a call adds.
 # A `retarget` stage (its minutes only a time limit) moves RT_PIPELINE's transformer (default
 # models/shapes: hide the fixtures with KEEP_MODEL=1) onto stage 1's VQ-VAE (`export --retarget`) into
 # RT_OUT (default runs/retargeted); TR_OUT (default runs/diffusion) is stage 2's folder. New codes for
 # the shipped model in one call (it needs no carried runs: move .carry/runs.tar.xz.part-* aside, the call
 # would exceed 64 MiB with them and models/shapes):
-#   VQ_ARGS="--init-from models/shapes/vqvae --keep-codes --outline-weight 30 --lr 1e-4 --warmup 100" \
+#   VQ_ARGS="--init-from models/shapes/vqvae --keep-codes --outline-weight 30 --lr 2e-4 --warmup 100 --free-colors 0.5" \
 #   TR_VQ=runs/retargeted/vqvae TR_OUT=runs/moved TR_ARGS="--init-from /tmp/vq/runs/retargeted --half-checkpoints" \
 #     bash xtask/device/train.sh vqvae 3 retarget 1 transformer 4
 source xtask/device/setup.sh
