@@ -275,13 +275,29 @@ mod tests {
         let config = DatasetConfig { image_size: 32, supersampling: 1, ..DatasetConfig::default() };
         let dataset = Arc::new(Dataset::new(config, 5).expect("dataset"));
         let mut stream = BatchStream::spawn(Arc::clone(&dataset), Split::Train, 3, 7, 3, None, 0.5);
+        let mut repainted = 0;
         for expected in 7..14 {
             let batch = stream.next_batch();
             assert_eq!(batch.index, expected);
             let direct = render_batch(&dataset, Split::Train, 3, expected, None, 0.5);
             assert_eq!(batch.images, direct.images);
             assert_eq!(batch.captions[1], dataset.sample(Split::Train, expected * 3 + 1).caption);
+            // Half the images (in expectation) are repainted: the batches of 21 images differ.
+            repainted +=
+                usize::from(batch.images != render_batch(&dataset, Split::Train, 3, expected, None, 0.0).images);
         }
+        assert!(repainted > 0, "free colours 0.5 repainted none of 21 images");
+    }
+
+    #[test]
+    #[should_panic(expected = "do not show their captions")]
+    fn repainted_images_are_refused_with_captions() {
+        let dataset = Dataset::new(DatasetConfig { image_size: 32, ..DatasetConfig::default() }, 5).expect("dataset");
+        let tokenizer = Tokenizer::from_dir(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer"),
+        )
+        .expect("tokenizer");
+        render_batch(&dataset, Split::Train, 2, 0, Some(&tokenizer), 0.5);
     }
 
     #[test]

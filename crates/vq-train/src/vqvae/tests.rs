@@ -114,6 +114,11 @@ fn loss_weights_of_zero_or_less_are_refused_by_name() {
         let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
         assert!(error.contains(&format!("outline_weight {weight}: must be greater than 0")), "{error}");
     }
+    for fraction in [-0.1, 1.5, f64::NAN] {
+        let config = VqVaeTrainConfig { free_colors: fraction, ..toy(&dir, 1) };
+        let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
+        assert!(error.contains(&format!("free_colors {fraction}: must be a fraction in [0, 1]")), "{error}");
+    }
 }
 
 #[test]
