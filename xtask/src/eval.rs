@@ -112,8 +112,7 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             start.elapsed().as_secs_f64()
         );
         print_table(&ceiling, None, "VQ reconstruction");
-        print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
-        print_held_out(&ceiling, split, "reconstructed");
+        print_ceiling_breakdown(&ceiling, split);
         return Ok(());
     };
     let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(|e| e.to_string())?;
@@ -134,6 +133,11 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         0 => None,
         _ => Some(reconstructions(&pipeline.vqvae, image_size, split, sets[0].0, args, &device)?),
     };
+    // The ceiling's own breakdown once; each prompt set's table shows its figures beside the set's.
+    if let Some(ceiling) = &ceiling {
+        println!("{} reconstructions of {split:?} images (the ceiling):", args.reconstructions);
+        print_ceiling_breakdown(ceiling, split);
+    }
     let mut total = EvalReport::default();
     for &(prompt_seed, count) in &sets {
         let start = Instant::now();
@@ -210,16 +214,19 @@ fn seeded_path(path: &Path, seed: u64) -> PathBuf {
 }
 
 /// A report's table (beside the ceiling's), its shape and colour confusion tables and, for held-out
-/// prompts, its accuracy by held-out combination.
+/// prompts, its accuracy by held-out combination (the ceiling's are printed once, before the sets).
 fn print_report(report: &EvalReport, ceiling: Option<&EvalReport>, split: Split) {
     print_table(report, ceiling, "generated");
     print!("shapes of the generated objects:\n{}", report.shape_confusion_table());
     print!("colours of the generated objects:\n{}", report.color_confusion_table());
     print_held_out(report, split, "generated");
-    if let Some(ceiling) = ceiling {
-        print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
-        print_held_out(ceiling, split, "reconstructed");
-    }
+}
+
+/// The reconstructions' shape confusion table and, for held-out images, their accuracy by held-out
+/// combination.
+fn print_ceiling_breakdown(ceiling: &EvalReport, split: Split) {
+    print!("shapes of the reconstructed objects:\n{}", ceiling.shape_confusion_table());
+    print_held_out(ceiling, split, "reconstructed");
 }
 
 /// Shape and colour accuracy by held-out combination (the dataset's default combinations, the
