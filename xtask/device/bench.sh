@@ -6,7 +6,8 @@
 #   bash xtask/device/bench.sh
 # DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
 # may be empty), BACKEND (default cuda) the xtask backend,
-# WHAT / IMAGES / REPS the parts (default all, "1,4", 3), LIMIT each run's seconds (150), CONV the VQ
+# WHAT / IMAGES / REPS the parts (default all, "1,4", 3; TORCH_WHAT diffusers' parts, default WHAT, which may
+# add graph: the forward replayed from a CUDA graph), LIMIT each run's seconds (150), CONV the VQ
 # decoder's convolutions (backend, the default, or gemm), TAG a suffix for the result files (so several
 # runs in one call keep theirs), PROFILE=1 CubeCL's kernel profiler on our runs (every kernel's time,
 # $OUT/profile-<dtype><TAG>.log.xz; launches then block, so its timings are not the benchmark's). JSON results and
@@ -28,7 +29,7 @@ with_peak() {
   echo "$label: peak $(sort -n /tmp/vq/peak.log | tail -1) MiB (rc $rc)" | tee -a "$OUT/peaks.txt"
 }
 for dtype in ${TORCH_DTYPES-fp16 fp32}; do
-  with_peak "diffusers $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" python3 xtask/python/bench_diffusers.py --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
+  with_peak "diffusers $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" python3 xtask/python/bench_diffusers.py --dtype $dtype --what "${TORCH_WHAT:-$what}" --images "${IMAGES:-1,4}" \
     --json "$OUT/diffusers-$dtype${TAG:-}.json" > "$OUT/diffusers-$dtype${TAG:-}.log" 2>&1
   cat "$OUT/diffusers-$dtype${TAG:-}.log"
 done

@@ -54,6 +54,68 @@ def build(dtype: torch.dtype, tokenizer_dir: str, device: str):
     return pipe.to(device, dtype)
 
 
+def forward_products(batch: int, text_len: int = 77) -> list[tuple[str, int, str, int, int, int, int]]:
+    """The matrix products of one ITHQ transformer forward, as `xtask bench --what products` lists
+    them: (name, count, form, groups, m, k, n) for `count` products [groups, m, k] x [groups, k, n]."""
+    layers, heads, head_dim = TRANSFORMER["num_layers"], TRANSFORMER["num_attention_heads"], TRANSFORMER["attention_head_dim"]
+    d, pixels, text_dim = heads * head_dim, TRANSFORMER["sample_size"] ** 2, TRANSFORMER["cross_attention_dim"]
+    classes = TRANSFORMER["num_vector_embeds"] - 1
+    return [
+        ("self-attention q, k, v, out; cross-attention q, out", 6 * layers, "linear", batch, pixels, d, d),
+        ("cross-attention k, v (caption tokens)", 2 * layers, "linear", batch, text_len, text_dim, d),
+        ("feed-forward in", layers, "linear", batch, pixels, d, 4 * d),
+        ("feed-forward out", layers, "linear", batch, pixels, 4 * d, d),
+        ("AdaLayerNorm scale and shift (one row)", 2 * layers, "linear", batch, 1, d, 2 * d),
+        ("output projection", 1, "linear", batch, pixels, d, classes),
+        ("self-attention scores q·kᵀ", layers, "scores", batch * heads, pixels, head_dim, pixels),
+        ("self-attention p·v", layers, "values", batch * heads, pixels, pixels, head_dim),
+        ("cross-attention scores q·kᵀ", layers, "scores", batch * heads, pixels, head_dim, text_len),
+        ("cross-attention p·v", layers, "values", batch * heads, pixels, text_len, head_dim),
+    ]
+
+
+def time_products(batch: int, dtype: torch.dtype, record) -> None:
+    """Each kind of product of a forward alone, operands laid out as diffusers' layers lay them out
+    (torch.matmul folds a Linear's batch into its rows; attention works on per-head views)."""
+    total, flops = 0.0, 0.0
+    for name, count, form, groups, m, k, n in forward_products(batch):
+        randn = lambda *shape: torch.randn(*shape, device="cuda", dtype=dtype)
+        if form == "linear":
+            lhs, rhs = randn(groups, m, k), randn(k, n)
+        elif form == "scores":
+            lhs, rhs = randn(m, groups, k).transpose(0, 1), randn(n, groups, k).transpose(0, 1).transpose(1, 2)
+        else:
+            lhs, rhs = randn(groups, m, k), randn(k, groups, n).transpose(0, 1)
+        outputs = []
+
+        def run():
+            outputs.clear()
+            outputs.extend(torch.matmul(lhs, rhs) for _ in range(count))
+
+        seconds = timed(run, 2, 5)
+        outputs.clear()
+        product_flops = 2.0 * count * groups * m * k * n
+        total, flops = total + seconds, flops + product_flops
+        record(f"products b{batch}: {name} ×{count} ({product_flops / seconds / 1e12:.0f} TFLOP/s)", seconds)
+    record(f"products of one forward, batch {batch} ({flops / total / 1e12:.0f} TFLOP/s)", total)
+
+
+def graphed_forward(pipe, latents, text, t):
+    """The transformer forward captured once in a CUDA graph: replaying it launches no kernel from
+    the host, so its time is the kernels' alone (what the eager forward would take with no launch
+    overhead)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            pipe.transformer(latents, encoder_hidden_states=text, timestep=t)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        pipe.transformer(latents, encoder_hidden_states=text, timestep=t)
+    return graph.replay
+
+
 def timed(fn, warmup: int, reps: int) -> float:
     for _ in range(warmup):
         fn()
@@ -73,7 +135,9 @@ def main() -> None:
     parser.add_argument("--tokenizer", default="fixtures/tiny/hub/tokenizer")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--images", default="1,4", help="images per prompt of the timed generations")
-    parser.add_argument("--what", default="forward,step,decode,generate")
+    parser.add_argument("--what", default="forward,step,decode,generate",
+                        help="also: graph (the forward replayed from a CUDA graph), products (each kind of matrix "
+                             "product of a forward alone, for 2 x each --images count)")
     parser.add_argument("--device", default="cuda", help="cuda, or cpu for the transformer forward on the CPU")
     parser.add_argument("--layers", type=int, default=36, help="transformer blocks (36 is the ITHQ model)")
     parser.add_argument("--reps", type=int, default=1, help="CPU forwards after one warm-up (median); 1: one cold call")
@@ -115,6 +179,10 @@ def main() -> None:
         t = torch.tensor(50, device="cuda")
         if "forward" in args.what:
             record("transformer forward, batch 2", timed(lambda: pipe.transformer(latents, encoder_hidden_states=text, timestep=t), 2, 5))
+        if "graph" in args.what:
+            record("transformer forward, batch 2, one CUDA graph", timed(graphed_forward(pipe, latents, text, t), 2, 5))
+        for n in [int(i) for i in args.images.split(",")] if "products" in args.what else []:
+            time_products(2 * n, dtype, record)
 
         log_p = torch.log_softmax(torch.randn(2, 4096, 1024, device="cuda") * 3, dim=1)
         sample = torch.full((1, 1024), 4096, dtype=torch.long, device="cuda")

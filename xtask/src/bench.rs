@@ -20,6 +20,8 @@ use vq_scheduler::{
     clamp_log_probs, classifier_free_guidance, truncate, truncate_on_device, DeviceNoise, TorchGenerator, UniformSource,
 };
 
+use crate::products::{forward_products, operands, Form};
+
 /// Arguments of `xtask bench`.
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -29,7 +31,8 @@ pub struct Args {
     /// Float precision: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// What to measure: comma-separated from encode, forward, step, decode, generate.
+    /// What to measure: comma-separated from encode, forward, step, decode, generate, products
+    /// (each kind of matrix product of a forward, alone; not in the default list).
     #[arg(long, default_value = "encode,forward,step,decode,generate")]
     what: String,
     /// Images per generation, comma-separated.
@@ -80,6 +83,21 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     crate::with_backend!(args.backend.as_str(), bench, &args)
+}
+
+/// The image counts of `--images` ("1,4").
+fn image_counts(images: &str) -> Result<Vec<usize>, String> {
+    images.split(',').map(|s| s.trim().parse::<usize>().map_err(|e| format!("--images {images:?}: {e}"))).collect()
+}
+
+/// A rate in TFLOP/s with two decimals below 10 (CPUs), whole numbers above (GPUs).
+fn tflops(flops: f64, seconds: f64) -> String {
+    let rate = flops / seconds / 1e12;
+    if rate < 10.0 {
+        format!("{rate:.2} TFLOP/s")
+    } else {
+        format!("{rate:.0} TFLOP/s")
+    }
 }
 
 /// Median wall time in seconds of `reps` runs of `f`, each followed by a device sync.
@@ -144,6 +162,11 @@ fn first_step_nans<B: Backend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, 
 }
 
 fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+    let what: Vec<&str> = args.what.split(',').map(str::trim).collect();
+    const PARTS: [&str; 6] = ["encode", "forward", "step", "decode", "generate", "products"];
+    if let Some(unknown) = what.iter().find(|part| !PARTS.contains(part)) {
+        return Err(format!("--what: unknown part {unknown:?} (known: {})", PARTS.join(", ")));
+    }
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     vq_model::set_conv_algorithm(args.convolution);
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
@@ -152,6 +175,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     if let Some(layers) = args.layers {
         configs.transformer.num_layers = layers;
     }
+    let (transformer_config, text_len) = (configs.transformer.clone(), configs.text_encoder.max_position_embeddings);
     let mut pipeline = VQDiffusionPipeline::<B>::random(configs, ithq_scheduler_config(), tokenizer, &device)
         .map_err(|e| e.to_string())?;
     let kernel = args.attention.unwrap_or_else(|| transformer2d::AttentionKernel::preferred::<B>(&device));
@@ -161,7 +185,6 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     }
     sync::<B>(&device)?;
     eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
-    let what: Vec<&str> = args.what.split(',').collect();
     let mut results = Vec::new();
     let mut record = |name: String, seconds: f64| {
         println!("{:<44} {:>10.4} s", name, seconds);
@@ -236,8 +259,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         record("VQ decode, 1 image 256×256".into(), t);
     }
     if what.contains(&"generate") {
-        for n in args.images.split(',').map(|s| s.trim().parse::<usize>().map_err(|e| e.to_string())) {
-            let n = n?;
+        for n in image_counts(&args.images)? {
             let noise = match args.rng.as_str() {
                 "torch" => NoiseSource::Torch { seed: 0 },
                 _ => NoiseSource::Device { seed: Some(0) },
@@ -286,6 +308,33 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
             })?;
             record(format!("generate, {} steps, guidance 5, {n} image(s)", args.steps), t);
             record(format!("  per image ({n} image(s))"), t / n as f64);
+        }
+    }
+    if what.contains(&"products") {
+        for n in image_counts(&args.images)? {
+            let batch = 2 * n;
+            let (mut total, mut flops) = (0.0, 0.0);
+            for product in forward_products(&transformer_config, batch, text_len) {
+                let flat_too = product.form == Form::Linear && product.m > 1;
+                for flat in [false, true].into_iter().filter(|&flat| !flat || flat_too) {
+                    let (lhs, rhs) = operands::<B>(&product, flat, &device);
+                    // The outputs of one run stay alive through its sync (so that none of its
+                    // products can be skipped) and are freed when the next run starts.
+                    let mut outputs = Vec::with_capacity(product.count);
+                    let t = time::<B>(&device, args.warmup, args.reps, || {
+                        outputs.clear();
+                        outputs.extend((0..product.count).map(|_| lhs.clone().matmul(rhs.clone())));
+                    })?;
+                    drop(outputs);
+                    let rate = tflops(product.flops(), t);
+                    let form = if flat { ", rows flattened" } else { "" };
+                    record(format!("products b{batch}: {} ×{}{form} ({rate})", product.name, product.count), t);
+                    if !flat {
+                        (total, flops) = (total + t, flops + product.flops());
+                    }
+                }
+            }
+            record(format!("products of one forward, batch {batch} ({})", tflops(flops, total)), total);
         }
     }
     if let Some(path) = &args.json {

@@ -70,6 +70,7 @@ mod eval;
 mod fixtures;
 mod grad_check;
 mod parity;
+mod products;
 mod train;
 
 #[derive(Parser)]
