@@ -82,6 +82,7 @@ fn to_f64(rgb: [u8; 3]) -> [f64; 3] {
 mod tests {
     use super::*;
     use crate::data::DatasetConfig;
+    use crate::train::batches::most_common;
 
     fn dataset() -> Dataset {
         Dataset::new(DatasetConfig::default(), 3).unwrap()
@@ -89,9 +90,7 @@ mod tests {
 
     /// The image's most common colour (every scene's background covers most of it).
     fn background(image: &RgbImage) -> [u8; 3] {
-        let mut counts = std::collections::HashMap::new();
-        image.pixels().for_each(|p| *counts.entry(p.0).or_insert(0usize) += 1);
-        counts.into_iter().max_by_key(|&(c, n)| (n, c)).unwrap().0
+        most_common(image.pixels().map(|p| p.0)).expect("a non-empty image")
     }
 
     fn foreground(image: &RgbImage) -> Vec<bool> {

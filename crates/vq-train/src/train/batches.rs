@@ -5,6 +5,8 @@
 //! `first + w, first + w + W, …` into its own bounded channel and the consumer reads the
 //! channels round-robin, which keeps batch order fixed whatever the thread timing.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -118,14 +120,20 @@ pub fn foreground_mask(images: &[f32], size: usize, side: usize) -> Vec<f32> {
     let mut mask = Vec::with_capacity(size * plane);
     for image in images.chunks_exact(3 * plane) {
         let colour = |p: usize| [image[p].to_bits(), image[plane + p].to_bits(), image[2 * plane + p].to_bits()];
-        let mut counts = std::collections::HashMap::new();
-        for p in 0..plane {
-            *counts.entry(colour(p)).or_insert(0usize) += 1;
-        }
-        let background = counts.into_iter().max_by_key(|&(c, n)| (n, c)).map(|(c, _)| c).expect("a non-empty image");
+        let background = most_common((0..plane).map(colour)).expect("a non-empty image");
         mask.extend((0..plane).map(|p| f32::from(u8::from(colour(p) != background))));
     }
     mask
+}
+
+/// The most frequent of `values` (ties: the largest value, so the choice never depends on the
+/// order), or `None` if there are none. A scene's most common colour is its background.
+pub(crate) fn most_common<T: Copy + Eq + Hash + Ord>(values: impl IntoIterator<Item = T>) -> Option<T> {
+    let mut counts = HashMap::new();
+    for value in values {
+        *counts.entry(value).or_insert(0usize) += 1;
+    }
+    counts.into_iter().max_by_key(|&(value, n)| (n, value)).map(|(value, _)| value)
 }
 
 /// 1.0 where a pixel's 3 × 3 neighbourhood (inside the image) holds both foreground and background
@@ -318,6 +326,14 @@ mod tests {
         assert_eq!(shards.iter().flat_map(|s| s.captions.clone()).collect::<Vec<_>>(), batch.captions);
         // The second shard's first sample is the batch's third.
         assert_eq!(shards[1].captions[0], dataset.sample(Split::Train, 2 * 6 + 2).caption);
+    }
+
+    #[test]
+    fn the_most_common_value_wins_and_ties_go_to_the_largest_whatever_the_order() {
+        assert_eq!(most_common([3, 1, 3, 2]), Some(3));
+        assert_eq!(most_common([1, 2, 2, 1]), Some(2));
+        assert_eq!(most_common([2, 1, 1, 2]), Some(2));
+        assert_eq!(most_common(Vec::<u8>::new()), None);
     }
 
     #[test]
