@@ -239,50 +239,25 @@ impl Tally {
 }
 
 /// Per-attribute accuracies over many scored images.
+///
+/// Image-level judgements are tallied as images are added; the per-object ones (colour, shape,
+/// size, position, the confusion matrices, the breakdowns of [`EvalReport::held_out_table`]) are
+/// computed from the judged objects, so they always agree with each other.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvalReport {
-    /// Object colours (every named object).
-    pub color: Tally,
-    /// Object shapes (every named object).
-    pub shape: Tally,
-    /// Object sizes (named objects whose size is named).
-    pub size: Tally,
-    /// Object positions (named objects whose position is named).
-    pub position: Tally,
     /// Backgrounds (images whose background is named).
     pub background: Tally,
     /// Object counts (every image).
     pub count: Tally,
     /// Images with everything right ([`ImageScore::all_correct`]).
     pub image: Tally,
-    /// Named objects by named shape (rows, [`Shape::ALL`]'s order) and drawn shape (columns, the
-    /// same order, then "not found"): where the shape errors go.
-    pub shape_confusion: [[usize; 5]; 4],
-    /// Named objects by named colour (rows, [`Color::ALL`]'s order) and drawn colour (columns, the
-    /// same order, then "not found"): where the colour errors go.
-    pub color_confusion: [[usize; 9]; 8],
-    /// Every judged object, in the order added: for breakdowns by what the prompt named, such as
-    /// [`EvalReport::held_out_table`].
+    /// Every judged object, in the order added.
     pub objects: Vec<ObjectScore>,
 }
 
 impl EvalReport {
     /// Adds one image's score.
     pub fn add(&mut self, score: &ImageScore) {
-        for object in &score.objects {
-            self.color.add(object.color());
-            self.shape.add(object.shape());
-            if let Some(size) = object.size {
-                self.size.add(size);
-            }
-            if let Some(position) = object.position {
-                self.position.add(position);
-            }
-            let column = object.drawn_shape.map_or(Shape::ALL.len(), |shape| index_of(&Shape::ALL, shape));
-            self.shape_confusion[index_of(&Shape::ALL, object.named_shape)][column] += 1;
-            let column = object.drawn_color.map_or(Color::ALL.len(), |color| index_of(&Color::ALL, color));
-            self.color_confusion[index_of(&Color::ALL, object.named_color)][column] += 1;
-        }
         self.objects.extend_from_slice(&score.objects);
         if let Some(background) = score.background {
             self.background.add(background);
@@ -294,41 +269,79 @@ impl EvalReport {
     /// Adds every judgement of `other` (another prompt set's report): the result is the report
     /// of both sets' images scored together.
     pub fn merge(&mut self, other: &EvalReport) {
-        for (tally, more) in [
-            (&mut self.color, other.color),
-            (&mut self.shape, other.shape),
-            (&mut self.size, other.size),
-            (&mut self.position, other.position),
-            (&mut self.background, other.background),
-            (&mut self.count, other.count),
-            (&mut self.image, other.image),
-        ] {
-            tally.merge(more);
-        }
-        add_matrix(&mut self.shape_confusion, &other.shape_confusion);
-        add_matrix(&mut self.color_confusion, &other.color_confusion);
+        self.background.merge(other.background);
+        self.count.merge(other.count);
+        self.image.merge(other.image);
         self.objects.extend_from_slice(&other.objects);
+    }
+
+    /// Object colours (every named object).
+    pub fn color(&self) -> Tally {
+        self.tally(|object| Some(object.color()))
+    }
+
+    /// Object shapes (every named object).
+    pub fn shape(&self) -> Tally {
+        self.tally(|object| Some(object.shape()))
+    }
+
+    /// Object sizes (named objects whose size is named).
+    pub fn size(&self) -> Tally {
+        self.tally(|object| object.size)
+    }
+
+    /// Object positions (named objects whose position is named).
+    pub fn position(&self) -> Tally {
+        self.tally(|object| object.position)
+    }
+
+    /// The objects' judgements of one attribute (`None`: not judged).
+    fn tally(&self, judge: impl Fn(&ObjectScore) -> Option<bool>) -> Tally {
+        let mut tally = Tally::default();
+        self.objects.iter().filter_map(judge).for_each(|correct| tally.add(correct));
+        tally
+    }
+
+    /// Named objects by named shape (rows, [`Shape::ALL`]'s order) and drawn shape (columns, the
+    /// same order, then "not found"): where the shape errors go.
+    pub fn shape_confusion(&self) -> [[usize; 5]; 4] {
+        self.confusion(&Shape::ALL, |o| o.named_shape, |o| o.drawn_shape)
+    }
+
+    /// Named objects by named colour (rows, [`Color::ALL`]'s order) and drawn colour (columns, the
+    /// same order, then "not found"): where the colour errors go.
+    pub fn color_confusion(&self) -> [[usize; 9]; 8] {
+        self.confusion(&Color::ALL, |o| o.named_color, |o| o.drawn_color)
+    }
+
+    /// Counts of (named, drawn) values over `all`, with a last column for objects not found
+    /// (`COLUMNS` = `ROWS` + 1).
+    fn confusion<T: PartialEq + Copy, const ROWS: usize, const COLUMNS: usize>(
+        &self,
+        all: &[T; ROWS],
+        named: impl Fn(&ObjectScore) -> T,
+        drawn: impl Fn(&ObjectScore) -> Option<T>,
+    ) -> [[usize; COLUMNS]; ROWS] {
+        assert_eq!(COLUMNS, ROWS + 1, "one column per value, then \"not found\"");
+        let mut matrix = [[0; COLUMNS]; ROWS];
+        for object in &self.objects {
+            let column = drawn(object).map_or(ROWS, |value| index_of(all, value));
+            matrix[index_of(all, named(object))][column] += 1;
+        }
+        matrix
     }
 
     /// The attributes with their names, in display order.
     pub fn attributes(&self) -> [(&'static str, Tally); 7] {
         [
-            ("color", self.color),
-            ("shape", self.shape),
-            ("size", self.size),
-            ("position", self.position),
+            ("color", self.color()),
+            ("shape", self.shape()),
+            ("size", self.size()),
+            ("position", self.position()),
             ("background", self.background),
             ("count", self.count),
             ("image", self.image),
         ]
-    }
-}
-
-fn add_matrix<const N: usize>(sum: &mut [[usize; N]], more: &[[usize; N]]) {
-    for (row, more) in sum.iter_mut().zip(more) {
-        for (cell, more) in row.iter_mut().zip(more) {
-            *cell += more;
-        }
     }
 }
 
@@ -341,13 +354,13 @@ impl EvalReport {
     /// [`EvalReport::shape_confusion`] as text: a header of drawn shapes, then one row per
     /// named shape.
     pub fn shape_confusion_table(&self) -> String {
-        confusion_table(&Shape::ALL.map(Shape::word), &self.shape_confusion)
+        confusion_table(&Shape::ALL.map(Shape::word), &self.shape_confusion())
     }
 
     /// [`EvalReport::color_confusion`] as text: a header of drawn colours, then one row per
     /// named colour.
     pub fn color_confusion_table(&self) -> String {
-        confusion_table(&Color::ALL.map(Color::word), &self.color_confusion)
+        confusion_table(&Color::ALL.map(Color::word), &self.color_confusion())
     }
 }
 

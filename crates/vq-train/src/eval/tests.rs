@@ -116,8 +116,8 @@ fn wrong_prompts_are_judged_wrong() {
     let mut report = EvalReport::default();
     report.add(&evaluate(&sample.image, &wrong));
     report.add(&evaluate(&blank, &truth));
-    assert_eq!(report.shape_confusion[other][named], 1, "{}", report.shape_confusion_table());
-    assert_eq!(report.shape_confusion[named][4], 1, "{}", report.shape_confusion_table());
+    assert_eq!(report.shape_confusion()[other][named], 1, "{}", report.shape_confusion_table());
+    assert_eq!(report.shape_confusion()[named][4], 1, "{}", report.shape_confusion_table());
 
     // The colour table likewise: the caption's colour is the row, the drawn one the column.
     let index = |color| index_of(&crate::data::Color::ALL, color);
@@ -125,15 +125,15 @@ fn wrong_prompts_are_judged_wrong() {
     report.add(&evaluate(&sample.image, &wrong_color));
     report.add(&evaluate(&blank, &truth));
     let table = report.color_confusion_table();
-    assert_eq!(report.color_confusion[index(other_color)][index(first.color)], 1, "{table}");
-    assert_eq!(report.color_confusion[index(first.color)][8], 1, "{table}");
+    assert_eq!(report.color_confusion()[index(other_color)][index(first.color)], 1, "{table}");
+    assert_eq!(report.color_confusion()[index(first.color)][8], 1, "{table}");
 }
 
 #[test]
 fn the_confusion_tables_add_up_to_the_shape_and_colour_tallies() {
     let report = ground_truth_report(&dataset(64, 4), Split::HeldOut, 300, 16);
-    check_confusion(&report.shape_confusion, report.shape, &report.shape_confusion_table(), "triangle |");
-    check_confusion(&report.color_confusion, report.color, &report.color_confusion_table(), "blue |");
+    check_confusion(&report.shape_confusion(), report.shape(), &report.shape_confusion_table(), "triangle |");
+    check_confusion(&report.color_confusion(), report.color(), &report.color_confusion_table(), "blue |");
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn merged_reports_equal_the_report_of_both_sets_scored_together() {
         report
     };
     let together = report_of(&scores);
-    assert!(together.shape.correct < together.shape.total, "no errors to merge:\n{together}");
+    assert!(together.shape().correct < together.shape().total, "no errors to merge:\n{together}");
     let mut merged = report_of(&scores[..50]);
     merged.merge(&report_of(&scores[50..]));
     assert_eq!(merged, together);
