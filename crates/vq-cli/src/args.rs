@@ -150,7 +150,7 @@ pub struct GenerateArgs {
     pub tokens: Option<PathBuf>,
 
     /// Compute backend; only the backends compiled in (cargo features of vq-cli) can run.
-    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendKind::Ndarray,
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendKind::preferred(),
           help = backend_help(), long_help = backend_help())]
     pub backend: BackendKind,
 
@@ -212,9 +212,10 @@ pub enum TruncationModeArg {
 /// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
-    /// CPU (pure Rust), the default feature.
+    /// CPU on burn-ndarray (pure Rust); cargo feature `ndarray` (default).
     Ndarray,
-    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16); cargo feature `flex`.
+    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16; ≈ 1.5× ndarray's speed); cargo feature
+    /// `flex` (default).
     Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
     Wgpu,
@@ -252,6 +253,20 @@ pub fn truncation_mode_name(mode: TruncationMode) -> &'static str {
 }
 
 impl BackendKind {
+    /// The backend used without `--backend`: the faster CPU backend compiled in (flex, else
+    /// ndarray), else the GPU one.
+    pub fn preferred() -> Self {
+        if cfg!(feature = "flex") {
+            Self::Flex
+        } else if cfg!(feature = "ndarray") {
+            Self::Ndarray
+        } else if cfg!(feature = "cuda") {
+            Self::Cuda
+        } else {
+            Self::Wgpu
+        }
+    }
+
     /// The name used on the command line and in the PNG metadata.
     pub fn name(self) -> &'static str {
         match self {

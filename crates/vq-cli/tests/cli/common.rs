@@ -70,6 +70,15 @@ impl Run {
     }
 }
 
+/// The backend the binary uses without `--backend`: the faster CPU backend of this build.
+pub fn default_backend() -> &'static str {
+    if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "ndarray"
+    }
+}
+
 /// `fixtures/` of the workspace.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")

@@ -207,7 +207,7 @@ fn backend_not_compiled_in() {
 #[test]
 fn half_precision_on_ndarray() {
     // NdArray computes in f32 only: a one-line error, not a panic.
-    generate_hub(&["--dtype", "f16"]).assert_error(1, &["--dtype f16", "ndarray"]);
+    generate_hub(&["--backend", "ndarray", "--dtype", "f16"]).assert_error(1, &["--dtype f16", "ndarray"]);
 }
 
 // Outputs: checked before the model loads, exit status 1.

@@ -1,6 +1,6 @@
 //! `--help` documents every flag with its default and an example.
 
-use crate::common::vq_diffusion;
+use crate::common::{default_backend, vq_diffusion};
 
 #[test]
 fn top_level_help_has_an_example() {
@@ -40,7 +40,7 @@ fn generate_help_documents_every_flag_and_default() {
     for default in ["sampling_defaults.json (models/shapes: 3), else 5.0", "sampling_defaults.json (models/shapes: 0.7), else 1.0"] {
         assert!(help.contains(default), "{default:?} missing from:\n{help}");
     }
-    for default in ["1", "torch", "posterior", "vq-diffusion.png", "ndarray", "f32"] {
+    for default in ["1", "torch", "posterior", "vq-diffusion.png", default_backend(), "f32"] {
         assert!(
             help.contains(&format!("[default: {default}]")),
             "default {default} missing from:\n{help}"

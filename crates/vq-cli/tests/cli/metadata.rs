@@ -1,7 +1,7 @@
 //! The PNG text chunks, and seeds: a drawn seed is printed and recorded and reproduces the
 //! images; the device generator is reproducible with a seed.
 
-use crate::common::{png_text, read_tokens, reference, text_value, tiny, vq_diffusion, Scratch};
+use crate::common::{default_backend, png_text, read_tokens, reference, text_value, tiny, vq_diffusion, Scratch};
 
 #[test]
 fn png_records_every_setting() {
@@ -47,7 +47,7 @@ fn png_records_every_setting() {
         ("truncation_mode", "exact"),
         ("sampler", "posterior"),
         ("model", &model),
-        ("backend", "ndarray"),
+        ("backend", default_backend()),
         ("dtype", "f32"),
         ("software", &version),
     ] {
