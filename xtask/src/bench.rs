@@ -25,7 +25,7 @@ use crate::products::{forward_products, operands, Form};
 /// Arguments of `xtask bench`.
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Backend: one compiled in (`ndarray`, `flex`, `wgpu`, `cuda`, `cuda-unfused`).
+    /// Backend: one compiled in (`ndarray`, `flex`, `wgpu`, `wgpu-gl` (wgpu on OpenGL), `cuda`, `cuda-unfused`).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Float precision: f32, f16 or bf16.

@@ -27,7 +27,7 @@ pub struct Args {
     /// Only score the reconstructions of this VQ-VAE folder (a `train-vqvae` run's `vqvae/`).
     #[arg(long, conflicts_with_all = ["model", "sheet"])]
     vqvae: Option<PathBuf>,
-    /// Backend: ndarray, flex, wgpu or cuda (xtask features).
+    /// Backend: ndarray, flex, wgpu, wgpu-gl (wgpu on OpenGL) or cuda (xtask features).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Prompts: held-out (combinations never trained on) or validation.

@@ -23,11 +23,13 @@ macro_rules! with_backend {
             "flex" => $f::<burn::backend::Flex>($args, Default::default()),
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
+            #[cfg(feature = "wgpu")]
+            "wgpu-gl" => $f::<burn::backend::Wgpu>($args, vq_pipeline::wgpu_opengl_device()),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda-unfused" => $f::<$crate::CudaUnfused>($args, Default::default()),
-            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu, cuda / cuda-unfused)")),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu / wgpu-gl, cuda / cuda-unfused)")),
         }
     };
     // Training: `$f::<Autodiff<B>>(args)`.

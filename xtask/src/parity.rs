@@ -26,7 +26,7 @@ pub struct Args {
     /// End-to-end cases.
     #[arg(long, default_value = "fixtures/reference/cases.json")]
     cases: PathBuf,
-    /// Backend: one compiled in (`ndarray`, `flex`, `wgpu`, `cuda`, `cuda-unfused`).
+    /// Backend: one compiled in (`ndarray`, `flex`, `wgpu`, `wgpu-gl` (wgpu on OpenGL), `cuda`, `cuda-unfused`).
     #[arg(long, default_value = "ndarray")]
     backend: String,
     /// Float precision: f32, f16 or bf16.

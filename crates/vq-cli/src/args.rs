@@ -219,6 +219,9 @@ pub enum BackendKind {
     Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
     Wgpu,
+    /// wgpu on OpenGL / OpenGL ES, for machines without Vulkan (even Mesa's software rasteriser);
+    /// cargo feature `wgpu`.
+    WgpuGl,
     /// NVIDIA GPU through CUDA; cargo feature `cuda`.
     Cuda,
 }
@@ -273,6 +276,7 @@ impl BackendKind {
             Self::Ndarray => "ndarray",
             Self::Flex => "flex",
             Self::Wgpu => "wgpu",
+            Self::WgpuGl => "wgpu-gl",
             Self::Cuda => "cuda",
         }
     }
@@ -292,7 +296,7 @@ impl Dtype {
 impl GenerateArgs {
     /// `--truncation-mode`, or the default that goes with `--rng` and `--backend`.
     pub fn truncation_mode(&self) -> TruncationMode {
-        let gpu = matches!(self.backend, BackendKind::Wgpu | BackendKind::Cuda);
+        let gpu = matches!(self.backend, BackendKind::Wgpu | BackendKind::WgpuGl | BackendKind::Cuda);
         match (self.truncation_mode, self.rng) {
             (Some(TruncationModeArg::Device), _) => TruncationMode::Device,
             (None, Rng::Device) if gpu => TruncationMode::Device,

@@ -16,6 +16,8 @@ pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
         BackendKind::Flex => run::<burn::backend::Flex>(Default::default(), args),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => run::<burn::backend::Wgpu>(Default::default(), args),
+        #[cfg(feature = "wgpu")]
+        BackendKind::WgpuGl => run::<burn::backend::Wgpu>(vq_pipeline::wgpu_opengl_device(), args),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => run::<burn::backend::Cuda>(Default::default(), args),
         #[allow(unreachable_patterns)] // every backend compiled in
@@ -29,6 +31,7 @@ pub fn compiled_in() -> Vec<&'static str> {
         (cfg!(feature = "ndarray"), "ndarray"),
         (cfg!(feature = "flex"), "flex"),
         (cfg!(feature = "wgpu"), "wgpu"),
+        (cfg!(feature = "wgpu"), "wgpu-gl"),
         (cfg!(feature = "cuda"), "cuda"),
     ]
     .into_iter()
@@ -37,10 +40,15 @@ pub fn compiled_in() -> Vec<&'static str> {
 }
 
 fn not_compiled_in(backend: BackendKind) -> CliError {
+    let feature = match backend {
+        BackendKind::WgpuGl => "wgpu",
+        other => other.name(),
+    };
     CliError::Usage(format!(
-        "--backend {0} is not compiled into this build (compiled in: {1}); rebuild with the cargo feature `{0}`, \
-         e.g. `cargo install --path crates/vq-cli --features {0}`",
+        "--backend {0} is not compiled into this build (compiled in: {1}); rebuild with the cargo feature `{2}`, \
+         e.g. `cargo install --path crates/vq-cli --features {2}`",
         backend.name(),
-        compiled_in().join(", ")
+        compiled_in().join(", "),
+        feature
     ))
 }

@@ -30,6 +30,8 @@ mod error;
 mod generate;
 pub mod hub;
 pub mod ithq;
+#[cfg(feature = "wgpu")]
+mod opengl;
 mod output;
 mod pipeline;
 mod precision;
@@ -41,6 +43,8 @@ pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsCon
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
 pub use generate::StepState;
+#[cfg(feature = "wgpu")]
+pub use opengl::wgpu_opengl_device;
 pub use output::{write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};

@@ -203,6 +203,12 @@ fn backend_not_compiled_in() {
     generate_hub(&["--backend", "cuda"]).assert_error(2, &["--backend cuda", "not compiled", "--features cuda"]);
 }
 
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_on_opengl_needs_the_wgpu_feature() {
+    generate_hub(&["--backend", "wgpu-gl"]).assert_error(2, &["--backend wgpu-gl", "not compiled", "--features wgpu"]);
+}
+
 #[cfg(feature = "ndarray")]
 #[test]
 fn half_precision_on_ndarray() {
