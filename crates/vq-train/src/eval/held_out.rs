@@ -13,13 +13,6 @@ pub struct GroupScore {
     pub color: Tally,
 }
 
-impl GroupScore {
-    fn add(&mut self, object: &ObjectScore) {
-        self.shape.add(object.shape());
-        self.color.add(object.color());
-    }
-}
-
 impl EvalReport {
     /// Shape and colour accuracy of the named objects in each combination of `held_out` — the
     /// (colour, shape) pairs, then the (shape, position) pairs, labelled as a caption would say
@@ -59,8 +52,10 @@ impl EvalReport {
     }
 
     fn group(&self, member: impl Fn(&ObjectScore) -> bool) -> GroupScore {
-        let mut group = GroupScore::default();
-        self.objects.iter().filter(|o| member(o)).for_each(|o| group.add(o));
-        group
+        let members = || self.objects.iter().filter(|o| member(o));
+        GroupScore {
+            shape: members().map(ObjectScore::shape).collect(),
+            color: members().map(ObjectScore::color).collect(),
+        }
     }
 }

@@ -215,7 +215,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub(super) fn add(&mut self, correct: bool) {
+    fn add(&mut self, correct: bool) {
         self.correct += usize::from(correct);
         self.total += 1;
     }
@@ -235,6 +235,15 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.correct += other.correct;
         self.total += other.total;
+    }
+}
+
+/// A tally of judgements, each `true` when right.
+impl FromIterator<bool> for Tally {
+    fn from_iter<I: IntoIterator<Item = bool>>(judgements: I) -> Self {
+        let mut tally = Tally::default();
+        judgements.into_iter().for_each(|correct| tally.add(correct));
+        tally
     }
 }
 
@@ -297,9 +306,7 @@ impl EvalReport {
 
     /// The objects' judgements of one attribute (`None`: not judged).
     fn tally(&self, judge: impl Fn(&ObjectScore) -> Option<bool>) -> Tally {
-        let mut tally = Tally::default();
-        self.objects.iter().filter_map(judge).for_each(|correct| tally.add(correct));
-        tally
+        self.objects.iter().filter_map(judge).collect()
     }
 
     /// Named objects by named shape (rows, [`Shape::ALL`]'s order) and drawn shape (columns, the
