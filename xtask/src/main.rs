@@ -24,7 +24,10 @@ macro_rules! with_backend {
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
             #[cfg(feature = "wgpu")]
-            "wgpu-gl" => $f::<burn::backend::Wgpu>($args, vq_pipeline::wgpu_opengl_device()),
+            "wgpu-gl" => match vq_pipeline::wgpu_opengl_device() {
+                Ok(device) => $f::<burn::backend::Wgpu>($args, device),
+                Err(error) => Err(error.to_string()),
+            },
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]

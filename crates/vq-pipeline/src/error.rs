@@ -61,6 +61,9 @@ pub enum PipelineError {
         /// The backend's answer.
         message: String,
     },
+    /// The compute device could not be set up.
+    #[error("device: {0}")]
+    Device(String),
     /// An image could not be written.
     #[error("cannot write {path}: {message}")]
     Output {
