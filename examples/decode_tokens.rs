@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
-use vq_model::{to_rgb8, to_unit_range, VqModel};
+use vq_model::{to_rgb8, to_unit_range, VQModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -18,8 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(args.next().unwrap_or_else(|| "decoded.png".into()));
     let device = Default::default();
 
-    let vqvae = VqModel::<NdArray>::from_pretrained(&dir.join("vqvae"), None, &device)?;
-    let config = vq_model::VqModelConfig::from_file(&dir.join("vqvae/config.json"))?;
+    let vqvae = VQModel::<NdArray>::from_pretrained(&dir.join("vqvae"), None, &device)?;
+    let config = vq_model::VQModelConfig::from_file(&dir.join("vqvae/config.json"))?;
     let rows: Vec<Vec<i64>> = match tokens {
         Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
         None => {

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
 
     let tokenizer = Tokenizer::from_dir(&dir.join("tokenizer"))?;
-    let text_encoder = CLIPTextModel::<NdArray>::from_pretrained_dir(&dir.join("text_encoder"), &device)?;
+    let text_encoder = CLIPTextModel::<NdArray>::from_pretrained(&dir.join("text_encoder"), None, &device)?;
     let padded = tokenizer.encode_padded(&prompt, Truncation::Diffusers)?;
     println!("{prompt:?} → {} tokens: {:?}", padded.untruncated_len, &padded.ids[..padded.untruncated_len.min(77)]);
 

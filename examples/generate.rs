@@ -5,10 +5,9 @@
 //! cargo run --release --example generate --no-default-features --features cuda -- …
 //! ```
 
-use burn::tensor::backend::Backend;
-use vq_pipeline::{write_png, GenerateRequest, LoadOptions, NoiseSource, VQDiffusionPipeline};
+use vq_pipeline::{write_png, GenerateRequest, KernelBackend, LoadOptions, NoiseSource, VQDiffusionPipeline};
 
-fn generate<B: Backend>(device: B::Device) -> Result<(), Box<dyn std::error::Error>> {
+fn generate<B: KernelBackend>(device: B::Device) -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model = args.next().unwrap_or_else(|| "fixtures/tiny/hub".into());
     let prompt = args.next().unwrap_or_else(|| "teddy bear playing in the pool".into());

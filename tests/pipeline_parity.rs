@@ -122,7 +122,7 @@ fn device_truncation_draws_diffusers_tokens_on_nearly_every_pixel() {
 fn nan_scores_are_sampled_at_the_floor_with_a_warning() {
     let device = Default::default();
     let mut pipeline = VQDiffusionPipeline::<B>::from_dir(&fixtures().join("tiny").join("hub"), None, &device).unwrap();
-    pipeline.text_encoder = pipeline.configs.text_encoder.init(&device);
+    pipeline.text_encoder = pipeline.configs.text_encoder.init(&device).unwrap();
     let request = GenerateRequest::new(["a red circle"]).with_steps(4).with_noise(NoiseSource::Torch { seed: 0 });
     let generation = pipeline.generate(&request).unwrap();
     let codes = pipeline.configs.vqvae.num_vq_embeddings as i64;

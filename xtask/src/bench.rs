@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
 use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
 use vq_pipeline::{GenerateRequest, NoiseSource, TruncationMode, VQDiffusionPipeline};
@@ -60,25 +61,10 @@ pub struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// How the VQ decoder convolves: backend (burn's convolution kernels) or gemm (shifted views
-    /// and one matrix product per convolution: more memory, but the backend's matmul).
-    #[arg(long, default_value = "backend", value_parser = crate::train::parse_convolution)]
-    convolution: vq_model::ConvAlgorithm,
     /// Check after every step of the warm-up generation that the sampled ids are classes of the
     /// chain (reads them back each step, so only the untimed warm-up does it).
     #[arg(long)]
     check_tokens: bool,
-    /// How attention computes its scores: op (burn's attention op), composed (matrix product,
-    /// softmax, matrix product as tensor ops that kernel fusion merges), padded-op (the op on
-    /// heads zero-padded to a multiple of 32 wide), threaded-op (the op on groups of heads, one
-    /// per CPU thread) or host (CPU backends: the gemm crate's products and a vectorised softmax on
-    /// the host). Default: the backend's preferred one.
-    #[arg(long)]
-    attention: Option<transformer2d::AttentionKernel>,
-    /// Threads the transformer splits its batch over (1: none). Default: the backend's (the CPU's
-    /// parallelism on CPU backends, 1 on GPUs).
-    #[arg(long)]
-    batch_threads: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -144,7 +130,7 @@ fn check_token_range<B: Backend>(tokens: Tensor<B, 2, Int>, mask_id: usize, what
 
 /// NaN counts of the first step of a guided generation (t = 0, all-mask input): where a
 /// sampling failure starts.
-fn first_step_nans<B: Backend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, k: usize, pixels: usize) -> String {
+fn first_step_nans<B: KernelBackend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, k: usize, pixels: usize) -> String {
     let nans = |t: Tensor<B, 3>| t.is_nan().int().sum().into_scalar().elem::<i64>();
     let embeddings = match pipeline.encode_prompts(&[prompt.to_string()], 1, true) {
         Ok(prompt) => prompt.embeddings,
@@ -161,14 +147,13 @@ fn first_step_nans<B: Backend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, 
     )
 }
 
-fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> {
     let what: Vec<&str> = args.what.split(',').map(str::trim).collect();
     const PARTS: [&str; 6] = ["encode", "forward", "step", "decode", "generate", "products"];
     if let Some(unknown) = what.iter().find(|part| !PARTS.contains(part)) {
         return Err(format!("--what: unknown part {unknown:?} (known: {})", PARTS.join(", ")));
     }
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
-    vq_model::set_conv_algorithm(args.convolution);
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut configs = ithq_configs();
@@ -176,13 +161,8 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         configs.transformer.num_layers = layers;
     }
     let (transformer_config, text_len) = (configs.transformer.clone(), configs.text_encoder.max_position_embeddings);
-    let mut pipeline = VQDiffusionPipeline::<B>::random(configs, ithq_scheduler_config(), tokenizer, &device)
+    let pipeline = VQDiffusionPipeline::<B>::random(configs, ithq_scheduler_config(), tokenizer, &device)
         .map_err(|e| e.to_string())?;
-    let kernel = args.attention.unwrap_or_else(|| transformer2d::AttentionKernel::preferred::<B>(&device));
-    pipeline.transformer = pipeline.transformer.with_attention_kernel(kernel);
-    if let Some(threads) = args.batch_threads {
-        pipeline.transformer = pipeline.transformer.with_batch_threads(threads);
-    }
     sync::<B>(&device)?;
     eprintln!("built the ITHQ architecture with random weights in {:.1} s", start.elapsed().as_secs_f64());
     let mut results = Vec::new();
@@ -191,16 +171,7 @@ fn bench<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
         results.push(serde_json::json!({ "name": name, "seconds": seconds }));
     };
     let layers = args.layers.map(|l| format!(", {l} of 36 blocks")).unwrap_or_default();
-    let convolution = match args.convolution {
-        vq_model::ConvAlgorithm::Backend => "",
-        vq_model::ConvAlgorithm::Gemm => ", GEMM convolutions",
-    };
-    let attention = format!(", attention {kernel}");
-    let batch_threads = match pipeline.transformer.batch_threads {
-        1 => String::new(),
-        n => format!(", batch over {n} threads"),
-    };
-    let label = format!("{} {}{layers}{convolution}{attention}{batch_threads}", B::name(&device), args.dtype);
+    let label = format!("{} {}{layers}", B::name(&device), args.dtype);
     println!("# backend: {label}");
 
     let prompt = "teddy bear playing in the pool";

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::backend::Backend;
-use vq_model::{VqModel, VqModelConfig};
+use vq_kernels::KernelBackend;
+use vq_model::{VQModel, VQModelConfig};
 use vq_pipeline::{RevealOrder, Sampler, VQDiffusionPipeline};
 use vq_train::data::{Dataset, DatasetConfig, HeldOut, MentionRates, Split};
 use vq_train::eval::EvalReport;
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> Result<(), String> {
 const DEFAULT_PROMPT_SEED: u64 = 1234;
 const DEFAULT_COUNT: usize = 8;
 
-fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> {
     let split = match args.split.as_str() {
         "held-out" => Split::HeldOut,
         "validation" => Split::Validation,
@@ -101,8 +101,8 @@ fn eval<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
         // Stage 1 records its image side as the config's `sample_size`.
-        let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
-        let vqvae = VqModel::<B>::from_pretrained_config(&config, dir, None, &device)
+        let config = VQModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
+        let vqvae = VQModel::<B>::from_config(&config, dir, None, &device)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let start = Instant::now();
         let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, sets[0].0, args, &device)?;
@@ -254,8 +254,8 @@ fn save_captioned_sheet(images: Vec<(String, image::RgbImage)>, path: &Path) -> 
 
 /// The VQ-VAE's scores on `--reconstructions` ground-truth images of `split`, and their sheet
 /// when `--reconstruction-sheet` asks for one.
-fn reconstructions<B: Backend>(
-    vqvae: &VqModel<B>,
+fn reconstructions<B: KernelBackend>(
+    vqvae: &VQModel<B>,
     image_size: u32,
     split: Split,
     prompt_seed: u64,

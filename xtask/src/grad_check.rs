@@ -32,10 +32,6 @@ pub struct Args {
     /// stay near 1e-3).
     #[arg(long, default_value_t = 0.02)]
     tolerance: f64,
-    /// How the checked backend convolves: `backend` (its convolution kernels) or `gemm` (matrix
-    /// products over shifted views); the CPU reference always uses its kernels.
-    #[arg(long, default_value = "backend", value_parser = crate::train::parse_convolution)]
-    convolution: vq_model::ConvAlgorithm,
     /// Check single convolutions instead of a training step: each `C_IN:C_OUT:K:SIZE` (a k × k
     /// kernel, padding k / 2, on SIZE × SIZE inputs of the batch) on random inputs, its input and
     /// weight gradients against the CPU's. `decoder` names the shapes model's decoder convolutions.
@@ -59,7 +55,6 @@ pub fn run(args: Args) -> Result<(), String> {
         return check_convolutions(&args);
     }
     let reference = crate::with_backend!(REFERENCE, gradients, &args, autodiff)?;
-    vq_model::set_conv_algorithm(args.convolution);
     let checked = crate::with_backend!(args.backend.as_str(), gradients, &args, autodiff)?;
     println!(
         "loss: {} {:.6e}, ndarray {:.6e} ({} images, seed {})",
@@ -95,7 +90,7 @@ pub fn run(args: Args) -> Result<(), String> {
     }
 }
 
-fn gradients<B: AutodiffBackend>(args: &Args) -> Result<StepGradients, String> {
+fn gradients<B: vq_train::TrainBackend>(args: &Args) -> Result<StepGradients, String> {
     named_step_gradients::<B>(&args.vqvae, args.batch_size, args.decoder_only, args.seed, &Default::default())
         .map_err(|e| e.to_string())
 }

@@ -24,9 +24,9 @@ macro_rules! with_backend {
             #[cfg(feature = "wgpu")]
             "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
             #[cfg(feature = "wgpu")]
-            "wgpu-gl" => match vq_pipeline::wgpu_opengl_device() {
+            "wgpu-gl" => match vq_kernels::setup::wgpu_opengl_device() {
                 Ok(device) => $f::<burn::backend::Wgpu>($args, device),
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(error),
             },
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
@@ -109,7 +109,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    vq_pipeline::keep_freed_memory();
+    vq_kernels::setup::keep_freed_memory();
     let result = match Cli::parse().command {
         Command::Fixtures(args) => fixtures::run(args),
         Command::Convert(args) => convert::run(args),

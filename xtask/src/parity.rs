@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use clip_text::Truncation;
 use serde_json::Value;
@@ -87,7 +88,7 @@ fn ints<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
     t.into_data().convert::<i64>().to_vec::<i64>().unwrap_or_default()
 }
 
-fn parity<B: Backend>(args: &Args, device: B::Device) -> Result<(), String> {
+fn parity<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> {
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let r = Reference::open(&args.reference)?;
     let pipeline = VQDiffusionPipeline::<B>::from_dir(&args.model, None, &device).map_err(|e| e.to_string())?;

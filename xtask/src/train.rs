@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::backend::AutodiffBackend;
 use vq_train::diffusion::{train_diffusion, DiffusionTrainConfig};
 use vq_train::train::export::StoreDtype;
 use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
@@ -56,18 +55,6 @@ pub struct RunArgs {
     /// Start from scratch even if the output folder has a checkpoint.
     #[arg(long)]
     fresh: bool,
-    /// How the VQ-VAE convolves: gemm (fastest on the CPU) or backend (the backend's kernels;
-    /// faster on the untuned CUDA build).
-    #[arg(long, default_value = "gemm", value_parser = parse_convolution)]
-    convolution: vq_model::ConvAlgorithm,
-}
-
-pub(crate) fn parse_convolution(value: &str) -> Result<vq_model::ConvAlgorithm, String> {
-    match value {
-        "gemm" => Ok(vq_model::ConvAlgorithm::Gemm),
-        "backend" => Ok(vq_model::ConvAlgorithm::Backend),
-        other => Err(format!("unknown convolution {other:?}: expected gemm or backend")),
-    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -230,7 +217,6 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
         workers: r.workers,
         seed: r.seed,
         resume: !r.fresh,
-        convolution: r.convolution,
         init_from: args.init_from.clone(),
         decoder_only: args.decoder_only,
         keep_codes: args.keep_codes,
@@ -241,7 +227,7 @@ pub fn run_vqvae(args: VqVaeArgs) -> Result<(), String> {
     crate::with_backend!(r.backend.as_str(), vqvae_on, &config, autodiff)
 }
 
-fn vqvae_on<B: AutodiffBackend>(config: &VqVaeTrainConfig) -> Result<(), String> {
+fn vqvae_on<B: vq_train::TrainBackend>(config: &VqVaeTrainConfig) -> Result<(), String> {
     let summary = train_vqvae::<B>(config, &Default::default(), &mut print_line).map_err(|e| e.to_string())?;
     println!(
         "VQ-VAE: {} steps, loss {:.4} → {:.4}, codebook use {:.1} %, {:.3} s/step; wrote {}",
@@ -283,14 +269,13 @@ pub fn run_transformer(args: TransformerArgs) -> Result<(), String> {
         workers: r.workers,
         seed: r.seed,
         resume: !r.fresh,
-        convolution: r.convolution,
         init_from: args.init_from.clone(),
         ..defaults
     };
     crate::with_backend!(r.backend.as_str(), transformer_on, &config, autodiff)
 }
 
-fn transformer_on<B: AutodiffBackend>(config: &DiffusionTrainConfig) -> Result<(), String> {
+fn transformer_on<B: vq_train::TrainBackend>(config: &DiffusionTrainConfig) -> Result<(), String> {
     let summary = train_diffusion::<B>(config, &Default::default(), &mut print_line).map_err(|e| e.to_string())?;
     println!(
         "transformer: {} parameters, {} steps, loss {:.4} → {:.4}, {:.3} s/step; exported {}",
@@ -309,7 +294,7 @@ pub fn run_export(args: ExportArgs) -> Result<(), String> {
     crate::with_backend!(args.backend.clone().as_str(), export, args)
 }
 
-fn export<B: burn::tensor::backend::Backend>(args: ExportArgs, device: B::Device) -> Result<(), String> {
+fn export<B: vq_kernels::KernelBackend>(args: ExportArgs, device: B::Device) -> Result<(), String> {
     use vq_train::diffusion::{export_checkpoint, retarget_pipeline, swap_vqvae};
     let dtype = if args.f32 { StoreDtype::F32 } else { StoreDtype::F16 };
     match (&args.run, &args.pipeline) {

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use burn::tensor::{activation, backend::Backend, Tensor};
+use burn::tensor::{activation, Tensor};
+use vq_kernels::KernelBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
@@ -37,19 +38,13 @@ impl HiddenAct {
     }
 
     /// Applies the activation element-wise.
-    pub fn forward<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward<B: KernelBackend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
-            Self::QuickGelu => quick_gelu(x),
+            Self::QuickGelu => B::quick_gelu(x),
             Self::Gelu => activation::gelu(x),
             Self::GeluNew | Self::GeluPytorchTanh => activation::gelu_approximate(x),
         }
     }
-}
-
-/// x·σ(1.702·x). burn has no quick_gelu; the factor is applied in the element type, as torch
-/// multiplies an f32 tensor by a Python float in f32.
-pub fn quick_gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone() * activation::sigmoid(x * 1.702)
 }
 
 impl TryFrom<String> for HiddenAct {

@@ -15,7 +15,7 @@ use crate::error::ConfigError;
 
 /// Hyper-parameters of [`CLIPTextModel`](crate::CLIPTextModel).
 ///
-/// Build one with [`CLIPTextConfig::from_file`] / [`CLIPTextConfig::from_json_str`] (validated),
+/// Build one with [`CLIPTextConfig::from_file`] / [`CLIPTextConfig::from_json`] (validated),
 /// a preset ([`CLIPTextConfig::vit_b_32`], [`CLIPTextConfig::vit_l_14`]) or
 /// [`Default::default`] (= transformers' defaults = ViT-B/32).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl CLIPTextConfig {
     }
 
     /// Parses a transformers `config.json` text and validates it.
-    pub fn from_json_str(json: &str) -> Result<Self, ConfigError> {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_str(json).map_err(ConfigError::Json)?;
         config.validate()?;
         Ok(config)
@@ -92,7 +92,7 @@ impl CLIPTextConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json_str(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// Width of one attention head (`hidden_size / num_attention_heads`).

@@ -17,19 +17,21 @@ pub struct CLIPTextEmbeddings<B: Backend> {
     pub position_embedding: Embedding<B>,
 }
 
-impl<B: Backend> CLIPTextEmbeddings<B> {
-    /// Creates the embeddings of `config`, zero-filled (to be loaded).
-    pub fn new(config: &CLIPTextConfig, device: &B::Device) -> Self {
-        Self {
-            token_embedding: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
+impl CLIPTextConfig {
+    /// The embeddings of this config (zero tables until loaded).
+    pub(crate) fn init_embeddings<B: Backend>(&self, device: &B::Device) -> CLIPTextEmbeddings<B> {
+        CLIPTextEmbeddings {
+            token_embedding: EmbeddingConfig::new(self.vocab_size, self.hidden_size)
                 .with_initializer(Initializer::Zeros)
                 .init(device),
-            position_embedding: EmbeddingConfig::new(config.max_position_embeddings, config.hidden_size)
+            position_embedding: EmbeddingConfig::new(self.max_position_embeddings, self.hidden_size)
                 .with_initializer(Initializer::Zeros)
                 .init(device),
         }
     }
+}
 
+impl<B: Backend> CLIPTextEmbeddings<B> {
     /// # Shapes
     /// - `input_ids`: `[B, L]` with `L <= max_position_embeddings`
     /// - output: `[B, L, H]`

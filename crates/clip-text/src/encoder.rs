@@ -4,9 +4,11 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{backend::Backend, Bool, Tensor};
 
-use crate::attention::CLIPAttention;
+use vq_kernels::KernelBackend;
+
+use crate::attention::{CLIPAttention, CLIPAttentionConfig};
 use crate::config::CLIPTextConfig;
-use crate::mlp::CLIPMlp;
+use crate::mlp::{CLIPMlp, CLIPMlpConfig};
 
 /// `x + attn(LN1(x))`, then `x + mlp(LN2(x))`.
 #[derive(Module, Debug)]
@@ -21,22 +23,31 @@ pub struct CLIPEncoderLayer<B: Backend> {
     pub layer_norm2: LayerNorm<B>,
 }
 
-impl<B: Backend> CLIPEncoderLayer<B> {
-    /// Creates one layer of `config` (weights to be loaded).
-    pub fn new(config: &CLIPTextConfig, device: &B::Device) -> Self {
-        let layer_norm = || {
-            LayerNormConfig::new(config.hidden_size)
-                .with_epsilon(config.layer_norm_eps)
-                .init(device)
-        };
-        Self {
-            self_attn: CLIPAttention::new(config.hidden_size, config.num_attention_heads, device),
+impl CLIPTextConfig {
+    /// One encoder layer of this config (weights to be loaded).
+    fn init_encoder_layer<B: Backend>(&self, device: &B::Device) -> CLIPEncoderLayer<B> {
+        let layer_norm = || LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device);
+        CLIPEncoderLayer {
+            self_attn: CLIPAttentionConfig { hidden_size: self.hidden_size, num_heads: self.num_attention_heads }
+                .init(device),
             layer_norm1: layer_norm(),
-            mlp: CLIPMlp::new(config.hidden_size, config.intermediate_size, config.hidden_act, device),
+            mlp: CLIPMlpConfig {
+                hidden_size: self.hidden_size,
+                intermediate_size: self.intermediate_size,
+                activation: self.hidden_act,
+            }
+            .init(device),
             layer_norm2: layer_norm(),
         }
     }
 
+    /// The encoder of this config (weights to be loaded).
+    pub(crate) fn init_encoder<B: Backend>(&self, device: &B::Device) -> CLIPEncoder<B> {
+        CLIPEncoder { layers: (0..self.num_hidden_layers).map(|_| self.init_encoder_layer(device)).collect() }
+    }
+}
+
+impl<B: KernelBackend> CLIPEncoderLayer<B> {
     /// # Shapes
     /// - `hidden_states`: `[B, L, H]`; `key_padding_mask`: `[B, L]` (`true` = padding)
     /// - output: `[B, L, H]`
@@ -57,16 +68,7 @@ pub struct CLIPEncoder<B: Backend> {
     pub layers: Vec<CLIPEncoderLayer<B>>,
 }
 
-impl<B: Backend> CLIPEncoder<B> {
-    /// Creates the encoder of `config` (weights to be loaded).
-    pub fn new(config: &CLIPTextConfig, device: &B::Device) -> Self {
-        Self {
-            layers: (0..config.num_hidden_layers)
-                .map(|_| CLIPEncoderLayer::new(config, device))
-                .collect(),
-        }
-    }
-
+impl<B: KernelBackend> CLIPEncoder<B> {
     /// # Shapes
     /// - `hidden_states`: `[B, L, H]`; `key_padding_mask`: `[B, L]` (`true` = padding)
     /// - output: `[B, L, H]`

@@ -2,9 +2,11 @@
 //! `tokenizers`-backed `CLIPTokenizer`.
 //!
 //! - [`CLIPTextModel`]: token + position embeddings, pre-LN encoder layers with causal
-//!   self-attention (burn's fused [`attention`](burn::tensor::module::attention) op), an MLP with
-//!   the config's activation, final LayerNorm; returns `last_hidden_state` `[B, L, H]` and the
-//!   pooled output by transformers' EOS rule ([`EosRule`]). Generic over the burn backend.
+//!   self-attention, an MLP with the config's activation, final LayerNorm; returns
+//!   `last_hidden_state` `[B, L, H]` and the pooled output by transformers' EOS rule
+//!   ([`EosRule`]). Generic over [`vq_kernels::KernelBackend`] (the attention and quick GELU are
+//!   that backend extension's methods; enable the crate feature of your backend: `ndarray`,
+//!   `flex`, `cubecl`, `fusion`, `autodiff`).
 //! - [`CLIPTextConfig`]: a transformers `text_encoder/config.json` (4.x or 5.x) with defaults for
 //!   absent fields; presets [`CLIPTextConfig::vit_b_32`] and [`CLIPTextConfig::vit_l_14`].
 //! - [`Tokenizer`]: the CLIP BPE pipeline from `tokenizer.json` or `vocab.json` + `merges.txt`,
@@ -13,8 +15,7 @@
 //! - Weights: safetensors or PyTorch `.bin`, with or without the `text_model.` prefix, f32 or
 //!   f16, strictly checked by `vq-weights` (key map in [`keys`]).
 //!
-//! Reference: `transformers/models/clip/modeling_clip.py`, `tokenization_clip.py`;
-//! the numerical spec in `diffusers-vq-diffusion.md` §7–8 of this project. CLIP paper:
+//! Reference: `transformers/models/clip/modeling_clip.py`, `tokenization_clip.py`. CLIP paper:
 //! Radford et al. 2021, <https://arxiv.org/abs/2103.00020>.
 //!
 //! ```no_run
@@ -26,7 +27,7 @@
 //! let device = Default::default();
 //! let pipeline = Path::new("vq-diffusion-ithq");
 //! let tokenizer = Tokenizer::from_dir(&pipeline.join("tokenizer"))?;
-//! let model = CLIPTextModel::<NdArray>::from_pretrained_dir(&pipeline.join("text_encoder"), &device)?;
+//! let model = CLIPTextModel::<NdArray>::from_pretrained(&pipeline.join("text_encoder"), None, &device)?;
 //!
 //! let ids = tokenizer.encode_to_tensor::<NdArray>(&["a teddy bear playing in the pool"], Truncation::Diffusers, &device)?;
 //! let output = model.forward(ids);
@@ -48,11 +49,12 @@
 //! };
 //! config.validate().unwrap();
 //! let device = Default::default();
-//! let model = config.init::<NdArray>(&device);
+//! let model = config.init::<NdArray>(&device)?;
 //! let ids = Tensor::<NdArray, 2, Int>::from_ints([[49, 5, 7, 99]], &device);
 //! let output = model.forward(ids);
 //! assert_eq!(output.last_hidden_state.dims(), [1, 4, 32]);
 //! assert_eq!(output.pooler_output.dims(), [1, 32]);
+//! # Ok::<(), clip_text::ConfigError>(())
 //! ```
 
 mod activation;
@@ -67,8 +69,8 @@ mod model;
 mod pooling;
 pub mod tokenizer;
 
-pub use activation::{quick_gelu, HiddenAct};
-pub use attention::{causal_attention, CLIPAttention};
+pub use activation::HiddenAct;
+pub use attention::CLIPAttention;
 pub use config::CLIPTextConfig;
 pub use embeddings::CLIPTextEmbeddings;
 pub use encoder::{CLIPEncoder, CLIPEncoderLayer};

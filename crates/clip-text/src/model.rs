@@ -4,12 +4,13 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{backend::Backend, get_device_settings, Distribution, Int, Tensor};
+use burn::tensor::{backend::Backend, get_device_settings, DType, Distribution, Int, Tensor};
+use vq_kernels::KernelBackend;
 
 use crate::config::CLIPTextConfig;
 use crate::embeddings::CLIPTextEmbeddings;
 use crate::encoder::CLIPEncoder;
-use crate::error::LoadError;
+use crate::error::{ConfigError, LoadError};
 use crate::keys;
 use crate::pooling::EosRule;
 
@@ -42,23 +43,25 @@ impl CLIPTextConfig {
     /// Creates a model with this configuration for loading ([`CLIPTextModel::load_weights`]):
     /// embeddings and Linear layers start at zero, LayerNorms at the identity. Zero is the
     /// cheapest fill — loading materialises every parameter before replacing it, and a random
-    /// fill of the 63 M ViT-B/32 values costs seconds.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> CLIPTextModel<B> {
-        CLIPTextModel {
-            embeddings: CLIPTextEmbeddings::new(self, device),
-            encoder: CLIPEncoder::new(self, device),
+    /// fill of the 63 M ViT-B/32 values costs seconds. Fails if [`validate`](Self::validate)
+    /// does.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CLIPTextModel<B>, ConfigError> {
+        self.validate()?;
+        Ok(CLIPTextModel {
+            embeddings: self.init_embeddings(device),
+            encoder: self.init_encoder(device),
             final_layer_norm: LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device),
             max_position_embeddings: self.max_position_embeddings,
             eos_rule: EosRule::from_eos_token_id(self.eos_token_id),
-        }
+        })
     }
 
     /// Creates a model with transformers' random initialisation: every matrix (embedding tables,
     /// Linear weights) N(0, 0.02²), biases 0, LayerNorms the identity. For training from scratch
     /// and for benchmarks: a model of [`init`](Self::init)'s zeros encodes every prompt to zero
     /// states, which the pipeline's L2 normalisation turns into NaN.
-    pub fn init_random<B: Backend>(&self, device: &B::Device) -> CLIPTextModel<B> {
-        self.init(device).map(&mut NormalMatrices { std: INITIALIZER_RANGE })
+    pub fn init_random<B: Backend>(&self, device: &B::Device) -> Result<CLIPTextModel<B>, ConfigError> {
+        Ok(self.init(device)?.map(&mut NormalMatrices { std: INITIALIZER_RANGE }))
     }
 }
 
@@ -82,32 +85,36 @@ impl<B: Backend> ModuleMapper<B> for NormalMatrices {
 }
 
 impl<B: Backend> CLIPTextModel<B> {
-    /// Loads a transformers text-encoder directory (`config.json` + `model.safetensors` or
-    /// `pytorch_model.bin`), e.g. a pipeline's `text_encoder/`.
-    pub fn from_pretrained_dir(dir: &Path, device: &B::Device) -> Result<Self, LoadError> {
-        Self::from_pretrained_dir_variant(dir, None, device)
+    /// Loads a transformers text-encoder folder (`config.json` + `model[.<variant>].safetensors`
+    /// or `pytorch_model[.<variant>].bin`), e.g. a pipeline's `text_encoder/`; `variant =
+    /// Some("fp16")` for the half-precision files. Parameters take the device's default float
+    /// dtype, whatever the file stores.
+    pub fn from_pretrained(folder: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, LoadError> {
+        Self::from_config(&CLIPTextConfig::from_file(&folder.join("config.json"))?, folder, variant, device)
     }
 
-    /// Like [`from_pretrained_dir`](Self::from_pretrained_dir) for a weights variant:
-    /// `Some("fp16")` reads `model.fp16.safetensors` (or `pytorch_model.fp16.bin`); the weights
-    /// are cast to the device's float type.
-    pub fn from_pretrained_dir_variant(
-        dir: &Path,
+    /// [`from_pretrained`](Self::from_pretrained) with the folder's config already read (a
+    /// caller that also keeps the config reads it once).
+    pub fn from_config(
+        config: &CLIPTextConfig,
+        folder: &Path,
         variant: Option<&str>,
         device: &B::Device,
     ) -> Result<Self, LoadError> {
-        let config = CLIPTextConfig::from_file(&dir.join("config.json"))?;
-        let weights = vq_weights::find_weights_file(dir, "model", variant)?;
-        config.init(device).load_weights(&weights, device)
+        let weights = vq_weights::find_weights_file(folder, "model", variant)?;
+        let dtype = get_device_settings::<B>(device).float_dtype.into();
+        config.init(device)?.load_weights(&weights, dtype)
     }
 
     /// Fills the parameters from a safetensors or PyTorch `.bin` file, in either key layout
-    /// (see [`keys`](crate::keys)); f16 and f32 files are cast to the device's float type.
-    /// Missing, misshapen and unexpected tensors are errors that name the tensor.
-    pub fn load_weights(self, path: &Path, device: &B::Device) -> Result<Self, LoadError> {
-        let dtype = get_device_settings::<B>(device).float_dtype.into();
-        Ok(vq_weights::load_module(self, path, &keys::key_map(), dtype)?)
+    /// (see [`keys`](crate::keys)), casting floats to `dtype`. Missing, misshapen and unexpected
+    /// tensors are errors that name the tensor.
+    pub fn load_weights(self, file: &Path, dtype: DType) -> Result<Self, LoadError> {
+        Ok(vq_weights::load_module(self, file, &keys::key_map(), dtype)?)
     }
+}
+
+impl<B: KernelBackend> CLIPTextModel<B> {
 
     /// Encodes token ids without an attention mask (only the causal mask applies), as
     /// diffusers' pipelines do.

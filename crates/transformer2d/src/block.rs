@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+use vq_kernels::KernelBackend;
 
 use crate::attention::{Attention, AttentionConfig};
 use crate::feed_forward::{FeedForward, FeedForwardConfig};
@@ -69,7 +70,7 @@ pub struct BasicTransformerBlock<B: Backend> {
     pub ff: FeedForward<B>,
 }
 
-impl<B: Backend> BasicTransformerBlock<B> {
+impl<B: KernelBackend> BasicTransformerBlock<B> {
     /// # Shapes
     ///
     /// - `hidden`: `[batch, n, D]`

@@ -1,4 +1,4 @@
-//! Model configuration; [`Transformer2DConfig::from_diffusers_json`] reads diffusers' `config.json`.
+//! Model configuration; [`Transformer2DConfig::from_json`] reads diffusers' `config.json`.
 
 use burn::config::Config;
 use serde::{Deserialize, Serialize};

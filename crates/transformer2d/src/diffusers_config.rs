@@ -30,7 +30,7 @@ impl Transformer2DConfig {
     /// The transformer of microsoft/vq-diffusion-ithq ([`ITHQ_CONFIG_JSON`]): 36 blocks of
     /// width 1408, 4097 classes, a 32 × 32 latent grid.
     pub fn ithq() -> Self {
-        Self::from_diffusers_json(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
+        Self::from_json(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
     }
 
     /// Parses a diffusers `transformer/config.json` (hub layout without `norm_type`, or what
@@ -40,19 +40,19 @@ impl Transformer2DConfig {
     /// (`norm_num_groups`, `use_linear_projection`, `out_channels`, `caption_channels`,
     /// `interpolation_scale`, `use_additional_conditions`). `upcast_attention` is accepted:
     /// it only changes the precision of half-precision attention.
-    pub fn from_diffusers_json(json: &str) -> Result<Self, ConfigError> {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let raw: DiffusersConfig = serde_json::from_str(json)?;
         raw.into_config()
     }
 
     /// Reads and parses a diffusers `transformer/config.json` file, see
-    /// [`from_diffusers_json`](Self::from_diffusers_json).
-    pub fn from_diffusers_file(path: &Path) -> Result<Self, ConfigError> {
+    /// [`from_json`](Self::from_json).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_diffusers_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 }
 

@@ -3,13 +3,12 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid, silu};
+use burn::tensor::activation::{gelu, gelu_approximate, silu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
-use crate::host_quick_gelu::host_quick_gelu;
-use crate::threads::host_code_applies;
-use crate::{AttentionKernel, FeedForwardActivation};
+use crate::FeedForwardActivation;
 
 /// Configuration of a [`FeedForward`] network.
 #[derive(Debug, Clone)]
@@ -32,7 +31,6 @@ impl FeedForwardConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             proj_out: LinearConfig::new(self.inner_dim, self.dim).init(device),
             activation: self.activation,
-            on_host: AttentionKernel::preferred::<B>(device) == AttentionKernel::Host,
         }
     }
 }
@@ -48,28 +46,15 @@ pub struct FeedForward<B: Backend> {
     pub proj_out: Linear<B>,
     /// The activation applied to `proj_in`'s output.
     pub activation: FeedForwardActivation,
-    /// Whether quick GELU ([`GegluApproximate`](FeedForwardActivation::GegluApproximate)) runs on
-    /// the host, in one vectorised pass, where it gets f32 values without autodiff (the tensor ops
-    /// elsewhere; the values agree within 1e−6 relative). Not stored in checkpoints: set on the
-    /// backends whose attention runs on the host by default
-    /// ([`AttentionKernel::preferred`] is [`Host`](AttentionKernel::Host): the CPU backends).
-    #[module(skip)]
-    pub on_host: bool,
 }
 
-impl<B: Backend> FeedForward<B> {
+impl<B: KernelBackend> FeedForward<B> {
     /// # Shapes
     ///
     /// - `x`: `[batch, n, D]`
     /// - output: `[batch, n, D]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let hidden = self.proj_in.forward(x);
-        let hidden = match self.activation {
-            FeedForwardActivation::GegluApproximate if self.on_host && host_code_applies(&hidden) => {
-                host_quick_gelu(hidden)
-            }
-            activation => activate(hidden, activation),
-        };
+        let hidden = activate(self.proj_in.forward(x), self.activation);
         self.proj_out.forward(self.dropout.forward(hidden))
     }
 }
@@ -80,11 +65,12 @@ fn is_gated(activation: FeedForwardActivation) -> bool {
 }
 
 /// Applies the activation to the output of `proj_in`.
-fn activate<B: Backend>(x: Tensor<B, 3>, activation: FeedForwardActivation) -> Tensor<B, 3> {
+fn activate<B: KernelBackend>(x: Tensor<B, 3>, activation: FeedForwardActivation) -> Tensor<B, 3> {
     match activation {
         FeedForwardActivation::Gelu => gelu(x),
         FeedForwardActivation::GeluApproximate => gelu_approximate(x),
-        FeedForwardActivation::GegluApproximate => quick_gelu(x),
+        // diffusers' `ApproximateGELU` ("geglu-approximate", not gated): x · σ(1.702 x).
+        FeedForwardActivation::GegluApproximate => B::quick_gelu(x),
         FeedForwardActivation::LinearSilu => silu(x),
         FeedForwardActivation::Geglu => {
             let [hidden, gate] = split_hidden_gate(x);
@@ -95,12 +81,6 @@ fn activate<B: Backend>(x: Tensor<B, 3>, activation: FeedForwardActivation) -> T
             hidden * silu(gate)
         }
     }
-}
-
-/// `x · sigmoid(1.702 x)`: diffusers' `ApproximateGELU` ("geglu-approximate", not gated),
-/// also known as quick GELU. burn has no such activation.
-fn quick_gelu<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    x.clone() * sigmoid(x * 1.702)
 }
 
 /// Splits the last axis in halves: diffusers' `hidden_states, gate = proj(x).chunk(2, -1)` —

@@ -23,12 +23,12 @@
 //!    (eps 1e-5) times `1 + scale` plus `shift`, with `[scale, shift] = Linear(SiLU(emb[t]))`
 //!    — scale first.
 //! 3. `norm_out` → `out` (D → K, no mask class) → `[batch, K, n]` → log-softmax over the
-//!    classes in f64 where the backend supports it, returned as f32 ([`log_softmax_dtype`]).
+//!    classes in f64 where the backend supports it, returned as f32.
 //!
 //! Differences from diffusers: the timestep may also be given per sample
 //! ([`Timesteps::PerSample`]), which diffusers cannot do (huggingface/diffusers#7460); only
 //! discrete input with AdaLayerNorm is implemented, other configs are rejected by
-//! [`Transformer2DConfig::from_diffusers_json`] with a [`ConfigError`] naming the field.
+//! [`Transformer2DConfig::from_json`] with a [`ConfigError`] naming the field.
 //!
 //! # Weights
 //!
@@ -50,19 +50,18 @@
 //! | feed-forward hidden `[2, 1024, 5632]` (projection, sigmoid term, product) | 46 MB each, ≤ 138 MB |
 //! | head: logits `[2, 4096, 1024]` f32 33.6 MB, f64 copy and log-softmax temporaries 67 MB each (f32 where the backend lacks f64, e.g. CUDA) | ≤ ≈ 235 MB |
 //!
-//! Attention goes through burn's fused [`burn::tensor::module::attention`] and no score
-//! tensor outlives its layer. Peak ≈ 5.44 GB + ≈ 0.34 GB (self-attention step) ≈ **5.8 GB**,
-//! before allocator pooling. With a flash-attention kernel (CubeCL with `autotune`; Flex
-//! above 256 × 1024 scores) no N × N tensor exists and activations peak in the output head (≈ 0.25 GB). Half-precision
-//! parameters halve the 5.44 GB. [`Transformer2DModel::forward_with_taps`] adds four hidden
-//! states (46 MB).
+//! Peak ≈ 5.44 GB + ≈ 0.34 GB (self-attention step) ≈ **5.8 GB** with an unfused attention
+//! kernel, before allocator pooling; with a flash-attention kernel no N × N tensor exists and
+//! activations peak in the output head (≈ 0.25 GB). Half-precision parameters halve the 5.44 GB.
+//! [`Transformer2DModel::forward_with_taps`] adds four hidden states (46 MB).
 //!
-//! On CPU backends [`Transformer2DModel::forward`] runs parts of the batch on separate threads
-//! ([`Transformer2DModel::with_batch_threads`]) and computes attention on the host, (batch, head)
-//! pairs spread over threads ([`AttentionKernel::Host`]), as well as the feed-forward's quick GELU
-//! ([`FeedForward::on_host`]): burn-flex runs all but its matrix products on one core, and its
-//! attention op and sigmoid exponentiate one value at a time.
-//! The activations above are then split between the threads, not repeated.
+//! # Backends
+//!
+//! The model is generic over [`vq_kernels::KernelBackend`]: attention, quick GELU, the
+//! AdaLayerNorm modulation, the class log-softmax and the batch split are that extension's
+//! methods, so each backend computes them its own fastest way (on the CPU backends: on the host,
+//! on every core). Enable the crate feature of your backend (`ndarray`, `flex`, `cubecl`,
+//! `fusion`, `autodiff`).
 //!
 //! # Example
 //!
@@ -77,7 +76,7 @@
 //!     .with_num_attention_heads(2)
 //!     .with_attention_head_dim(4)
 //!     .with_activation_fn(FeedForwardActivation::GegluApproximate);
-//! let model = config.init::<NdArray>(&device);
+//! let model = config.init::<NdArray>(&device).unwrap();
 //! // Real weights: Transformer2DModel::from_pretrained("…/transformer".as_ref(), None, &device)?
 //!
 //! let ids = Tensor::<NdArray, 2, Int>::full([2, 16], 7, &device); // all masked
@@ -93,18 +92,13 @@ mod diffusers_config;
 mod embedding;
 mod error;
 mod feed_forward;
-mod host_attention;
-mod host_quick_gelu;
 pub mod keys;
 mod load;
 mod model;
 mod norm;
-mod output;
-mod threads;
 mod timesteps;
-mod vector_exp;
 
-pub use attention::{Attention, AttentionKernel};
+pub use attention::Attention;
 pub use block::BasicTransformerBlock;
 pub use config::{FeedForwardActivation, Transformer2DConfig};
 pub use diffusers_config::ITHQ_CONFIG_JSON;
@@ -113,5 +107,4 @@ pub use error::{ConfigError, LoadError};
 pub use feed_forward::FeedForward;
 pub use model::{Taps, Transformer2DModel};
 pub use norm::AdaLayerNorm;
-pub use output::{class_log_softmax, log_softmax_dtype};
 pub use timesteps::Timesteps;

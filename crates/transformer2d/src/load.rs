@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{get_device_settings, DType};
-use vq_weights::{find_weights_file, load_module, WeightsError};
+use vq_weights::{find_weights_file, load_module};
 
 use crate::keys::key_map;
 use crate::{LoadError, Transformer2DConfig, Transformer2DModel};
@@ -16,15 +16,21 @@ impl<B: Backend> Transformer2DModel<B> {
     /// Builds the model of a diffusers `transformer/` folder: `config.json` plus
     /// `diffusion_pytorch_model[.<variant>].{safetensors,bin}` (safetensors preferred).
     /// Parameters take the device's default float dtype, whatever the file stores.
-    pub fn from_pretrained(
-        dir: &Path,
+    pub fn from_pretrained(folder: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, LoadError> {
+        Self::from_config(&Transformer2DConfig::from_file(&folder.join("config.json"))?, folder, variant, device)
+    }
+
+    /// [`from_pretrained`](Self::from_pretrained) with the folder's config already read (a
+    /// caller that also keeps the config reads it once).
+    pub fn from_config(
+        config: &Transformer2DConfig,
+        folder: &Path,
         variant: Option<&str>,
         device: &B::Device,
     ) -> Result<Self, LoadError> {
-        let config = Transformer2DConfig::from_diffusers_file(&dir.join("config.json"))?;
-        let weights = find_weights_file(dir, WEIGHTS_STEM, variant)?;
+        let weights = find_weights_file(folder, WEIGHTS_STEM, variant)?;
         let dtype = get_device_settings::<B>(device).float_dtype.into();
-        Ok(config.init(device).load_weights(&weights, dtype)?)
+        config.init(device)?.load_weights(&weights, dtype)
     }
 
     /// Loads every parameter from a safetensors or PyTorch `.bin` file with the hub's key
@@ -32,7 +38,7 @@ impl<B: Backend> Transformer2DModel<B> {
     ///
     /// Fails, naming the file and tensor, on a missing tensor (with the shape it should have),
     /// a misshapen tensor, or a tensor the model has no place for.
-    pub fn load_weights(self, path: &Path, dtype: DType) -> Result<Self, WeightsError> {
-        load_module(self, path, &key_map(), dtype)
+    pub fn load_weights(self, file: &Path, dtype: DType) -> Result<Self, LoadError> {
+        Ok(load_module(self, file, &key_map(), dtype)?)
     }
 }

@@ -5,29 +5,22 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+use vq_kernels::KernelBackend;
 
 use crate::block::{init_block, BasicTransformerBlock};
 use crate::embedding::{ImagePositionalEmbeddings, ImagePositionalEmbeddingsConfig};
-use crate::output::{class_log_softmax, log_softmax_dtype};
-use crate::threads::{cpu_threads, map_on_threads, split_range};
-use crate::{AttentionKernel, Timesteps, Transformer2DConfig};
+use crate::{ConfigError, Timesteps, Transformer2DConfig};
 
 /// Epsilon of `norm_out`: diffusers builds `nn.LayerNorm(inner_dim)` with torch's default.
 const NORM_OUT_EPS: f64 = 1e-5;
 
 impl Transformer2DConfig {
     /// Builds a model with freshly initialised (lazy) parameters; load weights with
-    /// [`Transformer2DModel::load_weights`].
-    ///
-    /// # Panics
-    ///
-    /// If [`validate`](Self::validate) fails.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Transformer2DModel<B> {
-        if let Err(e) = self.validate() {
-            panic!("invalid Transformer2DConfig: {e}");
-        }
+    /// [`Transformer2DModel::load_weights`]. Fails if [`validate`](Self::validate) does.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Transformer2DModel<B>, ConfigError> {
+        self.validate()?;
         let dim = self.inner_dim();
-        Transformer2DModel {
+        Ok(Transformer2DModel {
             latent_image_embedding: ImagePositionalEmbeddingsConfig {
                 num_embed: self.num_vector_embeds,
                 height: self.sample_size,
@@ -40,8 +33,7 @@ impl Transformer2DConfig {
             out: LinearConfig::new(dim, self.num_classes()).init(device),
             num_embeds_ada_norm: self.num_embeds_ada_norm,
             cross_attention_dim: self.cross_attention_dim,
-            batch_threads: cpu_threads::<B>(device),
-        }
+        })
     }
 }
 
@@ -61,11 +53,6 @@ pub struct Transformer2DModel<B: Backend> {
     pub num_embeds_ada_norm: usize,
     /// Width of the text embeddings.
     pub cross_attention_dim: usize,
-    /// How many threads [`forward`](Self::forward) splits a batch over (not stored in
-    /// checkpoints): the CPU's parallelism on CPU backends, 1 on GPUs and under autodiff; see
-    /// [`with_batch_threads`](Self::with_batch_threads).
-    #[module(skip)]
-    pub batch_threads: usize,
 }
 
 /// Hidden states recorded by [`Transformer2DModel::forward_with_taps`], named as the
@@ -89,12 +76,12 @@ enum Tap {
     NormOut,
 }
 
-impl<B: Backend> Transformer2DModel<B> {
+impl<B: KernelBackend> Transformer2DModel<B> {
     /// Log-probabilities of the clean classes, log p(x₀ | x_t).
     ///
     /// The log-softmax over the classes runs in f64 where the backend supports it (else f32,
-    /// see [`log_softmax_dtype`](crate::log_softmax_dtype)); the result is always f32, as in
-    /// diffusers. There is no mask row and no clamp.
+    /// see [`KernelBackend::class_log_softmax`]); the result is always f32, as in diffusers.
+    /// There is no mask row and no clamp.
     ///
     /// # Shapes
     ///
@@ -111,38 +98,15 @@ impl<B: Backend> Transformer2DModel<B> {
     /// out-of-bounds access.
     pub fn forward(&self, latents: Tensor<B, 2, Int>, text: Tensor<B, 3>, timesteps: &Timesteps) -> Tensor<B, 3> {
         let [batch, _] = latents.dims();
-        if self.batch_threads <= 1 || batch <= 1 {
-            return self.run(latents, text, timesteps, |_, _| {});
-        }
-        // Every sample is computed on its own, so parts of the batch give the same numbers
-        // on separate threads; concatenated back in batch order.
-        let parts = split_range(batch, self.batch_threads);
-        let outputs = map_on_threads(parts, |range| {
+        // Every sample is computed on its own: the backend may run parts of the batch side by
+        // side (the values do not change); the parts are concatenated back in batch order.
+        let parts = B::split_batch(batch, |range| {
             let part_timesteps = timesteps.part(batch, range.clone());
             let latents = latents.clone().slice([range.clone()]);
             let text = text.clone().slice([range]);
             self.run(latents, text, &part_timesteps, |_, _| {})
         });
-        Tensor::cat(outputs, 0)
-    }
-
-    /// The model with [`forward`](Self::forward) splitting its batch over at most `threads`
-    /// threads (1: never). The default, the CPU's parallelism on CPU backends, keeps every core
-    /// busy where the backend runs an op on one thread (burn-flex's element-wise ops, copies and
-    /// attention); GPU backends gain nothing from it. The values do not depend on it.
-    pub fn with_batch_threads(mut self, threads: usize) -> Self {
-        self.batch_threads = threads.max(1);
-        self
-    }
-
-    /// The model with every attention layer computing its scores with `kernel` (the default is
-    /// [`AttentionKernel::preferred`] for the device; the values agree up to rounding).
-    pub fn with_attention_kernel(mut self, kernel: AttentionKernel) -> Self {
-        for block in &mut self.transformer_blocks {
-            block.attn1.kernel = kernel;
-            block.attn2.kernel = kernel;
-        }
-        self
+        Tensor::cat(parts, 0)
     }
 
     /// [`forward`](Self::forward) that also returns intermediate hidden states, for locating
@@ -205,7 +169,6 @@ impl<B: Backend> Transformer2DModel<B> {
 
         // [batch, n, K] -> [batch, K, n]: classes along axis 1, as diffusers returns them.
         let logits = self.out.forward(hidden).swap_dims(1, 2);
-        let compute = log_softmax_dtype::<B>(&logits.device());
-        class_log_softmax(logits, 1, compute)
+        B::class_log_softmax(logits, 1)
     }
 }

@@ -6,6 +6,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+use vq_kernels::KernelBackend;
 
 /// Epsilon of the AdaLayerNorm's inner LayerNorm. diffusers builds `AdaLayerNorm(dim,
 /// num_embeds_ada_norm)` without passing the config's `norm_eps`, so the default 1e-5 applies.
@@ -38,7 +39,7 @@ pub struct AdaLayerNorm<B: Backend> {
     pub linear: Linear<B>,
 }
 
-impl<B: Backend> AdaLayerNorm<B> {
+impl<B: KernelBackend> AdaLayerNorm<B> {
     /// # Shapes
     ///
     /// - `x`: `[batch, tokens, D]`
@@ -48,7 +49,7 @@ impl<B: Backend> AdaLayerNorm<B> {
         // [b, 1] ids -> [b, 1, D] -> [b, 1, 2D]; b broadcasts over the batch when it is 1.
         let temb = self.linear.forward(fusable_silu(self.emb.forward(timesteps)));
         let [scale, shift] = split_scale_shift(temb);
-        layer_norm_without_affine(x, ADA_NORM_EPS) * (scale + 1.0) + shift
+        B::ada_layer_norm(x, scale, shift, ADA_NORM_EPS)
     }
 }
 
@@ -71,14 +72,4 @@ fn split_scale_shift<B: Backend>(temb: Tensor<B, 3>) -> [Tensor<B, 3>; 2] {
     let [b, one, two_d] = temb.dims();
     let d = two_d / 2;
     [temb.clone().slice([0..b, 0..one, 0..d]), temb.slice([0..b, 0..one, d..two_d])]
-}
-
-/// LayerNorm over the last axis without `weight`/`bias` (torch's
-/// `LayerNorm(elementwise_affine=False)`): `(x − mean) / √(var + eps)` with the biased
-/// variance. burn's `LayerNorm` always owns a `gamma` that the checkpoint does not have.
-pub(crate) fn layer_norm_without_affine<B: Backend, const D: usize>(x: Tensor<B, D>, eps: f64) -> Tensor<B, D> {
-    let last = D - 1;
-    let centered = x.clone() - x.mean_dim(last);
-    let var = centered.clone().square().mean_dim(last);
-    centered / (var + eps).sqrt()
 }

@@ -17,7 +17,10 @@ pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => run::<burn::backend::Wgpu>(Default::default(), args),
         #[cfg(feature = "wgpu")]
-        BackendKind::WgpuGl => run::<burn::backend::Wgpu>(vq_pipeline::wgpu_opengl_device()?, args),
+        BackendKind::WgpuGl => {
+            let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
+            run::<burn::backend::Wgpu>(device, args)
+        }
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => run::<burn::backend::Cuda>(Default::default(), args),
         #[allow(unreachable_patterns)] // every backend compiled in

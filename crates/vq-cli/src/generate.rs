@@ -3,7 +3,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Instant;
 
-use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vq_pipeline::{
     set_precision, GenerateRequest, LoadOptions, NoiseSource, PipelineError, RevealOrder, Sampler, VQDiffusionPipeline,
@@ -15,7 +15,7 @@ use crate::output::{check_writable, image_paths, write_tokens, Metadata};
 use crate::report;
 
 /// Runs a generation on `device` of backend `B`.
-pub fn run<B: Backend>(device: B::Device, args: &GenerateArgs) -> Result<(), CliError> {
+pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(), CliError> {
     let images = image_paths(&args.output, args.batch_size());
     for path in images.iter().chain(&args.tokens) {
         check_writable(path)?;

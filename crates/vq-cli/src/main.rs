@@ -26,7 +26,7 @@ use crate::error::CliError;
 /// every expected failure is an error value) is caught as a last resort and reported the same
 /// way, without the default panic message and backtrace.
 fn main() -> ExitCode {
-    vq_pipeline::keep_freed_memory();
+    vq_kernels::setup::keep_freed_memory();
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|_| {}));
     match guarded(|| execute(cli)) {

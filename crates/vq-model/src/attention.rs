@@ -4,17 +4,16 @@
 //!
 //! The score matrix has `(H·W)²` entries per image: 1024² (4 MiB in f32) at the 32×32 lowest
 //! resolution of a 256×256 ITHQ image, 4096² (64 MiB) for a 512×512 image, 16384² (1 GiB) for
-//! 1024×1024. [`attention`] therefore splits the queries into chunks so that one chunk's scores
-//! never exceed [`MAX_ATTENTION_SCORES`] elements; rows are independent, so chunking does not
-//! change the result.
+//! 1024×1024. [`AttentionBlock::forward`] therefore splits the queries into chunks so that one
+//! chunk's scores never exceed [`MAX_ATTENTION_SCORES`] elements; rows are independent, so
+//! chunking does not change the result.
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{GroupNorm, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::attention as fused_attention;
-use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::Tensor;
+use vq_kernels::{AttentionOptions, KernelBackend};
 
 use crate::norm::{group_norm, group_norm_config};
 
@@ -65,7 +64,7 @@ impl AttentionBlockConfig {
     }
 }
 
-impl<B: Backend> AttentionBlock<B> {
+impl<B: KernelBackend> AttentionBlock<B> {
     /// # Shapes
     ///
     /// - input: `[batch, channels, height, width]`
@@ -75,40 +74,63 @@ impl<B: Backend> AttentionBlock<B> {
         let tokens = height * width;
         // [B, C, H, W] -> [B, C, H·W] -> [B, H·W, C]
         let h = group_norm(&self.group_norm, x.clone()).reshape([batch, channels, tokens]).swap_dims(1, 2);
-        // One head: [B, H·W, C] -> [B, 1, H·W, C]
-        let q = self.to_q.forward(h.clone()).unsqueeze_dim::<4>(1);
-        let k = self.to_k.forward(h.clone()).unsqueeze_dim::<4>(1);
-        let v = self.to_v.forward(h).unsqueeze_dim::<4>(1);
-        let o = attention(q, k, v, MAX_ATTENTION_SCORES).squeeze_dim::<3>(1);
+        // One head over all channels; half precision computes in f32 (`upcast_softmax=True`).
+        let q = self.to_q.forward(h.clone());
+        let k = self.to_k.forward(h.clone());
+        let v = self.to_v.forward(h);
+        let o = attention_in_chunks(q, k, v, MAX_ATTENTION_SCORES);
         // [B, H·W, C] -> [B, C, H·W] -> [B, C, H, W]
         let o = self.to_out.forward(o).swap_dims(1, 2).reshape([batch, channels, height, width]);
         o + x
     }
 }
 
-/// `softmax(q kᵀ / √d) v` without masks, by burn's fused attention op, over query chunks whose
-/// scores hold at most `max_scores` elements (at least one query row per chunk).
-///
-/// Half-precision inputs are computed in f32 (diffusers builds these blocks with
-/// `upcast_softmax=True`) and rounded back.
+/// Single-head `softmax(q kᵀ / √C) v` over query chunks whose scores hold at most `max_scores`
+/// elements (at least one query row per chunk); half precision is computed in f32.
 ///
 /// # Shapes
 ///
-/// - q: `[batch, heads, queries, d]`; k, v: `[batch, heads, keys, d]`
-/// - output: `[batch, heads, queries, d]`
-pub fn attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, max_scores: usize) -> Tensor<B, 4> {
-    let dtype = q.dtype();
-    if matches!(dtype, DType::F16 | DType::BF16) {
-        let f32 = |t: Tensor<B, 4>| t.cast(FloatDType::F32);
-        return attention(f32(q), f32(k), f32(v), max_scores).cast(dtype);
-    }
-    let [batch, heads, queries, _] = q.dims();
-    let keys = k.dims()[2];
-    let rows = (max_scores / (batch * heads * keys).max(1)).max(1);
-    let run = |q| fused_attention(q, k.clone(), v.clone(), None, None, AttentionModuleOptions::default());
+/// - `q`: `[batch, queries, C]`; `k`, `v`: `[batch, keys, C]`
+/// - output: `[batch, queries, C]`
+fn attention_in_chunks<B: KernelBackend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, max_scores: usize) -> Tensor<B, 3> {
+    let [batch, queries, _] = q.dims();
+    let keys = k.dims()[1];
+    let rows = (max_scores / (batch * keys).max(1)).max(1);
+    let attend = |q| B::multi_head_attention(q, k.clone(), v.clone(), AttentionOptions::heads(1).with_upcast());
     if rows >= queries {
-        return run(q);
+        return attend(q);
     }
-    let chunks = q.split(rows, 2).into_iter().map(run).collect();
-    Tensor::cat(chunks, 2)
+    Tensor::cat(q.split(rows, 1).into_iter().map(attend).collect(), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    type B = NdArray<f32>;
+
+    fn random(shape: [usize; 3]) -> Tensor<B, 3> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+    }
+
+    fn max_abs_diff(a: Tensor<B, 3>, b: Tensor<B, 3>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn attention_matches_explicit_math_and_chunking_changes_nothing() {
+        let (q, k, v) = (random([2, 37, 28]), random([2, 37, 28]), random([2, 37, 28]));
+        let full = attention_in_chunks(q.clone(), k.clone(), v.clone(), usize::MAX);
+        let explicit = softmax(q.clone().matmul(k.clone().swap_dims(1, 2)).div_scalar(28f64.sqrt()), 2).matmul(v.clone());
+        let diff = max_abs_diff(full.clone(), explicit);
+        assert!(diff <= 1e-6, "attention vs explicit: max |diff| {diff}");
+        // 2·37·5 scores per chunk → 5 query rows per chunk, the last chunk shorter.
+        let chunked = attention_in_chunks(q, k, v, 2 * 37 * 5);
+        let diff = max_abs_diff(full, chunked);
+        assert!(diff <= 1e-6, "chunked vs whole: max |diff| {diff}");
+    }
 }

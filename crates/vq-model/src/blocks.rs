@@ -9,6 +9,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
 use crate::activation::Activation;
 use crate::attention::{AttentionBlock, AttentionBlockConfig};
@@ -62,7 +63,7 @@ impl DownEncoderBlock2dConfig {
     }
 }
 
-impl<B: Backend> DownEncoderBlock2d<B> {
+impl<B: KernelBackend> DownEncoderBlock2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, in_channels, height, width]`
@@ -124,7 +125,7 @@ impl UpDecoderBlock2dConfig {
     }
 }
 
-impl<B: Backend> UpDecoderBlock2d<B> {
+impl<B: KernelBackend> UpDecoderBlock2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, in_channels, height, width]`
@@ -175,7 +176,7 @@ impl UNetMidBlock2dConfig {
     }
 }
 
-impl<B: Backend> UNetMidBlock2d<B> {
+impl<B: KernelBackend> UNetMidBlock2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, channels, height, width]`
@@ -199,7 +200,7 @@ fn attention_blocks<B: Backend>(
 }
 
 /// Each resnet, followed by its attention block when the block has attentions.
-fn resnets_then_attentions<B: Backend>(
+fn resnets_then_attentions<B: KernelBackend>(
     resnets: &[ResnetBlock2d<B>],
     attentions: &[AttentionBlock<B>],
     mut x: Tensor<B, 4>,

@@ -16,7 +16,7 @@ use crate::error::ConfigError;
 /// diffusers' `VQModel` configuration (`vqvae/config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct VqModelConfig {
+pub struct VQModelConfig {
     /// Channels of the input image (3 for RGB).
     pub in_channels: usize,
     /// Channels of the decoded image (3 for RGB).
@@ -52,13 +52,13 @@ pub struct VqModelConfig {
     /// Whether the encoder and decoder mid blocks have their attention layer.
     pub mid_block_add_attention: bool,
     /// Whether `decode(…, force_not_quantize = true)` looks its input (then indices) up in the
-    /// codebook; see [`VqModel::decode_indices`](crate::VqModel::decode_indices).
+    /// codebook; see [`VQModel::decode_indices`](crate::VQModel::decode_indices).
     pub lookup_from_codebook: bool,
     /// Upcast hint for half-precision pipelines; informational, unused by the model.
     pub force_upcast: bool,
 }
 
-impl Default for VqModelConfig {
+impl Default for VQModelConfig {
     /// The defaults of diffusers' `VQModel.__init__`.
     fn default() -> Self {
         Self {
@@ -128,15 +128,15 @@ pub const ITHQ_CONFIG_JSON: &str = r#"{
   "vq_embed_dim": 128
 }"#;
 
-impl VqModelConfig {
+impl VQModelConfig {
     /// The VQ-VAE of microsoft/vq-diffusion-ithq ([`ITHQ_CONFIG_JSON`]).
     pub fn ithq() -> Self {
-        Self::from_json_str(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
+        Self::from_json(ITHQ_CONFIG_JSON).expect("the ITHQ config is valid")
     }
 
     /// Parses a diffusers `config.json` (defaults for absent fields, unknown fields ignored) and
     /// validates it.
-    pub fn from_json_str(json: &str) -> Result<Self, ConfigError> {
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_str(json)?;
         config.validate()?;
         Ok(config)
@@ -145,7 +145,7 @@ impl VqModelConfig {
     /// Reads, parses and validates a diffusers `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        Self::from_json_str(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// The codebook vector width: `vq_embed_dim`, or `latent_channels` when unset.

@@ -1,6 +1,5 @@
 //! diffusers' `Decoder` (`diffusers/models/autoencoders/vae.py`) with `norm_type="group"`.
 
-use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -8,6 +7,7 @@ use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
 use crate::activation::Activation;
 use crate::blocks::{UNetMidBlock2d, UNetMidBlock2dConfig, UpDecoderBlock2d, UpDecoderBlock2dConfig};
@@ -56,7 +56,7 @@ impl DecoderConfig {
     /// Initializes the decoder with random weights.
     ///
     /// Panics when `up_blocks` and `block_out_channels` differ in length or are empty
-    /// ([`VqModelConfig::validate`](crate::VqModelConfig::validate) rejects such configs).
+    /// ([`VQModelConfig::validate`](crate::VQModelConfig::validate) rejects such configs).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Decoder<B> {
         assert!(
             !self.block_out_channels.is_empty() && self.up_blocks.len() == self.block_out_channels.len(),
@@ -99,18 +99,18 @@ impl DecoderConfig {
     }
 }
 
-impl<B: Backend> Decoder<B> {
+impl<B: KernelBackend> Decoder<B> {
     /// # Shapes
     ///
     /// - input: `[batch, latent_channels, h, w]`
     /// - output: `[batch, out_channels, h·f, w·f]` with `f = 2^(levels − 1)`
     pub fn forward(&self, z: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.mid_block.forward(conv2d(&self.conv_in, z));
+        let mut x = self.mid_block.forward(B::convolution(&self.conv_in, z));
         for block in &self.up_blocks {
             x = block.forward(x);
         }
         // diffusers' `conv_act` is always SiLU, whatever `act_fn` says.
         let x = silu(group_norm(&self.conv_norm_out, x));
-        conv2d(&self.conv_out, x)
+        B::convolution(&self.conv_out, x)
     }
 }

@@ -1,7 +1,6 @@
 //! diffusers' `Encoder` (`diffusers/models/autoencoders/vae.py`) with `double_z=False`, as
 //! `VQModel` builds it.
 
-use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -9,6 +8,7 @@ use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
 use crate::activation::Activation;
 use crate::blocks::{DownEncoderBlock2d, DownEncoderBlock2dConfig, UNetMidBlock2d, UNetMidBlock2dConfig};
@@ -56,7 +56,7 @@ impl EncoderConfig {
     /// Initializes the encoder with random weights.
     ///
     /// Panics when `down_blocks` and `block_out_channels` differ in length or are empty
-    /// ([`VqModelConfig::validate`](crate::VqModelConfig::validate) rejects such configs).
+    /// ([`VQModelConfig::validate`](crate::VQModelConfig::validate) rejects such configs).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
         let channels = &self.block_out_channels;
         assert!(
@@ -100,20 +100,20 @@ impl EncoderConfig {
     }
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: KernelBackend> Encoder<B> {
     /// # Shapes
     ///
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, latent_channels, height / f, width / f]` with `f = 2^(levels − 1)`
     ///   (sizes rounded as in [`Downsample2d`](crate::Downsample2d))
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = conv2d(&self.conv_in, x);
+        let mut x = B::convolution(&self.conv_in, x);
         for block in &self.down_blocks {
             x = block.forward(x);
         }
         let x = self.mid_block.forward(x);
         // diffusers' `conv_act` is always SiLU, whatever `act_fn` says.
         let x = silu(group_norm(&self.conv_norm_out, x));
-        conv2d(&self.conv_out, x)
+        B::convolution(&self.conv_out, x)
     }
 }

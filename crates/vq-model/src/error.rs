@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// A `vqvae/config.json` that this crate cannot build a [`VqModel`](crate::VqModel) from.
+/// A `vqvae/config.json` that this crate cannot build a [`VQModel`](crate::VQModel) from.
 ///
 /// Every variant names the offending config field and its value.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +60,9 @@ pub enum ConfigError {
     },
 }
 
-/// A [`VqModel`](crate::VqModel) operation failed.
+/// Loading a model from a diffusers `vqvae/` folder or a weight file failed.
 #[derive(Debug, thiserror::Error)]
-pub enum VqModelError {
+pub enum LoadError {
     /// The config is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -70,6 +70,11 @@ pub enum VqModelError {
     /// tensor and its expected shape).
     #[error(transparent)]
     Weights(#[from] vq_weights::WeightsError),
+}
+
+/// An input a [`VQModel`](crate::VQModel) method cannot take.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
     /// An input tensor has the wrong shape.
     #[error("{input}: expected shape {expected}, got {found:?}")]
     Shape {

@@ -8,20 +8,18 @@
 //! architecture used here: [Esser et al., *Taming Transformers for High-Resolution Image
 //! Synthesis*, arXiv:2012.09841](https://arxiv.org/abs/2012.09841)).
 //!
-//! The model is built from a diffusers `vqvae/config.json` ([`VqModelConfig`]) and computes
+//! The model is built from a diffusers `vqvae/config.json` ([`VQModelConfig`]) and computes
 //! what diffusers 0.42.1 computes (`models/autoencoders/vq_model.py`, `vae.py`,
 //! `unets/unet_2d_blocks.py`, `resnet.py`, `downsampling.py`, `upsampling.py`,
 //! `attention_processor.py`;
 //! <https://github.com/huggingface/diffusers/blob/main/src/diffusers/models/autoencoders/vq_model.py>);
-//! the numerical specification is
-//! `shared/reference/diffusers-vq-diffusion.md` §6 (architecture), §11 (checkpoint layouts) and
-//! §14 (parity checklist), with burn specifics in `shared/reference/burn-notes.md`.
+//! the numerical facts the code relies on are written down in this repository's `docs/`.
 //!
-//! * [`VqModel::encode`] — image → latents (`quant_conv` output);
-//! * [`VqModel::quantize`] — latents → nearest codes (torch's `argmin(cdist)` incl. its
+//! * [`VQModel::encode`] — image → latents (`quant_conv` output);
+//! * [`VQModel::quantize`] — latents → nearest codes (torch's `argmin(cdist)` incl. its
 //!   tie-breaking), indices, and the commitment loss (legacy β = 0.25);
-//! * [`VqModel::decode`] — latents → image, with or without re-quantization;
-//! * [`VqModel::decode_indices`] — code indices → image (what `VQDiffusionPipeline` does);
+//! * [`VQModel::decode`] — latents → image, with or without re-quantization;
+//! * [`VQModel::decode_indices`] — code indices → image (what `VQDiffusionPipeline` does);
 //! * [`to_unit_range`], [`to_rgb8`] — the pipeline's post-processing to `[0, 1]` and 8-bit NHWC.
 //!
 //! Weights load from safetensors or PyTorch `.bin` files, f32 or f16, in the Hub's attention
@@ -51,21 +49,28 @@
 //! | last up block, first resnet (128 → 64 ch at 256²): its input, kept for the shortcut, plus 2–3 GroupNorm/SiLU temporaries of the same size, plus the 64-ch conv output (16 MiB) | ≈ 100–150 MiB |
 //! | attention at 32×32 (q, k, v, output 2 MiB each; scores and softmax 4 MiB each) | ≈ 16 MiB |
 //!
-//! so ≈ 0.3 GB in all (≈ 0.4 GB with the encoder's weights, as [`VqModel`] holds the whole
+//! so ≈ 0.3 GB in all (≈ 0.4 GB with the encoder's weights, as [`VQModel`] holds the whole
 //! model: 64,009,667 parameters, 256 MB). Activations scale with batch × pixels (×4 for
 //! 512×512). Backends that lower 3×3 convolutions to im2col + GEMM add a workspace of up to
 //! `9·C_in·H·W` elements (128·9·256² → 302 MB for the largest conv) unless they tile it;
 //! burn's NdArray backend convolves directly.
+//!
+//! # Backends
+//!
+//! The model is generic over [`vq_kernels::KernelBackend`]: the attention and the convolutions
+//! are that extension's methods (on an autodiff backend every convolution runs as one matrix
+//! product, whose gradient is fast everywhere). Enable the crate feature of your backend
+//! (`ndarray`, `flex`, `cubecl`, `fusion`, `autodiff`).
 //!
 //! # Example
 //!
 //! ```
 //! use burn::backend::NdArray;
 //! use burn::tensor::{Int, Tensor};
-//! use vq_model::{to_rgb8, to_unit_range, VqModelConfig};
+//! use vq_model::{to_rgb8, to_unit_range, VQModelConfig};
 //!
-//! // A small VQGAN; a real one comes from `VqModel::from_pretrained(vqvae_dir, None, &device)`.
-//! let config = VqModelConfig::from_json_str(
+//! // A small VQGAN; a real one comes from `VQModel::from_pretrained(vqvae_dir, None, &device)`.
+//! let config = VQModelConfig::from_json(
 //!     r#"{
 //!         "block_out_channels": [8, 16],
 //!         "down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
@@ -93,7 +98,6 @@ mod activation;
 mod attention;
 mod blocks;
 mod config;
-mod conv;
 mod decoder;
 mod encoder;
 mod error;
@@ -106,17 +110,16 @@ mod resnet;
 mod sampling;
 
 pub use activation::Activation;
-pub use attention::{attention, AttentionBlock, AttentionBlockConfig, MAX_ATTENTION_SCORES};
+pub use attention::{AttentionBlock, AttentionBlockConfig, MAX_ATTENTION_SCORES};
 pub use blocks::{
     DownEncoderBlock2d, DownEncoderBlock2dConfig, UNetMidBlock2d, UNetMidBlock2dConfig, UpDecoderBlock2d,
     UpDecoderBlock2dConfig,
 };
-pub use config::{DownBlockType, UpBlockType, VqModelConfig, ITHQ_CONFIG_JSON};
-pub use conv::{conv2d, conv2d_gemm, conv_algorithm, set_conv_algorithm, ConvAlgorithm};
+pub use config::{DownBlockType, UpBlockType, VQModelConfig, ITHQ_CONFIG_JSON};
 pub use decoder::{Decoder, DecoderConfig};
 pub use encoder::{Encoder, EncoderConfig};
-pub use error::{ConfigError, VqModelError};
-pub use model::{DecoderOutput, VqModel};
+pub use error::{ConfigError, InputError, LoadError};
+pub use model::{DecoderOutput, VQModel};
 pub use postprocess::{to_rgb8, to_unit_range};
 pub use quantizer::{argmin_first, euclidean_distances, Quantized, VectorQuantizer, VectorQuantizerConfig};
 pub use resnet::{ResnetBlock2d, ResnetBlock2dConfig};

@@ -3,16 +3,18 @@
 
 use std::path::Path;
 
-use crate::conv::conv2d;
+use burn::tensor::DType;
+use burn::tensor::get_device_settings;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor};
+use vq_kernels::KernelBackend;
 
-use crate::config::VqModelConfig;
+use crate::config::VQModelConfig;
 use crate::decoder::{Decoder, DecoderConfig};
 use crate::encoder::{Encoder, EncoderConfig};
-use crate::error::{ConfigError, VqModelError};
+use crate::error::{ConfigError, InputError, LoadError};
 use crate::keys::key_map;
 use crate::quantizer::{Quantized, VectorQuantizer, VectorQuantizerConfig};
 
@@ -23,7 +25,7 @@ use crate::quantizer::{Quantized, VectorQuantizer, VectorQuantizerConfig};
 /// * [`decode`](Self::decode): latents → image, optionally quantizing first;
 /// * [`decode_indices`](Self::decode_indices): code indices → image (VQ-Diffusion's path).
 #[derive(Module, Debug)]
-pub struct VqModel<B: Backend> {
+pub struct VQModel<B: Backend> {
     /// `encoder.*`.
     pub encoder: Encoder<B>,
     /// `quant_conv`: 1×1, `latent_channels` → `vq_embed_dim`.
@@ -36,7 +38,7 @@ pub struct VqModel<B: Backend> {
     pub decoder: Decoder<B>,
 }
 
-/// The result of [`VqModel::forward`]: diffusers' `DecoderOutput`.
+/// The result of [`VQModel::forward`]: diffusers' `DecoderOutput`.
 #[derive(Debug, Clone)]
 pub struct DecoderOutput<B: Backend> {
     /// `[batch, out_channels, height, width]`: the reconstruction, roughly in `[−1, 1]`.
@@ -45,10 +47,10 @@ pub struct DecoderOutput<B: Backend> {
     pub commit_loss: Tensor<B, 1>,
 }
 
-impl VqModelConfig {
+impl VQModelConfig {
     /// Validates the config and builds the model with random weights (load real ones with
-    /// [`VqModel::load_weights`]).
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<VqModel<B>, ConfigError> {
+    /// [`VQModel::load_weights`]).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<VQModel<B>, ConfigError> {
         self.validate()?;
         let activation = self.activation()?;
         let groups = self.norm_num_groups;
@@ -75,7 +77,7 @@ impl VqModelConfig {
         )
         .init(device);
         let embed_dim = self.embed_dim();
-        Ok(VqModel {
+        Ok(VQModel {
             encoder,
             quant_conv: Conv2dConfig::new([self.latent_channels, embed_dim], [1, 1]).init(device),
             quantize: VectorQuantizerConfig::new(self.num_vq_embeddings, embed_dim).init(device),
@@ -85,32 +87,33 @@ impl VqModelConfig {
     }
 }
 
-impl<B: Backend> VqModel<B> {
+impl<B: KernelBackend> VQModel<B> {
     /// Builds the model from a diffusers `vqvae/` folder: `config.json` and
     /// `diffusion_pytorch_model[.<variant>].{safetensors,bin}` (safetensors preferred;
-    /// `variant = Some("fp16")` for the half-precision files).
-    pub fn from_pretrained(dir: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, VqModelError> {
-        Self::from_pretrained_config(&VqModelConfig::from_file(&dir.join("config.json"))?, dir, variant, device)
+    /// `variant = Some("fp16")` for the half-precision files). Parameters take the device's
+    /// default float dtype, whatever the file stores.
+    pub fn from_pretrained(folder: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, LoadError> {
+        Self::from_config(&VQModelConfig::from_file(&folder.join("config.json"))?, folder, variant, device)
     }
 
-    /// [`from_pretrained`](Self::from_pretrained) with the folder's `config.json` already read
-    /// (callers that also need the config read it once).
-    pub fn from_pretrained_config(
-        config: &VqModelConfig,
-        dir: &Path,
+    /// [`from_pretrained`](Self::from_pretrained) with the folder's config already read (a
+    /// caller that also keeps the config reads it once).
+    pub fn from_config(
+        config: &VQModelConfig,
+        folder: &Path,
         variant: Option<&str>,
         device: &B::Device,
-    ) -> Result<Self, VqModelError> {
-        let weights = vq_weights::find_weights_file(dir, "diffusion_pytorch_model", variant)?;
-        config.init(device)?.load_weights(&weights)
+    ) -> Result<Self, LoadError> {
+        let weights = vq_weights::find_weights_file(folder, "diffusion_pytorch_model", variant)?;
+        let dtype = get_device_settings::<B>(device).float_dtype.into();
+        config.init(device)?.load_weights(&weights, dtype)
     }
 
     /// Loads every parameter from a safetensors or PyTorch `.bin` file, in either attention
-    /// naming ([`crate::keys`]), casting to the model's float dtype. Strict: a missing,
-    /// misshapen or unexpected tensor is an error naming it.
-    pub fn load_weights(self, path: &Path) -> Result<Self, VqModelError> {
-        let dtype = self.quant_conv.weight.val().dtype();
-        Ok(vq_weights::load_module(self, path, &key_map(), dtype)?)
+    /// naming ([`crate::keys`]), casting floats to `dtype`. Strict: a missing, misshapen or
+    /// unexpected tensor is an error naming it.
+    pub fn load_weights(self, file: &Path, dtype: DType) -> Result<Self, LoadError> {
+        Ok(vq_weights::load_module(self, file, &key_map(), dtype)?)
     }
 
     /// Image → latents: `quant_conv(encoder(x))`, not quantized (diffusers' `encode`).
@@ -119,18 +122,18 @@ impl<B: Backend> VqModel<B> {
     ///
     /// - x: `[batch, in_channels, height, width]`, height and width at least `2^(levels − 1)`
     /// - output: `[batch, vq_embed_dim, height / f, width / f]`, `f = 2^(levels − 1)`
-    pub fn encode(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, VqModelError> {
+    pub fn encode(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, InputError> {
         let in_channels = self.encoder.conv_in.weight.dims()[1];
         let min_size = 1 << (self.encoder.down_blocks.len() - 1);
         let [_, channels, height, width] = x.dims();
         if channels != in_channels || height < min_size || width < min_size {
-            return Err(VqModelError::Shape {
+            return Err(InputError::Shape {
                 input: "encode: image",
                 expected: format!("[batch, {in_channels}, height ≥ {min_size}, width ≥ {min_size}]"),
                 found: x.dims().to_vec(),
             });
         }
-        Ok(conv2d(&self.quant_conv, self.encoder.forward(x)))
+        Ok(B::convolution(&self.quant_conv, self.encoder.forward(x)))
     }
 
     /// Latents → nearest codes, their indices and the commitment loss (diffusers'
@@ -140,7 +143,7 @@ impl<B: Backend> VqModel<B> {
     ///
     /// - latents: `[batch, vq_embed_dim, h, w]`
     /// - output: see [`Quantized`]
-    pub fn quantize(&self, latents: Tensor<B, 4>) -> Result<Quantized<B>, VqModelError> {
+    pub fn quantize(&self, latents: Tensor<B, 4>) -> Result<Quantized<B>, InputError> {
         self.check_latents(&latents)?;
         Ok(self.quantize.forward(latents))
     }
@@ -154,10 +157,10 @@ impl<B: Backend> VqModel<B> {
     ///
     /// - latents: `[batch, vq_embed_dim, h, w]`
     /// - output: `[batch, out_channels, h·f, w·f]`, `f = 2^(levels − 1)`, roughly in `[−1, 1]`
-    pub fn decode(&self, latents: Tensor<B, 4>, quantize: bool) -> Result<Tensor<B, 4>, VqModelError> {
+    pub fn decode(&self, latents: Tensor<B, 4>, quantize: bool) -> Result<Tensor<B, 4>, InputError> {
         self.check_latents(&latents)?;
         let quant = if quantize { self.quantize.forward(latents).quantized } else { latents };
-        Ok(self.decoder.forward(conv2d(&self.post_quant_conv, quant)))
+        Ok(self.decoder.forward(B::convolution(&self.post_quant_conv, quant)))
     }
 
     /// Code indices → image, the VQ-Diffusion path: codebook lookup
@@ -174,11 +177,11 @@ impl<B: Backend> VqModel<B> {
         &self,
         indices: Tensor<B, 2, Int>,
         size: (usize, usize),
-    ) -> Result<Tensor<B, 4>, VqModelError> {
+    ) -> Result<Tensor<B, 4>, InputError> {
         let (height, width) = size;
         let [batch, tokens] = indices.dims();
         if tokens != height * width {
-            return Err(VqModelError::Shape {
+            return Err(InputError::Shape {
                 input: "decode_indices: indices",
                 expected: format!("[batch, {}] for size ({height}, {width})", height * width),
                 found: indices.dims().to_vec(),
@@ -188,7 +191,7 @@ impl<B: Backend> VqModel<B> {
         let min: i64 = indices.clone().min().into_scalar().elem();
         let max: i64 = indices.clone().max().into_scalar().elem();
         if let Some(index) = [min, max].into_iter().find(|&i| i < 0 || i >= num_embeddings as i64) {
-            return Err(VqModelError::IndexOutOfRange { index, num_embeddings });
+            return Err(InputError::IndexOutOfRange { index, num_embeddings });
         }
         let codes = self.quantize.get_codebook_entry(indices, [batch, height, width, self.quantize.embed_dim()]);
         self.decode(codes, false)
@@ -201,16 +204,16 @@ impl<B: Backend> VqModel<B> {
     ///
     /// - x: `[batch, in_channels, height, width]`
     /// - output: see [`DecoderOutput`]
-    pub fn forward(&self, x: Tensor<B, 4>) -> Result<DecoderOutput<B>, VqModelError> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Result<DecoderOutput<B>, InputError> {
         let quantized = self.quantize(self.encode(x)?)?;
         let sample = self.decode(quantized.quantized, false)?;
         Ok(DecoderOutput { sample, commit_loss: quantized.commit_loss })
     }
 
-    fn check_latents(&self, latents: &Tensor<B, 4>) -> Result<(), VqModelError> {
+    fn check_latents(&self, latents: &Tensor<B, 4>) -> Result<(), InputError> {
         let embed_dim = self.quantize.embed_dim();
         if latents.dims()[1] != embed_dim {
-            return Err(VqModelError::Shape {
+            return Err(InputError::Shape {
                 input: "latents",
                 expected: format!("[batch, {embed_dim}, h, w]"),
                 found: latents.dims().to_vec(),

@@ -1,12 +1,12 @@
 //! `ResnetBlock2D` without time embedding (`diffusers/models/resnet.py`), as the VQ-VAE uses it.
 
-use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
 use crate::activation::Activation;
 use crate::norm::{group_norm, group_norm_config};
@@ -60,18 +60,18 @@ impl ResnetBlock2dConfig {
     }
 }
 
-impl<B: Backend> ResnetBlock2d<B> {
+impl<B: KernelBackend> ResnetBlock2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, in_channels, height, width]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let h = self.activation.forward(group_norm(&self.norm1, x.clone()));
-        let h = conv2d(&self.conv1, h);
+        let h = B::convolution(&self.conv1, h);
         let h = self.activation.forward(group_norm(&self.norm2, h));
-        let h = conv2d(&self.conv2, h);
+        let h = B::convolution(&self.conv2, h);
         let shortcut = match &self.conv_shortcut {
-            Some(conv) => conv2d(conv, x),
+            Some(conv) => B::convolution(conv, x),
             None => x,
         };
         shortcut + h

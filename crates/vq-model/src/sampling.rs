@@ -1,13 +1,13 @@
 //! `Downsample2D` and `Upsample2D` with `use_conv=True` (`diffusers/models/downsampling.py`,
 //! `diffusers/models/upsampling.py`).
 
-use crate::conv::conv2d;
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use vq_kernels::KernelBackend;
 
 /// Configuration of a [`Downsample2d`].
 #[derive(Config, Debug)]
@@ -36,13 +36,13 @@ impl Downsample2dConfig {
     }
 }
 
-impl<B: Backend> Downsample2d<B> {
+impl<B: KernelBackend> Downsample2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels, ⌊(height − 2)/2⌋ + 1, ⌊(width − 2)/2⌋ + 1]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d(&self.conv, x)
+        B::convolution(&self.conv, x)
     }
 }
 
@@ -69,13 +69,13 @@ impl Upsample2dConfig {
     }
 }
 
-impl<B: Backend> Upsample2d<B> {
+impl<B: KernelBackend> Upsample2d<B> {
     /// # Shapes
     ///
     /// - input: `[batch, channels, height, width]`
     /// - output: `[batch, channels, 2·height, 2·width]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        conv2d(&self.conv, upsample_nearest_2x(x))
+        B::convolution(&self.conv, upsample_nearest_2x(x))
     }
 }
 

@@ -33,9 +33,12 @@ pub enum PipelineError {
     /// The transformer could not be loaded.
     #[error("transformer: {0}")]
     Transformer(#[from] transformer2d::LoadError),
-    /// The VQ-VAE could not be loaded or could not decode.
+    /// The VQ-VAE could not be loaded.
     #[error("vqvae: {0}")]
-    VqModel(#[from] vq_model::VqModelError),
+    VQModel(#[from] vq_model::LoadError),
+    /// The VQ-VAE could not take an input (tokens out of its codebook, a misshapen image).
+    #[error("vqvae: {0}")]
+    VQModelInput(#[from] vq_model::InputError),
     /// The scheduler config is invalid, or the number of steps.
     #[error("scheduler: {0}")]
     Scheduler(#[from] vq_scheduler::SchedulerError),

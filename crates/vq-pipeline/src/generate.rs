@@ -1,6 +1,7 @@
 //! The sampling loop of `VQDiffusionPipeline.__call__`.
 
 use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
 use transformer2d::Timesteps;
 use vq_scheduler::{
@@ -24,7 +25,7 @@ pub struct StepState<'a, B: Backend> {
     pub sample: &'a Tensor<B, 2, Int>,
 }
 
-impl<B: Backend> VQDiffusionPipeline<B> {
+impl<B: KernelBackend> VQDiffusionPipeline<B> {
     /// Generates images for `request`.
     pub fn generate(&self, request: &GenerateRequest) -> Result<Generation<B>, PipelineError> {
         self.generate_with_callback(request, |_| {})
@@ -128,8 +129,13 @@ impl<B: Backend> VQDiffusionPipeline<B> {
 /// a valid id on the CPU, −1 on CUDA, where the next transformer forward then reads outside its
 /// embedding table (an illegal address instead of an error). Finite values pass unchanged, so
 /// parity with diffusers is untouched.
+///
+/// NaN is found as "not ≤ +∞" rather than by `is_nan`, which burn computes as `x ≠ x`: on CPUs
+/// with AVX2 but not AVX-512, burn-ndarray's vector equality is the unordered compare, which
+/// calls NaN equal to itself, so `is_nan` found no NaN there (docs/numerics.md). An ordered
+/// `≤` is false for NaN on every vector unit.
 fn floor_nans<B: Backend>(log_p: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 1, Int>) {
-    let nan = log_p.clone().is_nan();
+    let nan = log_p.clone().lower_equal_elem(f32::INFINITY).bool_not();
     let any = nan.clone().any().int();
     (log_p.mask_fill(nan, LOG_PROB_FLOOR), any)
 }

@@ -4,7 +4,7 @@
 
 use clip_text::CLIPTextConfig;
 use transformer2d::Transformer2DConfig;
-use vq_model::VqModelConfig;
+use vq_model::VQModelConfig;
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
 use crate::PipelineConfigs;
@@ -15,7 +15,7 @@ pub fn ithq_configs() -> PipelineConfigs {
     PipelineConfigs {
         text_encoder: CLIPTextConfig::vit_b_32(),
         transformer: Transformer2DConfig::ithq(),
-        vqvae: VqModelConfig::ithq(),
+        vqvae: VQModelConfig::ithq(),
     }
 }
 

@@ -23,28 +23,22 @@
 //! # Ok::<(), vq_pipeline::PipelineError>(())
 //! ```
 
-mod allocator;
 mod components;
 mod defaults;
 mod error;
 mod generate;
 pub mod hub;
 pub mod ithq;
-#[cfg(feature = "wgpu")]
-mod opengl;
 mod output;
 mod pipeline;
 mod precision;
 mod prompt;
 mod request;
 
-pub use allocator::keep_freed_memory;
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
 pub use generate::StepState;
-#[cfg(feature = "wgpu")]
-pub use opengl::wgpu_opengl_device;
 pub use output::{write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};
@@ -53,6 +47,7 @@ pub use request::{
     check_guidance_scale, check_purity_weight, check_truncation_rate, GenerateRequest, NoiseSource, Sampler,
     TruncationMode,
 };
+pub use vq_kernels::KernelBackend;
 pub use vq_scheduler::RevealOrder;
 
 pub use burn;

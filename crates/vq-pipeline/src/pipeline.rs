@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use clip_text::{CLIPTextConfig, CLIPTextModel, Tokenizer};
 use transformer2d::{Transformer2DConfig, Transformer2DModel};
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 use vq_scheduler::{VQDiffusionScheduler, VQDiffusionSchedulerConfig};
 
 use crate::components::{read_model_index, NegativeEmbeddings};
@@ -36,7 +37,7 @@ pub struct PipelineConfigs {
     /// `transformer/config.json`.
     pub transformer: Transformer2DConfig,
     /// `vqvae/config.json`.
-    pub vqvae: VqModelConfig,
+    pub vqvae: VQModelConfig,
 }
 
 /// VQ-Diffusion text-to-image: diffusers' `VQDiffusionPipeline` on burn.
@@ -51,7 +52,7 @@ pub struct VQDiffusionPipeline<B: Backend> {
     /// The discrete diffusion transformer (`transformer/`).
     pub transformer: Transformer2DModel<B>,
     /// The VQ-VAE whose decoder turns tokens into pixels (`vqvae/`).
-    pub vqvae: VqModel<B>,
+    pub vqvae: VQModel<B>,
     /// The scheduler config (`scheduler/scheduler_config.json`).
     pub scheduler_config: VQDiffusionSchedulerConfig,
     /// The unconditional branch of guidance (`learned_classifier_free_sampling_embeddings/`).
@@ -66,7 +67,7 @@ pub struct VQDiffusionPipeline<B: Backend> {
     pub(crate) device: B::Device,
 }
 
-impl<B: Backend> VQDiffusionPipeline<B> {
+impl<B: KernelBackend> VQDiffusionPipeline<B> {
     /// Loads a pipeline from a local folder or a hub repository id (through the shared
     /// Hugging Face cache; see [`crate::hub`]).
     pub fn from_pretrained(model: &str, options: &LoadOptions, device: &B::Device) -> Result<Self, PipelineError> {
@@ -74,38 +75,40 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         Self::from_dir(&dir, options.variant.as_deref(), device)
     }
 
-    /// Loads a pipeline folder in the hub layout or the layout `save_pretrained` writes.
+    /// Loads a pipeline folder in the hub layout or the layout `save_pretrained` writes. Each
+    /// component's config is read once; parameters take the device's default float dtype.
     pub fn from_dir(dir: &Path, variant: Option<&str>, device: &B::Device) -> Result<Self, PipelineError> {
         read_model_index(dir)?;
         // A component without the requested variant falls back to its plain weights.
         let variant_of = |component: &str, stem: &str| {
             variant.filter(|_| vq_weights::find_weights_file(&dir.join(component), stem, variant).is_ok())
         };
+        let config_file = |component: &str| dir.join(component).join("config.json");
         let tokenizer = Tokenizer::from_dir(&dir.join("tokenizer"))?;
-        let text_encoder = CLIPTextModel::from_pretrained_dir_variant(
+        let configs = PipelineConfigs {
+            text_encoder: CLIPTextConfig::from_file(&config_file("text_encoder")).map_err(clip_text::LoadError::from)?,
+            transformer: Transformer2DConfig::from_file(&config_file("transformer"))
+                .map_err(transformer2d::LoadError::from)?,
+            vqvae: VQModelConfig::from_file(&config_file("vqvae")).map_err(vq_model::LoadError::from)?,
+        };
+        let (model, diffusers) = ("model", "diffusion_pytorch_model");
+        let text_encoder = CLIPTextModel::from_config(
+            &configs.text_encoder,
             &dir.join("text_encoder"),
-            variant_of("text_encoder", "model"),
+            variant_of("text_encoder", model),
             device,
         )?;
-        let transformer = Transformer2DModel::from_pretrained(
+        let transformer = Transformer2DModel::from_config(
+            &configs.transformer,
             &dir.join("transformer"),
-            variant_of("transformer", "diffusion_pytorch_model"),
+            variant_of("transformer", diffusers),
             device,
         )?;
-        let vqvae =
-            VqModel::from_pretrained(&dir.join("vqvae"), variant_of("vqvae", "diffusion_pytorch_model"), device)?;
+        let vqvae = VQModel::from_config(&configs.vqvae, &dir.join("vqvae"), variant_of("vqvae", diffusers), device)?;
         let scheduler_config =
             VQDiffusionSchedulerConfig::from_file(&dir.join("scheduler").join("scheduler_config.json"))?;
         let cf = "learned_classifier_free_sampling_embeddings";
-        let negative = NegativeEmbeddings::from_dir(&dir.join(cf), variant_of(cf, "diffusion_pytorch_model"), device)?;
-        let configs = PipelineConfigs {
-            text_encoder: CLIPTextConfig::from_file(&dir.join("text_encoder").join("config.json"))
-                .map_err(clip_text::LoadError::from)?,
-            transformer: Transformer2DConfig::from_diffusers_file(&dir.join("transformer").join("config.json"))
-                .map_err(transformer2d::LoadError::from)?,
-            vqvae: VqModelConfig::from_file(&dir.join("vqvae").join("config.json"))
-                .map_err(vq_model::VqModelError::from)?,
-        };
+        let negative = NegativeEmbeddings::from_dir(&dir.join(cf), variant_of(cf, diffusers), device)?;
         let sampling_defaults = SamplingDefaults::from_dir(dir)?;
         let pipeline = Self {
             configs,
@@ -141,9 +144,9 @@ impl<B: Backend> VQDiffusionPipeline<B> {
         ));
         let pipeline = Self {
             tokenizer,
-            text_encoder: configs.text_encoder.init_random(device),
-            transformer: configs.transformer.init(device),
-            vqvae: configs.vqvae.init(device).map_err(vq_model::VqModelError::from)?,
+            text_encoder: configs.text_encoder.init_random(device).map_err(clip_text::LoadError::from)?,
+            transformer: configs.transformer.init(device).map_err(transformer2d::LoadError::from)?,
+            vqvae: configs.vqvae.init(device).map_err(vq_model::LoadError::from)?,
             scheduler_config,
             negative,
             configs,

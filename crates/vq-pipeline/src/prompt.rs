@@ -1,6 +1,7 @@
 //! Prompt encoding, as `VQDiffusionPipeline._encode_prompt` does it.
 
 use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use burn::tensor::Tensor;
 use clip_text::Truncation;
 
@@ -15,7 +16,7 @@ pub struct PromptEmbeddings<B: Backend> {
     pub warnings: Vec<String>,
 }
 
-impl<B: Backend> VQDiffusionPipeline<B> {
+impl<B: KernelBackend> VQDiffusionPipeline<B> {
     /// Encodes `prompts` for `images_per_prompt` images each.
     ///
     /// Every prompt is padded to `model_max_length` and cut to it (diffusers' behaviour: a

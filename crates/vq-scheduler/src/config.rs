@@ -65,7 +65,7 @@ impl VQDiffusionSchedulerConfig {
     }
 
     /// Parses a `scheduler_config.json` document and validates it.
-    pub fn from_json_str(json: &str) -> Result<Self, SchedulerError> {
+    pub fn from_json(json: &str) -> Result<Self, SchedulerError> {
         Self::parse(json, "<string>")
     }
 

@@ -47,3 +47,14 @@ pub mod train;
 pub mod vqvae;
 
 pub use error::TrainError;
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use vq_kernels::KernelBackend;
+
+/// A backend the trainers run on: autodiff over a backend the models run on (see
+/// [`vq_kernels`]), e.g. `Autodiff<NdArray>` or `Autodiff<Cuda>`.
+pub trait TrainBackend: AutodiffBackend<InnerBackend: KernelBackend> + KernelBackend {}
+
+impl<B: KernelBackend, C: CheckpointStrategy> TrainBackend for Autodiff<B, C> {}

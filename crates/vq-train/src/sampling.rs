@@ -1,7 +1,7 @@
 //! Evaluating a trained pipeline: generate images for prompts of a split that name every
 //! attribute, with torch-compatible seeds, and score them with [`crate::eval`].
 
-use burn::tensor::backend::Backend;
+use vq_kernels::KernelBackend;
 use image::RgbImage;
 use vq_pipeline::{GenerateRequest, NoiseSource, Sampler, VQDiffusionPipeline};
 
@@ -45,7 +45,7 @@ pub fn eval_prompts(eval: &SamplingEval, image_size: u32) -> Result<Vec<(String,
 
 /// Generates one image per prompt with all T steps and scores it. Returns the report and the
 /// images (prompt order).
-pub fn evaluate_pipeline<B: Backend>(
+pub fn evaluate_pipeline<B: KernelBackend>(
     pipeline: &VQDiffusionPipeline<B>,
     eval: &SamplingEval,
     image_size: u32,

@@ -1,9 +1,12 @@
-//! The fused attention op (burn `module::attention`, causal) against the explicit math of
-//! transformers' eager path: softmax(QKᵀ/√d + mask)·V with masked scores at f32::MIN.
+//! The attention the text encoder runs (causal, optionally with a padding mask) against the
+//! explicit math of transformers' eager path: softmax(QKᵀ/√d + mask)·V with masked scores at
+//! f32::MIN.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use clip_text::{causal_attention, CLIPTextModel};
+use clip_text::CLIPTextModel;
+use vq_kernels::portable::{merge_heads, split_heads};
+use vq_kernels::{AttentionOptions, KernelBackend};
 use vq_scheduler::TorchGenerator;
 
 use crate::common::{device, fixture, int_tensor, reference, B};
@@ -31,6 +34,13 @@ fn explicit_attention(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, mask: T
     let [_, _, _, head_dim] = q.dims();
     let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
     softmax(scores.mask_fill(mask, f32::MIN), 3).matmul(v)
+}
+
+/// The text encoder's attention on `[batch, heads, L, d]` inputs.
+fn causal_attention(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 4> {
+    let heads = q.dims()[1];
+    let options = AttentionOptions::heads(heads).with_causal().with_key_padding_mask(padding);
+    split_heads(B::multi_head_attention(merge_heads(q), merge_heads(k), merge_heads(v), options), heads)
 }
 
 fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
@@ -69,11 +79,9 @@ fn fused_attention_with_padding_mask_equals_explicit_math() {
             [false, false, false, false, false, true],
         ]),
         &device(),
-    )
-    .reshape([2, 1, 1, 6])
-    .expand([2, 2, 6, 6]);
+    );
     let fused = causal_attention(q.clone(), k.clone(), v.clone(), Some(padding.clone()));
-    let mask = causal_mask(2, 2, 6).bool_or(padding);
+    let mask = causal_mask(2, 2, 6).bool_or(padding.reshape([2, 1, 1, 6]).expand([2, 2, 6, 6]));
     let diff = max_diff(fused, explicit_attention(q, k, v, mask));
     assert!(diff <= 1e-6, "{diff}");
 }
@@ -82,7 +90,7 @@ fn fused_attention_with_padding_mask_equals_explicit_math() {
 /// attention mask changes only the padding positions (tiny fixture model, prompt of 8 ids).
 #[test]
 fn right_padding_mask_leaves_real_tokens_unchanged() {
-    let model = CLIPTextModel::<B>::from_pretrained_dir(&fixture("tiny/hub/text_encoder"), &device()).unwrap();
+    let model = CLIPTextModel::<B>::from_pretrained(&fixture("tiny/hub/text_encoder"), None, &device()).unwrap();
     let ids: Tensor<B, 2, Int> = int_tensor(reference("tiny.safetensors", "tok.input_ids"));
     let ids = ids.slice([0..1, 0..77]); // "teddy bear playing in the pool": 8 ids, then pad 0
     let mut mask = vec![1i64; 8];

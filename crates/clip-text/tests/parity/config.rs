@@ -29,10 +29,10 @@ fn transformers_4_and_5_files_parse_alike() {
 
 #[test]
 fn absent_fields_take_transformers_defaults() {
-    let config = CLIPTextConfig::from_json_str("{}").unwrap();
+    let config = CLIPTextConfig::from_json("{}").unwrap();
     assert_eq!(config, CLIPTextConfig::vit_b_32());
     assert_eq!(config, CLIPTextConfig::default());
-    let partial = CLIPTextConfig::from_json_str(
+    let partial = CLIPTextConfig::from_json(
         r#"{"hidden_size": 768, "num_attention_heads": 12,
         "intermediate_size": 3072, "unknown_field": [1, 2], "dtype": "float16"}"#,
     )
@@ -74,15 +74,15 @@ fn activations_and_eos_lists() {
         HiddenAct::GeluNew,
         HiddenAct::GeluPytorchTanh,
     ]) {
-        let config = CLIPTextConfig::from_json_str(&format!(r#"{{"hidden_act": "{name}"}}"#)).unwrap();
+        let config = CLIPTextConfig::from_json(&format!(r#"{{"hidden_act": "{name}"}}"#)).unwrap();
         assert_eq!(config.hidden_act, act);
         assert_eq!(act.to_string(), *name);
     }
-    let config = CLIPTextConfig::from_json_str(r#"{"eos_token_id": [49407]}"#).unwrap();
+    let config = CLIPTextConfig::from_json(r#"{"eos_token_id": [49407]}"#).unwrap();
     assert_eq!(config.eos_token_id, 49407);
-    let error = CLIPTextConfig::from_json_str(r#"{"eos_token_id": [1, 2]}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"eos_token_id": [1, 2]}"#).unwrap_err();
     assert!(error.to_string().contains("eos_token_id"), "{error}");
-    let error = CLIPTextConfig::from_json_str(r#"{"hidden_act": "swish"}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"hidden_act": "swish"}"#).unwrap_err();
     assert!(
         error.to_string().contains("hidden_act") && error.to_string().contains("swish"),
         "{error}"
@@ -95,7 +95,7 @@ fn activations_and_eos_lists() {
 
 #[test]
 fn validation_names_the_field() {
-    let error = CLIPTextConfig::from_json_str(r#"{"hidden_size": 100, "num_attention_heads": 8}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"hidden_size": 100, "num_attention_heads": 8}"#).unwrap_err();
     assert!(matches!(
         error,
         ConfigError::HeadsDoNotDivideHidden {
@@ -103,7 +103,7 @@ fn validation_names_the_field() {
             num_attention_heads: 8
         }
     ));
-    let error = CLIPTextConfig::from_json_str(r#"{"num_hidden_layers": 0}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"num_hidden_layers": 0}"#).unwrap_err();
     assert!(
         matches!(
             error,
@@ -113,7 +113,7 @@ fn validation_names_the_field() {
         ),
         "{error}"
     );
-    let error = CLIPTextConfig::from_json_str(r#"{"layer_norm_eps": -1.0}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"layer_norm_eps": -1.0}"#).unwrap_err();
     assert!(
         matches!(
             error,
@@ -124,7 +124,7 @@ fn validation_names_the_field() {
         ),
         "{error}"
     );
-    let error = CLIPTextConfig::from_json_str(r#"{"hidden_size": "big"}"#).unwrap_err();
+    let error = CLIPTextConfig::from_json(r#"{"hidden_size": "big"}"#).unwrap_err();
     assert!(matches!(error, ConfigError::Json(_)), "{error}");
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::DType;
 use clip_text::{CLIPTextConfig, CLIPTextModel, LoadError};
 use safetensors::{serialize_to_file, Dtype};
 use vq_weights::WeightsError;
@@ -47,7 +48,7 @@ fn tiny_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
 
 fn load(path: &Path) -> Result<CLIPTextModel<B>, LoadError> {
     let config = CLIPTextConfig::from_file(&fixture("tiny/raw/text_encoder/config.json")).unwrap();
-    config.init::<B>(&device()).load_weights(path, &device())
+    config.init::<B>(&device()).unwrap().load_weights(path, DType::F32)
 }
 
 #[test]
@@ -120,6 +121,6 @@ fn unexpected_tensor_is_an_error() {
 
 #[test]
 fn missing_directory_names_the_config() {
-    let error = CLIPTextModel::<B>::from_pretrained_dir(Path::new("/nonexistent/text_encoder"), &device()).unwrap_err();
+    let error = CLIPTextModel::<B>::from_pretrained(Path::new("/nonexistent/text_encoder"), None, &device()).unwrap_err();
     assert!(error.to_string().contains("config.json"), "{error}");
 }

@@ -12,7 +12,7 @@ const F32_TOLERANCE: f32 = 1e-5;
 /// Loads `tiny/<layout>/text_encoder` and returns the max abs errors (last_hidden_state, pooled).
 fn errors(layout: &str, variant: Option<&str>) -> (f32, f32) {
     let dir = fixture(&format!("tiny/{layout}/text_encoder"));
-    let model = CLIPTextModel::<B>::from_pretrained_dir_variant(&dir, variant, &device())
+    let model = CLIPTextModel::<B>::from_pretrained(&dir, variant, &device())
         .unwrap_or_else(|e| panic!("{layout}: {e}"));
     assert_eq!(model.eos_rule, EosRule::ArgmaxId, "legacy eos_token_id 2");
     let ids: Tensor<B, 2, Int> = int_tensor(reference("tiny.safetensors", "tok.input_ids"));
@@ -59,7 +59,7 @@ fn hub_layout_fp16_variant() {
 #[test]
 fn fp16_weights_are_the_f32_weights_rounded() {
     let dir = fixture("tiny/hub/text_encoder");
-    let model = CLIPTextModel::<B>::from_pretrained_dir_variant(&dir, Some("fp16"), &device()).unwrap();
+    let model = CLIPTextModel::<B>::from_pretrained(&dir, Some("fp16"), &device()).unwrap();
     let f32_file = dir.join("model.safetensors");
     let round = |x: f32| f16::from_f32(x).to_f32();
 
@@ -91,7 +91,7 @@ fn random_initialisation_is_transformers_and_encodes_to_nonzero_states() {
         ..clip_text::CLIPTextConfig::vit_b_32()
     };
     <B as burn::tensor::backend::Backend>::seed(&device(), 0);
-    let model = config.init_random::<B>(&device());
+    let model = config.init_random::<B>(&device()).unwrap();
     let std = |t: Tensor<B, 2>| t.clone().sub(t.mean().unsqueeze()).powi_scalar(2).mean().sqrt().into_scalar();
     let token_std = std(model.embeddings.token_embedding.weight.val());
     let fc1_std = std(model.encoder.layers[0].mlp.fc1.weight.val());

@@ -6,7 +6,7 @@ use transformer2d::{ConfigError, FeedForwardActivation, Transformer2DConfig};
 use crate::common::tiny_transformer;
 
 fn parse(json: &str) -> Result<Transformer2DConfig, ConfigError> {
-    Transformer2DConfig::from_diffusers_json(json)
+    Transformer2DConfig::from_json(json)
 }
 
 /// The hub file has no `norm_type`; `num_embeds_ada_norm` upgrades the default to ada_norm.
@@ -46,12 +46,12 @@ fn hub_config_without_norm_type_parses() {
 #[test]
 fn raw_config_with_layer_norm_type_parses_to_the_same_model() {
     let path = tiny_transformer("raw").join("config.json");
-    let raw = Transformer2DConfig::from_diffusers_file(&path).unwrap();
+    let raw = Transformer2DConfig::from_file(&path).unwrap();
     assert!(std::fs::read_to_string(&path)
         .unwrap()
         .contains(r#""norm_type": "layer_norm""#));
     let hub =
-        Transformer2DConfig::from_diffusers_file(&tiny_transformer("hub").join("config.json"))
+        Transformer2DConfig::from_file(&tiny_transformer("hub").join("config.json"))
             .unwrap();
     assert_eq!(raw.to_string(), hub.to_string());
 }
@@ -252,7 +252,7 @@ fn unsupported_values_name_field_and_value() {
 #[test]
 fn unreadable_config_names_the_file() {
     let err =
-        Transformer2DConfig::from_diffusers_file("/nonexistent/config.json".as_ref()).unwrap_err();
+        Transformer2DConfig::from_file("/nonexistent/config.json".as_ref()).unwrap_err();
     assert!(matches!(err, ConfigError::Io { .. }), "{err:?}");
     assert!(
         err.to_string().contains("/nonexistent/config.json"),
@@ -265,7 +265,7 @@ fn unreadable_config_names_the_file() {
 fn an_invalid_config_file_is_named_in_its_error() {
     let path = std::env::temp_dir().join(format!("transformer2d-invalid-config-{}.json", std::process::id()));
     std::fs::write(&path, r#"{"in_channels": 4, "num_attention_heads": 8, "attention_head_dim": 40}"#).expect("write the config");
-    let error = Transformer2DConfig::from_diffusers_file(&path).unwrap_err();
+    let error = Transformer2DConfig::from_file(&path).unwrap_err();
     std::fs::remove_file(&path).ok();
     assert!(error.to_string().starts_with(&format!("{}: ", path.display())), "{error}");
     match error {

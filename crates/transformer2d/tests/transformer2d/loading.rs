@@ -60,13 +60,18 @@ fn write_entries(name: &str, entries: &[(String, Entry)]) -> TempFile {
 }
 
 fn tiny_model() -> Transformer2DModel<B> {
-    Transformer2DConfig::from_diffusers_file(&tiny_transformer("hub").join("config.json"))
+    Transformer2DConfig::from_file(&tiny_transformer("hub").join("config.json"))
         .unwrap()
         .init(&device())
+        .unwrap()
 }
 
+/// Loads `path` into the tiny model; every failure here is a weights error.
 fn load(path: &Path) -> Result<Transformer2DModel<B>, WeightsError> {
-    tiny_model().load_weights(path, DType::F32)
+    tiny_model().load_weights(path, DType::F32).map_err(|error| match error {
+        LoadError::Weights(error) => error,
+        other => panic!("expected a weights error, got {other:?}"),
+    })
 }
 
 /// A tensor of f32 zeros of `shape` in checkpoint bytes.

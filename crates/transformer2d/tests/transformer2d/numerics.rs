@@ -1,12 +1,16 @@
-//! Numerics of single pieces: the output log-softmax (f64 and the f32 fallback), the fused
-//! attention op, timestep handling and the positional embedding.
+//! Numerics of single pieces: the output log-softmax, the CPU fast paths and the batch split
+//! against the portable ops, the fused attention op, timestep handling and the positional
+//! embedding.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use transformer2d::{class_log_softmax, log_softmax_dtype, AttentionKernel, Timesteps, Transformer2DModel};
+use burn::backend::Autodiff;
+use transformer2d::{Timesteps, Transformer2DModel};
+use vq_kernels::portable::log_softmax_dtype;
+use vq_kernels::KernelBackend;
 
 use crate::common::{device, max_abs_diff, reference, tiny_transformer, B};
 
@@ -51,81 +55,54 @@ fn output_log_softmax_runs_in_f64_and_normalises() {
     assert_eq!(log_p.dtype(), DType::F32);
     let model_err = max_abs_logsumexp(&log_p.into_data());
 
-    let wide = class_log_softmax(wide_logits(), 1, DType::F64);
+    let wide = B::class_log_softmax(wide_logits(), 1);
     assert_eq!(wide.dtype(), DType::F32);
     let wide_err = max_abs_logsumexp(&wide.into_data());
     eprintln!("|logsumexp| over classes: tiny model {model_err:.2e}, K = 4096 N(0, 25) logits {wide_err:.2e}");
     assert!(model_err <= 1e-6 && wide_err <= 1e-6, "{model_err:e}, {wide_err:e}");
 }
 
-/// Where a backend lacks f64 the log-softmax runs in f32. At K = 4096 with a wide logit
-/// spread the f32 result moves by about 1e-5: a per-pixel offset (the rounding of the f32
-/// sum of 4096 exponentials) plus rounding of each value, so differences between the
-/// classes of a pixel stay within two ulps of the largest magnitude.
+/// The CPU backend's fast paths (attention and quick GELU on the host, where there is more than
+/// one core) give the tiny model's log-probabilities of the portable tensor ops (what an
+/// autodiff backend runs), within f32 rounding.
 #[test]
-fn f32_log_softmax_fallback_stays_close_to_f64() {
-    let logits = wide_logits();
-    let wide = class_log_softmax(logits.clone(), 1, DType::F64);
-    let narrow = class_log_softmax(logits, 1, DType::F32);
-    let min = wide.clone().min().into_scalar();
-    let err = max_abs_diff(&narrow.clone().into_data(), &wide.clone().into_data());
-    // Spread over the classes of each pixel of (f32 − f64): what is not a per-pixel offset.
-    let diff = narrow - wide;
-    let spread = (diff.clone().max_dim(1) - diff.min_dim(1)).max().into_scalar();
-    eprintln!("f32 vs f64 log-softmax, K = 4096, min log p {min:.1}: max abs diff {err:.2e}, within-pixel spread {spread:.2e}");
-    assert!(err > 0.0, "the two precisions should round differently");
-    assert!(err <= 2e-5, "f32 fallback off by {err:e}");
-    let two_ulps = 2.0 * min.abs() * f32::EPSILON;
-    assert!(spread <= two_ulps, "f32 fallback changes class differences by {spread:e} (> {two_ulps:e})");
-}
-
-/// Every attention kernel gives the tiny model's log-probabilities of the default op, within f32
-/// rounding: the composed ops, the op on heads zero-padded from 8 to 32 wide with q rescaled, the
-/// host kernel (its own products and `exp`), and the op on groups of heads on threads (the same op
-/// on the same numbers: exactly).
-#[test]
-fn attention_kernels_agree_on_the_whole_model() {
+fn the_cpu_fast_paths_agree_with_the_portable_ops_on_the_whole_model() {
     let (latents, text) = inputs();
-    let run = |kernel| {
-        tiny().with_attention_kernel(kernel).forward(latents.clone(), text.clone(), &Timesteps::Shared(42)).into_data()
-    };
-    // CPU backends compute attention on the host where there is more than one core.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let expected = if cores > 1 { AttentionKernel::Host } else { AttentionKernel::Op };
-    assert_eq!(AttentionKernel::preferred::<B>(&device()), expected);
-    let op = run(AttentionKernel::Op);
-    for kernel in [AttentionKernel::Composed, AttentionKernel::PaddedOp, AttentionKernel::Host] {
-        let err = max_abs_diff(&op, &run(kernel));
-        eprintln!("{kernel:?}: max abs diff {err:.2e} from the op");
-        assert!(err <= 2e-5, "{kernel:?}: log-probabilities off by {err:e}");
+    let fast = tiny().forward(latents.clone(), text.clone(), &Timesteps::Shared(42)).into_data();
+    let folder = tiny_transformer("hub");
+    let portable = Transformer2DModel::<Autodiff<B>>::from_pretrained(&folder, None, &device()).unwrap();
+    let latents = Tensor::from_data(latents.into_data(), &device());
+    let text = Tensor::from_data(text.into_data(), &device());
+    let portable = portable.forward(latents, text, &Timesteps::Shared(42)).into_data();
+    let err = max_abs_diff(&fast, &portable);
+    eprintln!("CPU fast paths against the portable ops: max abs diff {err:.2e}");
+    assert!(err <= 2e-5, "log-probabilities off by {err:e}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert_ne!(fast, portable, "the host kernels should round differently from the portable ops");
     }
-    assert_ne!(run(AttentionKernel::Host), op, "the host kernel should round differently from the op");
-    assert_eq!(run(AttentionKernel::ThreadedOp), op, "the op on threads changed the values");
-    for (name, kernel) in ["op", "composed", "padded-op", "threaded-op", "host"].into_iter().zip(AttentionKernel::ALL) {
-        assert_eq!(name.parse(), Ok(kernel));
-        assert_eq!(kernel.to_string(), name);
-    }
-    assert!("flash"
-        .parse::<AttentionKernel>()
-        .unwrap_err()
-        .contains("one of op, composed, padded-op, threaded-op, host"));
 }
 
-/// Splitting the batch over threads gives every sample exactly the numbers of one thread, for a
-/// shared timestep and per-sample ones, with more threads than samples too.
+/// Splitting the batch over threads gives every sample exactly the numbers it gets alone, for a
+/// shared timestep and per-sample ones.
 #[test]
-fn batch_threads_change_no_value() {
+fn the_batch_split_changes_no_value() {
     let (latents, text) = inputs();
     let [batch, _] = latents.dims();
     assert!(batch >= 2, "the fixture batch should have two samples to split");
+    let model = tiny();
     let per_sample = Timesteps::PerSample((0..batch).map(|i| 10 + 30 * i).collect());
     for timesteps in [Timesteps::Shared(42), per_sample] {
-        let run =
-            |threads| tiny().with_batch_threads(threads).forward(latents.clone(), text.clone(), &timesteps).into_data();
-        let one = run(1);
-        for threads in [2, 3, 8] {
-            assert_eq!(run(threads), one, "{threads} threads, {timesteps:?}");
-        }
+        let whole = model.forward(latents.clone(), text.clone(), &timesteps).into_data();
+        let alone: Vec<Tensor<B, 3>> = (0..batch)
+            .map(|i| {
+                let t = match &timesteps {
+                    Timesteps::Shared(t) => Timesteps::Shared(*t),
+                    Timesteps::PerSample(ts) => Timesteps::PerSample(vec![ts[i]]),
+                };
+                model.forward(latents.clone().narrow(0, i, 1), text.clone().narrow(0, i, 1), &t)
+            })
+            .collect();
+        assert_eq!(Tensor::cat(alone, 0).into_data(), whole, "{timesteps:?}");
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Int, Tensor, TensorData};
-use vq_model::VqModel;
+use vq_model::VQModel;
 
 pub type B = burn::backend::NdArray;
 
@@ -18,8 +18,8 @@ pub fn vqvae_dir(layout: &str) -> PathBuf {
 }
 
 /// The tiny pipeline's VQ-VAE in one of the on-disk layouts (`hub`, `raw`, `bin`).
-pub fn tiny_vqvae(layout: &str) -> VqModel<B> {
-    VqModel::from_pretrained(&vqvae_dir(layout), None, &Default::default())
+pub fn tiny_vqvae(layout: &str) -> VQModel<B> {
+    VQModel::from_pretrained(&vqvae_dir(layout), None, &Default::default())
         .unwrap_or_else(|e| panic!("loading tiny/{layout}/vqvae: {e}"))
 }
 

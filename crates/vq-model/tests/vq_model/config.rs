@@ -1,6 +1,6 @@
 //! `vqvae/config.json` parsing: diffusers' defaults, ignored fields, typed errors.
 
-use vq_model::{Activation, ConfigError, DownBlockType, UpBlockType, VqModelConfig, ITHQ_CONFIG_JSON};
+use vq_model::{Activation, ConfigError, DownBlockType, UpBlockType, VQModelConfig, ITHQ_CONFIG_JSON};
 
 use crate::common::{vqvae_dir, B};
 
@@ -13,12 +13,12 @@ fn tiny_with(field: &str, value: serde_json::Value) -> String {
 }
 
 fn error_of(json: &str) -> ConfigError {
-    VqModelConfig::from_json_str(json).expect_err("config should be rejected")
+    VQModelConfig::from_json(json).expect_err("config should be rejected")
 }
 
 #[test]
 fn ithq_config_gets_diffusers_defaults() {
-    let config = VqModelConfig::from_json_str(ITHQ_CONFIG_JSON).unwrap();
+    let config = VQModelConfig::from_json(ITHQ_CONFIG_JSON).unwrap();
     assert_eq!(config.block_out_channels, [64, 128, 256, 512]);
     assert_eq!(config.embed_dim(), 128);
     assert_eq!(config.num_vq_embeddings, 4096);
@@ -43,8 +43,8 @@ fn ithq_config_gets_diffusers_defaults() {
 
 #[test]
 fn hub_and_raw_configs_describe_the_same_model() {
-    let hub = VqModelConfig::from_file(&vqvae_dir("hub").join("config.json")).unwrap();
-    let raw = VqModelConfig::from_file(&vqvae_dir("raw").join("config.json")).unwrap();
+    let hub = VQModelConfig::from_file(&vqvae_dir("hub").join("config.json")).unwrap();
+    let raw = VQModelConfig::from_file(&vqvae_dir("raw").join("config.json")).unwrap();
     assert_eq!(hub, raw);
     assert_eq!(hub.embed_dim(), 7);
     assert_eq!(hub.latent_channels, 12);
@@ -52,8 +52,8 @@ fn hub_and_raw_configs_describe_the_same_model() {
 
 #[test]
 fn empty_config_is_diffusers_default_model() {
-    let config = VqModelConfig::from_json_str("{}").unwrap();
-    assert_eq!(config, VqModelConfig::default());
+    let config = VQModelConfig::from_json("{}").unwrap();
+    assert_eq!(config, VQModelConfig::default());
     assert_eq!(config.block_out_channels, [64]);
     assert_eq!(config.layers_per_block, 1);
     assert_eq!(config.embed_dim(), 3);
@@ -64,11 +64,11 @@ fn empty_config_is_diffusers_default_model() {
 fn unet_res_prefix_and_activation_case_are_accepted_like_diffusers() {
     let json =
         tiny_with("down_block_types", serde_json::json!(["UNetResDownEncoderBlock2D", "AttnDownEncoderBlock2D"]));
-    let config = VqModelConfig::from_json_str(&json).unwrap();
+    let config = VQModelConfig::from_json(&json).unwrap();
     assert_eq!(config.down_blocks().unwrap()[0], DownBlockType::DownEncoderBlock2D);
-    let config = VqModelConfig::from_json_str(&tiny_with("act_fn", "Swish".into())).unwrap();
+    let config = VQModelConfig::from_json(&tiny_with("act_fn", "Swish".into())).unwrap();
     assert_eq!(config.activation().unwrap(), Activation::Silu);
-    let config = VqModelConfig::from_json_str(&tiny_with("act_fn", "gelu".into())).unwrap();
+    let config = VQModelConfig::from_json(&tiny_with("act_fn", "gelu".into())).unwrap();
     assert_eq!(config.activation().unwrap(), Activation::Gelu);
 }
 
@@ -126,13 +126,13 @@ fn inconsistent_sizes_are_rejected_with_field_and_value() {
 fn wrong_json_types_and_unreadable_files_are_errors() {
     assert!(matches!(error_of(&tiny_with("layers_per_block", "two".into())), ConfigError::Json(_)));
     assert!(matches!(error_of(r#"{"in_channels": "#), ConfigError::Json(_)));
-    let missing = VqModelConfig::from_file(&vqvae_dir("hub").join("no-such-config.json"));
+    let missing = VQModelConfig::from_file(&vqvae_dir("hub").join("no-such-config.json"));
     assert!(matches!(missing, Err(ConfigError::Io { .. })));
 }
 
 #[test]
 fn null_vq_embed_dim_means_latent_channels() {
-    let config = VqModelConfig::from_json_str(&tiny_with("vq_embed_dim", serde_json::Value::Null)).unwrap();
+    let config = VQModelConfig::from_json(&tiny_with("vq_embed_dim", serde_json::Value::Null)).unwrap();
     assert_eq!(config.embed_dim(), 12);
     let model = config.init::<B>(&Default::default()).unwrap();
     assert_eq!(model.quantize.embed_dim(), 12);
@@ -142,7 +142,7 @@ fn null_vq_embed_dim_means_latent_channels() {
 #[test]
 fn init_builds_the_configured_structure() {
     let json = tiny_with("mid_block_add_attention", false.into());
-    let model = VqModelConfig::from_json_str(&json).unwrap().init::<B>(&Default::default()).unwrap();
+    let model = VQModelConfig::from_json(&json).unwrap().init::<B>(&Default::default()).unwrap();
     assert!(model.encoder.mid_block.attentions.is_empty());
     assert!(model.decoder.mid_block.attentions.is_empty());
     // Encoder: 2 resnets per block, downsampling except in the last; the last has attention.
@@ -164,7 +164,7 @@ fn init_builds_the_configured_structure() {
 fn an_invalid_config_file_is_named_in_its_error() {
     let path = std::env::temp_dir().join(format!("vq-model-invalid-config-{}.json", std::process::id()));
     std::fs::write(&path, r#"{"layers_per_block": 0}"#).expect("write the config");
-    let error = VqModelConfig::from_file(&path).unwrap_err();
+    let error = VQModelConfig::from_file(&path).unwrap_err();
     std::fs::remove_file(&path).ok();
     assert!(error.to_string().starts_with(&format!("{}: ", path.display())), "{error}");
     match error {

@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Tensor, TensorData};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use vq_model::{VqModel, VqModelConfig, VqModelError};
+use vq_model::{VQModel, VQModelConfig, LoadError};
 use vq_weights::WeightsError;
 
 use crate::common::{temp_dir, tiny_vqvae, vqvae_dir, B};
@@ -22,7 +22,7 @@ impl ModuleVisitor<B> for Collect {
     }
 }
 
-fn parameters(model: &VqModel<B>) -> Vec<TensorData> {
+fn parameters(model: &VQModel<B>) -> Vec<TensorData> {
     let mut collect = Collect(Vec::new());
     model.visit(&mut collect);
     collect.0
@@ -39,7 +39,7 @@ fn hub_raw_and_bin_layouts_load_identical_parameters() {
 #[test]
 fn fp16_file_loads_as_the_f16_rounding_of_the_f32_weights() {
     let device = Default::default();
-    let fp16 = VqModel::<B>::from_pretrained(&vqvae_dir("hub"), Some("fp16"), &device).unwrap();
+    let fp16 = VQModel::<B>::from_pretrained(&vqvae_dir("hub"), Some("fp16"), &device).unwrap();
     let f32_params = parameters(&tiny_vqvae("hub"));
     let f16_params = parameters(&fp16);
     assert_eq!(f16_params.len(), f32_params.len());
@@ -67,19 +67,19 @@ fn write(path: &Path, tensors: &BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>) 
 }
 
 /// Loads a modified copy of the hub weights into the tiny model.
-fn load_modified(name: &str, modify: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>)) -> VqModelError {
+fn load_modified(name: &str, modify: impl FnOnce(&mut BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>)) -> LoadError {
     let mut tensors = hub_tensors();
     modify(&mut tensors);
     let dir = temp_dir(name);
     let path = dir.join("diffusion_pytorch_model.safetensors");
     write(&path, &tensors);
-    let result = tiny_config().init::<B>(&Default::default()).unwrap().load_weights(&path);
+    let result = tiny_config().init::<B>(&Default::default()).unwrap().load_weights(&path, DType::F32);
     std::fs::remove_dir_all(&dir).unwrap();
     result.expect_err("loading should fail")
 }
 
-fn tiny_config() -> VqModelConfig {
-    VqModelConfig::from_file(&vqvae_dir("hub").join("config.json")).unwrap()
+fn tiny_config() -> VQModelConfig {
+    VQModelConfig::from_file(&vqvae_dir("hub").join("config.json")).unwrap()
 }
 
 fn f32_tensor(shape: Vec<usize>) -> (Dtype, Vec<usize>, Vec<u8>) {
@@ -93,7 +93,7 @@ fn missing_tensor_is_named_with_its_expected_shape() {
         t.remove("decoder.conv_out.weight").unwrap();
     });
     match &error {
-        VqModelError::Weights(WeightsError::Missing { missing, .. }) => {
+        LoadError::Weights(WeightsError::Missing { missing, .. }) => {
             assert_eq!(missing, &[("decoder.conv_out.weight".to_string(), vec![3, 20, 3, 3])]);
         }
         other => panic!("unexpected error {other:?}"),
@@ -107,7 +107,7 @@ fn misshapen_tensor_is_named_with_both_shapes() {
         t.insert("quantize.embedding.weight".into(), f32_tensor(vec![30, 7]));
     });
     match error {
-        VqModelError::Weights(WeightsError::Shape { tensor, expected, found, .. }) => {
+        LoadError::Weights(WeightsError::Shape { tensor, expected, found, .. }) => {
             assert_eq!(tensor, "quantize.embedding.weight");
             assert_eq!((expected, found), (vec![31, 7], vec![30, 7]));
         }
@@ -118,7 +118,7 @@ fn misshapen_tensor_is_named_with_both_shapes() {
         t.insert("decoder.mid_block.attentions.0.query.weight".into(), f32_tensor(vec![28, 27]));
     });
     match error {
-        VqModelError::Weights(WeightsError::Shape { tensor, expected, found, .. }) => {
+        LoadError::Weights(WeightsError::Shape { tensor, expected, found, .. }) => {
             assert_eq!(tensor, "decoder.mid_block.attentions.0.query.weight");
             assert_eq!((expected, found), (vec![28, 28], vec![28, 27]));
         }
@@ -132,7 +132,7 @@ fn unexpected_tensor_is_an_error() {
         t.insert("encoder.down_blocks.0.resnets.2.conv1.bias".into(), f32_tensor(vec![20]));
     });
     match error {
-        VqModelError::Weights(WeightsError::Unexpected { keys, .. }) => {
+        LoadError::Weights(WeightsError::Unexpected { keys, .. }) => {
             assert_eq!(keys, ["encoder.down_blocks.0.resnets.2.conv1.bias"]);
         }
         other => panic!("unexpected error {other:?}"),
@@ -144,8 +144,8 @@ fn config_without_mid_attention_rejects_a_checkpoint_that_has_it() {
     let mut config = tiny_config();
     config.mid_block_add_attention = false;
     let model = config.init::<B>(&Default::default()).unwrap();
-    let error = model.load_weights(&vqvae_dir("hub").join("diffusion_pytorch_model.safetensors")).unwrap_err();
-    assert!(matches!(error, VqModelError::Weights(WeightsError::Unexpected { .. })), "{error:?}");
+    let error = model.load_weights(&vqvae_dir("hub").join("diffusion_pytorch_model.safetensors"), DType::F32).unwrap_err();
+    assert!(matches!(error, LoadError::Weights(WeightsError::Unexpected { .. })), "{error:?}");
     assert!(error.to_string().contains("mid_block.attentions.0"), "{error}");
 }
 
@@ -153,13 +153,13 @@ fn config_without_mid_attention_rejects_a_checkpoint_that_has_it() {
 fn unreadable_and_corrupt_files_are_errors() {
     let model = || tiny_config().init::<B>(&Default::default()).unwrap();
     let dir = temp_dir("corrupt");
-    let error = model().load_weights(&dir.join("absent.safetensors")).unwrap_err();
-    assert!(matches!(error, VqModelError::Weights(WeightsError::Io { .. })), "{error:?}");
+    let error = model().load_weights(&dir.join("absent.safetensors"), DType::F32).unwrap_err();
+    assert!(matches!(error, LoadError::Weights(WeightsError::Io { .. })), "{error:?}");
     for name in ["corrupt.safetensors", "corrupt.bin"] {
         let path = dir.join(name);
         std::fs::write(&path, b"not a checkpoint").unwrap();
-        let error = model().load_weights(&path).unwrap_err();
-        assert!(matches!(error, VqModelError::Weights(WeightsError::Format { .. })), "{name}: {error:?}");
+        let error = model().load_weights(&path, DType::F32).unwrap_err();
+        assert!(matches!(error, LoadError::Weights(WeightsError::Format { .. })), "{name}: {error:?}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

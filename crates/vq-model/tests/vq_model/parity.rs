@@ -3,14 +3,14 @@
 //! load bit-identical parameters (`loading.rs`), so they are decoded here only through `hub`.
 
 use burn::tensor::{Int, Tensor};
-use vq_model::{to_rgb8, to_unit_range, VqModel, VqModelError};
+use vq_model::{to_rgb8, to_unit_range, VQModel, InputError};
 
 use crate::common::{max_abs_diff, reference, reference_float, reference_int, tiny_vqvae, values, vqvae_dir, B};
 
 /// Decoder output tolerance (reference §14.1: ≤ 1e-5 abs on the tiny model).
 const DECODE_TOL: f32 = 1e-5;
 
-fn decode_reference_indices(model: &VqModel<B>) -> Tensor<B, 4> {
+fn decode_reference_indices(model: &VQModel<B>) -> Tensor<B, 4> {
     model.decode_indices(reference_int("vqvae.in.indices"), (8, 8)).unwrap()
 }
 
@@ -71,24 +71,24 @@ fn fp16_weights_decode_within_half_precision_rounding() {
     // ≤ 2⁻¹¹ ≈ 4.9e-4 each). diffusers itself, decoding these indices with the fp16 weights
     // upcast to f32, lands 2.3e-3 from its f32 output (outputs up to 1.6 in magnitude); the
     // tolerance allows twice that.
-    let model = VqModel::<B>::from_pretrained(&vqvae_dir("hub"), Some("fp16"), &Default::default()).unwrap();
+    let model = VQModel::<B>::from_pretrained(&vqvae_dir("hub"), Some("fp16"), &Default::default()).unwrap();
     let diff = max_abs_diff(decode_reference_indices(&model), reference_float("vqvae.decoded"));
     println!("fp16 weights vs diffusers f32: max |diff| = {diff:e}");
     assert!(diff <= 5e-3, "max |diff| {diff}");
     assert!(diff > 0.0, "fp16 weights cannot reproduce the f32 output exactly");
 }
 
-fn bad_inputs_are_typed_errors(model: &VqModel<B>) {
+fn bad_inputs_are_typed_errors(model: &VQModel<B>) {
     let device = Default::default();
     // The mask class of VQ-Diffusion (= codebook size) has no codebook entry.
     let indices = Tensor::<B, 2, Int>::full([1, 64], 31, &device);
     assert!(matches!(
         model.decode_indices(indices, (8, 8)),
-        Err(VqModelError::IndexOutOfRange { index: 31, num_embeddings: 31 })
+        Err(InputError::IndexOutOfRange { index: 31, num_embeddings: 31 })
     ));
     let indices = Tensor::<B, 2, Int>::zeros([1, 64], &device);
-    assert!(matches!(model.decode_indices(indices, (8, 7)), Err(VqModelError::Shape { .. })));
-    assert!(matches!(model.encode(Tensor::zeros([1, 4, 16, 16], &device)), Err(VqModelError::Shape { .. })));
-    assert!(matches!(model.encode(Tensor::zeros([1, 3, 1, 16], &device)), Err(VqModelError::Shape { .. })));
-    assert!(matches!(model.decode(Tensor::zeros([1, 12, 8, 8], &device), false), Err(VqModelError::Shape { .. })));
+    assert!(matches!(model.decode_indices(indices, (8, 7)), Err(InputError::Shape { .. })));
+    assert!(matches!(model.encode(Tensor::zeros([1, 4, 16, 16], &device)), Err(InputError::Shape { .. })));
+    assert!(matches!(model.encode(Tensor::zeros([1, 3, 1, 16], &device)), Err(InputError::Shape { .. })));
+    assert!(matches!(model.decode(Tensor::zeros([1, 12, 8, 8], &device), false), Err(InputError::Shape { .. })));
 }

@@ -10,7 +10,7 @@ fn parses_a_diffusers_config_with_defaults_and_unknown_fields() {
         "num_vec_classes": 4097,
         "num_train_timesteps": 100
     }"#;
-    let config = VQDiffusionSchedulerConfig::from_json_str(json).unwrap();
+    let config = VQDiffusionSchedulerConfig::from_json(json).unwrap();
     assert_eq!(config, VQDiffusionSchedulerConfig::new(4097));
     assert_eq!(config.num_classes(), 4096);
     assert_eq!(
@@ -27,14 +27,14 @@ fn parses_a_diffusers_config_with_defaults_and_unknown_fields() {
 #[test]
 fn explicit_fields_override_defaults() {
     let json = r#"{"num_vec_classes": 13, "num_train_timesteps": 20, "alpha_cum_end": 0.001}"#;
-    let config = VQDiffusionSchedulerConfig::from_json_str(json).unwrap();
+    let config = VQDiffusionSchedulerConfig::from_json(json).unwrap();
     assert_eq!((config.num_vec_classes, config.num_train_timesteps), (13, 20));
     assert_eq!(config.alpha_cum_end, 0.001);
 }
 
 #[test]
 fn missing_num_vec_classes_is_a_parse_error() {
-    let err = VQDiffusionSchedulerConfig::from_json_str(r#"{"num_train_timesteps": 100}"#).unwrap_err();
+    let err = VQDiffusionSchedulerConfig::from_json(r#"{"num_train_timesteps": 100}"#).unwrap_err();
     assert!(matches!(err, SchedulerError::ParseConfig { .. }), "{err:?}");
     assert!(err.to_string().contains("num_vec_classes"), "{err}");
 }
@@ -62,7 +62,7 @@ fn out_of_range_fields_are_named_with_their_value() {
         (r#"{"num_vec_classes": 5, "gamma_cum_end": 1.0}"#, "gamma_cum_end", "1"),
     ];
     for (json, field, value) in cases {
-        match VQDiffusionSchedulerConfig::from_json_str(json) {
+        match VQDiffusionSchedulerConfig::from_json(json) {
             Err(err @ SchedulerError::InvalidConfig { .. }) => {
                 let SchedulerError::InvalidConfig { field: f, value: v, .. } = &err else {
                     unreachable!()

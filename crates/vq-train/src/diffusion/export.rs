@@ -2,11 +2,11 @@
 //! `microsoft/vq-diffusion-ithq` has), loadable by `VQDiffusionPipeline::from_dir` and by
 //! diffusers' `VQDiffusionPipeline.from_pretrained`.
 
+use vq_kernels::KernelBackend;
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use serde_json::json;
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
 use super::model::{TextToTokens, TextToTokensConfig};
@@ -20,7 +20,7 @@ const DIFFUSERS_VERSION: &str = "0.42.1";
 /// Writes `out_dir/{model_index.json, vqvae, transformer, text_encoder, tokenizer, scheduler,
 /// learned_classifier_free_sampling_embeddings}` with weights in `dtype`. The VQ-VAE is read
 /// from `vqvae_dir` (stage 1's output) and the tokenizer files copied from `tokenizer_dir`.
-pub fn write_pipeline<B: Backend>(
+pub fn write_pipeline<B: KernelBackend>(
     model: &TextToTokens<B>,
     config: &TextToTokensConfig,
     vqvae_dir: &Path,
@@ -44,8 +44,8 @@ pub fn write_pipeline<B: Backend>(
     write_json(&out_dir.join("model_index.json"), &model_index)?;
 
     // vqvae/
-    let vq_config = VqModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))?;
-    let vqvae = VqModel::<B>::from_pretrained(vqvae_dir, None, &device).map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
+    let vq_config = VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))?;
+    let vqvae = VQModel::<B>::from_pretrained(vqvae_dir, None, &device).map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
     write_vqvae_dir(&vqvae, &vq_config, &out_dir.join("vqvae"), dtype)?;
 
     // transformer/

@@ -2,10 +2,10 @@
 //! encoder, transformer and null embedding, e.g. a pipeline that [`super::retarget_pipeline`]
 //! moved onto a new VQ-VAE.
 
+use vq_kernels::KernelBackend;
 use std::path::Path;
 
 use burn::module::Param;
-use burn::tensor::backend::Backend;
 use vq_pipeline::{NegativeEmbeddings, PipelineConfigs, VQDiffusionPipeline};
 
 use super::model::{TextToTokens, TextToTokensConfig};
@@ -51,7 +51,7 @@ impl TextToTokensConfig {
     }
 }
 
-impl<B: Backend> TextToTokens<B> {
+impl<B: KernelBackend> TextToTokens<B> {
     /// The text encoder, transformer and learned null embedding of a pipeline folder (loaded as
     /// [`VQDiffusionPipeline::from_dir`] loads them: f16 or f32 files, cast to the device's
     /// float type), with their sizes.

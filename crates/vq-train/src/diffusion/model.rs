@@ -1,6 +1,9 @@
 //! The trained part of the pipeline: CLIP-architecture text encoder, discrete
 //! `Transformer2DModel` and the learned null text embedding of classifier-free guidance.
 
+use vq_kernels::KernelBackend;
+
+use crate::TrainError;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Bool, Distribution, Int, Tensor};
 use clip_text::{CLIPTextConfig, CLIPTextModel, HiddenAct};
@@ -66,18 +69,22 @@ impl TextToTokensConfig {
     /// A randomly initialised model: transformers' N(0, 0.02²) for the text encoder's
     /// matrices, burn's defaults for the transformer (Kaiming-uniform Linear, N(0, 1)
     /// embeddings, like torch's), and a null embedding with unit-norm-sized rows.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> TextToTokens<B> {
-        let text_encoder = self.text_encoder().init_random(device);
+    ///
+    /// Fails when the sizes describe no valid text encoder or transformer.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<TextToTokens<B>, TrainError> {
+        let text_encoder =
+            self.text_encoder().init_random(device).map_err(|e| TrainError::model("text encoder config", e))?;
+        let transformer = self.transformer().init(device).map_err(|e| TrainError::model("transformer config", e))?;
         let std = 1.0 / (self.text_width as f64).sqrt();
-        TextToTokens {
+        Ok(TextToTokens {
             text_encoder,
-            transformer: self.transformer().init(device),
+            transformer,
             null_embedding: Param::from_tensor(Tensor::random(
                 [self.text_length, self.text_width],
                 Distribution::Normal(0.0, std),
                 device,
             )),
-        }
+        })
     }
 }
 
@@ -93,7 +100,7 @@ pub struct TextToTokens<B: Backend> {
     pub null_embedding: Param<Tensor<B, 2>>,
 }
 
-impl<B: Backend> TextToTokens<B> {
+impl<B: KernelBackend> TextToTokens<B> {
     /// Conditioning as the pipeline builds it: CLIP's last hidden state with every token
     /// vector L2-normalised, or the null embedding (unnormalised) where `dropped`.
     ///

@@ -7,10 +7,10 @@
 //! The shards' losses are weighted by their share of the batch, so the summed gradient is the
 //! gradient of the whole batch's per-token loss, as on one device.
 
+use crate::TrainBackend;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
-use vq_model::VqModel;
+use vq_model::VQModel;
 use vq_scheduler::ScheduleTables;
 
 use super::model::TextToTokens;
@@ -20,9 +20,9 @@ use crate::train::parallel::{gradients_via_host, on_replicas};
 use crate::TrainError;
 
 /// One device's share of the work: its device and its copy of the frozen VQ-VAE.
-pub(crate) struct Replica<B: AutodiffBackend> {
+pub(crate) struct Replica<B: TrainBackend> {
     pub device: B::Device,
-    pub vqvae: VqModel<B::InnerBackend>,
+    pub vqvae: VQModel<B::InnerBackend>,
 }
 
 /// A shard of a step's batch, on the host.
@@ -67,7 +67,7 @@ pub(crate) struct StepValues {
 }
 
 /// The gradients of one step, summed on `main`, for `shards` on `replicas` (one each).
-pub(crate) fn step_gradients<B: AutodiffBackend>(
+pub(crate) fn step_gradients<B: TrainBackend>(
     model: &TextToTokens<B>,
     replicas: &[Replica<B>],
     shards: Vec<Shard>,
@@ -103,7 +103,7 @@ struct ShardResult {
     loss: f64,
 }
 
-fn shard_gradients<B: AutodiffBackend>(
+fn shard_gradients<B: TrainBackend>(
     model: TextToTokens<B>,
     replica: &Replica<B>,
     shard: &Shard,

@@ -11,11 +11,11 @@
 //! codebook that is only permuted this is exact; in general it is where
 //! `train-transformer --init-from` starts.
 
+use vq_kernels::KernelBackend;
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::TensorData;
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 
 use crate::data::{images_to_tensor, Dataset, DatasetConfig, Split};
 use crate::train::export::{copy_dir, create_dir, read_json, write_json, write_safetensors, NamedTensor, StoreDtype};
@@ -90,16 +90,16 @@ pub fn match_codes(counts: &[u64], k_new: usize, k_old: usize) -> CodeMatch {
 
 /// Counts `[new · K_old + old]` over the latent pixels of training images `0..images` of
 /// `dataset` encoded by both VQ-VAEs, reporting every [`PROGRESS_EVERY`] images.
-pub fn count_code_pairs<B: Backend>(
-    old: &VqModel<B>,
-    new: &VqModel<B>,
+pub fn count_code_pairs<B: KernelBackend>(
+    old: &VQModel<B>,
+    new: &VQModel<B>,
     dataset: &Dataset,
     images: usize,
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<u64>, TrainError> {
     let (k_old, k_new) = (old.quantize.num_embeddings(), new.quantize.num_embeddings());
-    let codes = |vqvae: &VqModel<B>, x| -> Result<Vec<i64>, TrainError> {
+    let codes = |vqvae: &VQModel<B>, x| -> Result<Vec<i64>, TrainError> {
         let latents = vqvae.encode(x).map_err(|e| TrainError::model("VQ-VAE encode", e))?;
         let indices = vqvae.quantize(latents).map_err(|e| TrainError::model("VQ-VAE quantize", e))?.indices;
         indices.into_data().convert::<i64>().into_vec::<i64>().map_err(|e| TrainError::model("codes", format!("{e:?}")))
@@ -136,7 +136,7 @@ pub fn count_code_pairs<B: Backend>(
 /// # Errors
 /// [`TrainError::Model`] when `images` is 0, the VQ-VAEs' image or latent sizes differ, or the transformer
 /// lacks a code-indexed tensor or has it in another shape; [`TrainError::Io`] for files.
-pub fn retarget_pipeline<B: Backend>(
+pub fn retarget_pipeline<B: KernelBackend>(
     pipeline_dir: &Path,
     vqvae_dir: &Path,
     out_dir: &Path,
@@ -145,11 +145,11 @@ pub fn retarget_pipeline<B: Backend>(
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<CodeMatch, TrainError> {
-    let load = |dir: &Path| -> Result<(VqModelConfig, VqModel<B>), TrainError> {
+    let load = |dir: &Path| -> Result<(VQModelConfig, VQModel<B>), TrainError> {
         let context = || format!("loading {}", dir.display());
-        let config = VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
+        let config = VQModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
         let model =
-            VqModel::from_pretrained_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
+            VQModel::from_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
         Ok((config, model))
     };
     if images == 0 {

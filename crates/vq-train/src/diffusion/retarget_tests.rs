@@ -128,7 +128,7 @@ fn a_codebook_of_another_size_resizes_the_transformer_and_the_scheduler() {
     let device = Default::default();
     tiny_export(&dir, StoreDtype::F16);
     let pipeline = dir.join("pipeline");
-    let vq_config = vq_model::VqModelConfig { num_vq_embeddings: 32, ..toy_vq_config(32) };
+    let vq_config = vq_model::VQModelConfig { num_vq_embeddings: 32, ..toy_vq_config(32) };
     random_vqvae(&vq_config, &dir.join("k32"));
     let error =
         retarget_pipeline::<B>(&pipeline, &dir.join("k32"), &pipeline, 0, StoreDtype::F16, &device, &mut |_| {});
@@ -184,7 +184,7 @@ fn stage_two_starts_from_a_pipeline_and_refuses_one_with_other_codes() {
     let mut scheduler = VQDiffusionSchedulerConfig::new(17);
     scheduler.num_train_timesteps = 10;
     let start = dir.join("start");
-    let model = model_config.init::<B>(&device);
+    let model = model_config.init::<B>(&device).unwrap();
     write_pipeline(&model, &model_config, &dir.join("vqvae"), &dir.join("tok"), &scheduler, &start, StoreDtype::F16)
         .unwrap();
 
@@ -218,7 +218,7 @@ fn stage_two_starts_from_a_pipeline_and_refuses_one_with_other_codes() {
     }
 
     // A VQ-VAE of K = 32 has other codes: refused, naming the mismatch.
-    let k32 = vq_model::VqModelConfig { num_vq_embeddings: 32, ..vq_config };
+    let k32 = vq_model::VQModelConfig { num_vq_embeddings: 32, ..vq_config };
     random_vqvae(&k32, &dir.join("k32"));
     std::fs::remove_dir_all(dir.join("run")).unwrap();
     let error = train_diffusion::<Autodiff<B>>(&config("k32"), &device, &mut |_| {}).unwrap_err();

@@ -7,11 +7,11 @@
 //! the frozen part really is the old pipeline's, since a VQ-VAE with other codes would pair the
 //! transformer with a decoder that reads its tokens as something else.
 
+use vq_kernels::KernelBackend;
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::TensorData;
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 
 use crate::train::export::{copy_dir, StoreDtype};
 use crate::vqvae::write_vqvae_dir;
@@ -27,7 +27,7 @@ const CODE_PREFIXES: [&str; 3] = ["encoder.", "quant_conv.", "quantize."];
 /// [`TrainError::Model`] naming the config or the first tensor of the encoder, `quant_conv` or
 /// codebook that differs from the pipeline's (compared in the pipeline's stored precision);
 /// [`TrainError::Io`] for files that cannot be read, copied or written.
-pub fn swap_vqvae<B: Backend>(
+pub fn swap_vqvae<B: KernelBackend>(
     pipeline_dir: &Path,
     vqvae_dir: &Path,
     out_dir: &Path,
@@ -36,7 +36,7 @@ pub fn swap_vqvae<B: Backend>(
 ) -> Result<(), TrainError> {
     let old_dir = pipeline_dir.join("vqvae");
     let config = |dir: &Path| {
-        VqModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))
+        VQModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))
     };
     let new_config = config(vqvae_dir)?;
     if config(&old_dir)? != new_config {
@@ -46,7 +46,7 @@ pub fn swap_vqvae<B: Backend>(
         ));
     }
     check_same_codes(&old_dir, vqvae_dir)?;
-    let vqvae = VqModel::<B>::from_pretrained_config(&new_config, vqvae_dir, None, device)
+    let vqvae = VQModel::<B>::from_config(&new_config, vqvae_dir, None, device)
         .map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
 
     copy_dir(pipeline_dir, out_dir, &["vqvae"])?;

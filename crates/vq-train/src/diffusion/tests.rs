@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use burn::module::Module;
-use vq_model::VqModelConfig;
+use vq_model::VQModelConfig;
 use vq_pipeline::{NegativeEmbeddings, VQDiffusionPipeline};
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
@@ -15,8 +15,8 @@ use crate::vqvae::write_vqvae_dir;
 pub(super) type B = NdArray<f32>;
 
 /// A two-level VQ-VAE (8 and 16 channels, K = 16 codes of width 4) for images of `sample_size`.
-pub(super) fn toy_vq_config(sample_size: usize) -> VqModelConfig {
-    VqModelConfig {
+pub(super) fn toy_vq_config(sample_size: usize) -> VQModelConfig {
+    VQModelConfig {
         down_block_types: vec!["DownEncoderBlock2D".into(); 2],
         up_block_types: vec!["UpDecoderBlock2D".into(); 2],
         block_out_channels: vec![8, 16],
@@ -25,12 +25,12 @@ pub(super) fn toy_vq_config(sample_size: usize) -> VqModelConfig {
         num_vq_embeddings: 16,
         norm_num_groups: 4,
         sample_size,
-        ..VqModelConfig::default()
+        ..VQModelConfig::default()
     }
 }
 
 /// Writes a randomly initialised VQ-VAE of `config` (f32) as the `vqvae/` folder `dir`.
-pub(super) fn random_vqvae(config: &VqModelConfig, dir: &Path) {
+pub(super) fn random_vqvae(config: &VQModelConfig, dir: &Path) {
     write_vqvae_dir(&config.init::<B>(&Default::default()).unwrap(), config, dir, StoreDtype::F32).unwrap();
 }
 
@@ -57,13 +57,13 @@ pub(super) fn tiny_model_config(latent_size: usize, vocab_size: usize) -> TextTo
 /// 16 px give 8 × 8), K = 16, transformer 2 × 8 wide, text encoder 16 wide.
 pub(super) fn tiny_export(dir: &Path, dtype: StoreDtype) -> (TextToTokens<B>, TextToTokensConfig) {
     let device = Default::default();
-    let vq_config = toy_vq_config(VqModelConfig::default().sample_size);
+    let vq_config = toy_vq_config(VQModelConfig::default().sample_size);
     let vqvae = vq_config.init::<B>(&device).unwrap();
     write_vqvae_dir(&vqvae, &vq_config, &dir.join("stage1"), StoreDtype::F32).unwrap();
     let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
     let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
     let config = tiny_model_config(8, vocab_size);
-    let model = config.init::<B>(&device);
+    let model = config.init::<B>(&device).unwrap();
     let mut scheduler = VQDiffusionSchedulerConfig::new(17);
     scheduler.num_train_timesteps = 10;
     write_pipeline(&model, &config, &dir.join("stage1"), &dir.join("tok"), &scheduler, &dir.join("pipeline"), dtype)
@@ -99,7 +99,7 @@ fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
     assert_eq!(pipeline.configs.text_encoder, config.text_encoder());
     assert_same(&model.transformer, &pipeline.transformer, TRANSFORMER_RENAMES, 0.0);
     assert_same(&model.text_encoder, &pipeline.text_encoder, &[], 0.0);
-    let stage1 = vq_model::VqModel::<B>::from_pretrained(&dir.join("stage1"), None, &Default::default()).unwrap();
+    let stage1 = vq_model::VQModel::<B>::from_pretrained(&dir.join("stage1"), None, &Default::default()).unwrap();
     assert_same(&stage1, &pipeline.vqvae, VQ_MODEL_RENAMES, 0.0);
     let NegativeEmbeddings::Learned(null) = &pipeline.negative else { panic!("learned null embedding expected") };
     null.clone().into_data().assert_eq(&model.null_embedding.val().into_data(), true);
@@ -286,7 +286,7 @@ fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
         StoreDtype::F32,
     )
     .unwrap();
-    let vqvae = vq_model::VqModel::<B>::from_pretrained(&dir.join("vq"), None, &device).unwrap();
+    let vqvae = vq_model::VQModel::<B>::from_pretrained(&dir.join("vq"), None, &device).unwrap();
     let tokenizer_source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer");
     let vocab_size = write_trimmed_tokenizer(&tokenizer_source, &dir.join("tok"), &caption_words(), 32).unwrap();
     let tokenizer = Tokenizer::from_dir(&dir.join("tok")).unwrap();
@@ -294,7 +294,7 @@ fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
     let host = render_batch(&dataset, Split::Train, 4, 0, Some(&tokenizer), 0.0);
     assert_eq!(i64::from(tokenizer.eos_id()), vocab_size as i64 - 1, "EOT is the trimmed vocabulary's last id");
     let config = tiny_model_config(16, vocab_size);
-    let model: TextToTokens<A> = config.init(&device);
+    let model: TextToTokens<A> = config.init(&device).unwrap();
     // Read first: parameters initialise lazily, and clones made before would each draw their own
     // (train_diffusion reads them into the weight EMA before any replica is forked).
     let before = pytorch_tensors(&model.valid(), "", &[]).unwrap();

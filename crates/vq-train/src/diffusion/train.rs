@@ -1,15 +1,16 @@
 //! The stage-2 training loop: VQ-Diffusion's objective on tokens of the frozen VQ-VAE.
 
+use crate::TrainBackend;
+use vq_kernels::KernelBackend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
 use clip_text::Tokenizer;
 use serde::{Deserialize, Serialize};
-use vq_model::VqModel;
+use vq_model::VQModel;
 use vq_scheduler::{ScheduleTables, VQDiffusionSchedulerConfig};
 
 use super::export::write_pipeline;
@@ -104,10 +105,6 @@ pub struct DiffusionTrainConfig {
     pub checkpoint_dtype: StoreDtype,
     /// Continue from `out_dir/checkpoint` when it exists.
     pub resume: bool,
-    /// How the VQ-VAE convolves: GEMM (the fastest on the CPU backends) or the backend's own
-    /// kernels (faster in burn 0.21's untuned CUDA build, whose matrix-product path spends more
-    /// time outside the kernels; BENCHMARKS.md).
-    pub convolution: vq_model::ConvAlgorithm,
     /// The dataset (its image side is replaced by the VQ-VAE's `sample_size`).
     pub dataset: DatasetConfig,
     /// Start from this exported pipeline's text encoder, transformer and null embedding (its
@@ -155,7 +152,6 @@ impl Default for DiffusionTrainConfig {
             seed: 0,
             checkpoint_dtype: StoreDtype::F32,
             resume: true,
-            convolution: vq_model::ConvAlgorithm::Gemm,
             dataset: DatasetConfig::default(),
             init_from: None,
         }
@@ -182,7 +178,7 @@ pub struct DiffusionTrainSummary {
 /// Exports the weight EMA of a stage-2 checkpoint (`run_dir/checkpoint/ema.mpk`, with
 /// `run_dir/model_config.json` and `run_dir/tokenizer/`) as a pipeline folder, with the VQ-VAE
 /// of `vqvae_dir`.
-pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
+pub fn export_checkpoint<B: KernelBackend>(
     run_dir: &std::path::Path,
     vqvae_dir: &std::path::Path,
     out_dir: &std::path::Path,
@@ -195,7 +191,7 @@ pub fn export_checkpoint<B: burn::tensor::backend::Backend>(
         scheduler: VQDiffusionSchedulerConfig,
     }
     let saved: Saved = read_json(&run_dir.join("model_config.json"))?;
-    let model = load_module(saved.model.init::<B>(device), &run_dir.join("checkpoint").join("ema"), device)?;
+    let model = load_module(saved.model.init::<B>(device)?, &run_dir.join("checkpoint").join("ema"), device)?;
     write_pipeline(&model, &saved.model, vqvae_dir, &run_dir.join("tokenizer"), &saved.scheduler, out_dir, dtype)
 }
 
@@ -240,12 +236,11 @@ struct State {
 
 /// Trains text encoder + transformer on tokens of the frozen VQ-VAE and exports the pipeline
 /// to `out_dir/pipeline` (also when the time budget stops the run early).
-pub fn train_diffusion<B: AutodiffBackend>(
+pub fn train_diffusion<B: TrainBackend>(
     config: &DiffusionTrainConfig,
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DiffusionTrainSummary, TrainError> {
-    vq_model::set_conv_algorithm(config.convolution);
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
     B::seed(device, config.seed);
@@ -256,7 +251,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let tokenizer = Tokenizer::from_dir(&tokenizer_dir).map_err(|e| TrainError::model("trimmed tokenizer", e))?;
     // The frozen VQ-VAE on every replica's device.
     let load_vqvae = |device: &B::Device| {
-        VqModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
+        VQModel::<B::InnerBackend>::from_pretrained(&config.vqvae_dir, None, device)
             .map_err(|e| TrainError::model(format!("loading {}", config.vqvae_dir.display()), e))
     };
     let replicas = replica_devices::<B>(device, &config.device_indices, config.batch_size)
@@ -268,7 +263,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
     let num_classes = vqvae.quantize.num_embeddings();
     let levels = vqvae.encoder.down_blocks.len();
     // Stage 1 records its image side as the VQ-VAE config's `sample_size`.
-    let vq_config = vq_model::VqModelConfig::from_file(&config.vqvae_dir.join("config.json"))
+    let vq_config = vq_model::VQModelConfig::from_file(&config.vqvae_dir.join("config.json"))
         .map_err(|e| TrainError::model("VQ-VAE config", e))?;
     let dataset_config = DatasetConfig { image_size: vq_config.sample_size as u32, ..config.dataset.clone() };
     let latent_size = vq_config.sample_size >> (levels - 1);
@@ -295,7 +290,7 @@ pub fn train_diffusion<B: AutodiffBackend>(
             (from, model)
         }
         None => {
-            let model = sized.init(device);
+            let model = sized.init(device)?;
             (sized, model)
         }
     };

@@ -4,13 +4,13 @@
 //! the names of the parameters whose gradients differed led to the op at fault (burn's nearest
 //! `interpolate` backward, session 11).
 
+use crate::TrainBackend;
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 
 use super::parallel::{step_gradients, LossWeights};
 use super::VqVaeTrainConfig;
@@ -42,7 +42,7 @@ pub struct StepGradients {
 /// The loss and gradients of one training step of the VQ-VAE in `vqvae_dir` on batch 0 of the training
 /// split (`batch_size` images of the dataset with seed `seed`), with stage 1's default loss
 /// weights; `decoder_only` freezes the encoder as `train-vqvae --decoder-only` does.
-pub fn named_step_gradients<B: AutodiffBackend>(
+pub fn named_step_gradients<B: TrainBackend>(
     vqvae_dir: &Path,
     batch_size: usize,
     decoder_only: bool,
@@ -51,8 +51,8 @@ pub fn named_step_gradients<B: AutodiffBackend>(
 ) -> Result<StepGradients, TrainError> {
     let context = || vqvae_dir.display().to_string();
     let config =
-        VqModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
-    let model = VqModel::<B>::from_pretrained_config(&config, vqvae_dir, None, device)
+        VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
+    let model = VQModel::<B>::from_config(&config, vqvae_dir, None, device)
         .map_err(|e| TrainError::model(context(), e))?;
     let dataset =
         Dataset::new(DatasetConfig { image_size: config.sample_size as u32, ..DatasetConfig::default() }, seed)?;
@@ -72,7 +72,7 @@ struct Collector {
     found: Vec<NamedGradient>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for Collector {
+impl<B: TrainBackend> ModuleVisitor<B> for Collector {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }

@@ -3,11 +3,11 @@
 //! decodes, and backpropagates its share of the loss; the main device sums the gradients and
 //! gathers every shard's latents and codes for the EMA codebook update.
 
+use crate::TrainBackend;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor};
-use vq_model::VqModel;
+use vq_model::VQModel;
 
 use super::codebook::nearest_codes;
 use crate::train::batches::HostBatch;
@@ -40,7 +40,7 @@ impl LossWeights {
 }
 
 /// A step's result on the main device.
-pub(crate) struct StepOutput<B: AutodiffBackend> {
+pub(crate) struct StepOutput<B: TrainBackend> {
     /// The batch's gradients.
     pub grads: GradientsParams,
     /// `[B·h·w, D]`: the encoder's latents of the whole batch, in batch order.
@@ -53,8 +53,8 @@ pub(crate) struct StepOutput<B: AutodiffBackend> {
 
 /// The gradients of one step on `batch`, split across `devices` (one replica each; the model,
 /// codebook and results on `main`).
-pub(crate) fn step_gradients<B: AutodiffBackend>(
-    model: &VqModel<B>,
+pub(crate) fn step_gradients<B: TrainBackend>(
+    model: &VQModel<B>,
     devices: &[B::Device],
     batch: &HostBatch,
     codebook: Tensor<B::InnerBackend, 2>,
@@ -83,8 +83,8 @@ pub(crate) fn step_gradients<B: AutodiffBackend>(
     })
 }
 
-fn shard_gradients<B: AutodiffBackend>(
-    model: VqModel<B>,
+fn shard_gradients<B: TrainBackend>(
+    model: VQModel<B>,
     shard: &HostBatch,
     codebook: Tensor<B::InnerBackend, 2>,
     share: f64,
@@ -111,7 +111,7 @@ fn shard_gradients<B: AutodiffBackend>(
     // Straight-through estimator: the decoder sees e, the gradient reaches z_e (none with frozen
     // codes: then z_e has no gradient, and neither has the commitment term).
     let quantized = latents.clone() + (codes.clone() - latents.clone()).detach();
-    let reconstruction = model.decoder.forward(vq_model::conv2d(&model.post_quant_conv, quantized));
+    let reconstruction = model.decoder.forward(B::convolution(&model.post_quant_conv, quantized));
     let error = reconstruction - x;
     let (absolute, squared) = (error.clone().abs(), error.square());
     let (l1, l2) = (absolute.clone().mean(), squared.clone().mean());

@@ -85,7 +85,7 @@ fn two_replicas_train_as_one_device_does() {
                 .map(|line| line.split(',').skip(1).take(4).map(|v| v.parse().expect("a number")).collect())
                 .collect();
             let vqvae =
-                vq_model::VqModel::<NdArray<f32>>::from_pretrained(&dir.join("vqvae"), None, &Default::default())
+                vq_model::VQModel::<NdArray<f32>>::from_pretrained(&dir.join("vqvae"), None, &Default::default())
                     .expect("exported");
             (curve, crate::train::export::pytorch_tensors(&vqvae, "", &[]).expect("tensors"))
         })
@@ -138,7 +138,7 @@ fn a_decoder_only_run_changes_the_decoder_and_keeps_every_code() {
     assert_eq!(summary.steps_done, 3);
 
     let load = |run: &Path| {
-        vq_model::VqModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
+        vq_model::VQModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
             .expect("exported")
     };
     let (before, after) = (load(&base), load(&dir));
@@ -159,7 +159,7 @@ fn a_decoder_only_run_changes_the_decoder_and_keeps_every_code() {
     let dataset = crate::data::Dataset::new(config.dataset.clone(), 7).expect("dataset");
     let samples: Vec<_> = (0..4).map(|i| dataset.sample(crate::data::Split::Train, i)).collect();
     let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-    let codes = |model: &vq_model::VqModel<NdArray<f32>>| {
+    let codes = |model: &vq_model::VQModel<NdArray<f32>>| {
         let x = crate::data::images_to_tensor::<NdArray<f32>>(&images, &Default::default());
         let quantized = model.quantize(model.encode(x).expect("encode")).expect("quantize");
         quantized.indices.into_data().to_vec::<i64>().expect("indices")
@@ -234,13 +234,13 @@ fn step_gradients_are_named_frozen_ones_absent_and_match_finite_differences() {
     assert!(relative_max_error(&same.values, &bias.values, 0.0) < 1e-5);
 
     // d loss / d bias[c] against a central difference of the loss, for each output channel.
-    let config = vq_model::VqModelConfig::from_file(&vqvae.join("config.json")).expect("config");
+    let config = vq_model::VQModelConfig::from_file(&vqvae.join("config.json")).expect("config");
     // ε small enough that few pixels' errors change sign (the L1 term's kinks), large enough for
     // the f32 loss's rounding (≈ 2e−7 of 2.2).
     let epsilon = 1e-3;
     let loss_with = |channel: usize, delta: f32| {
         let mut model =
-            vq_model::VqModel::<NdArray<f32>>::from_pretrained(&vqvae, None, &Default::default()).expect("load");
+            vq_model::VQModel::<NdArray<f32>>::from_pretrained(&vqvae, None, &Default::default()).expect("load");
         let param = model.decoder.conv_out.bias.take().expect("a bias");
         let mut values = param.val().into_data().to_vec::<f32>().expect("f32");
         values[channel] += delta;
@@ -279,7 +279,7 @@ fn a_run_that_keeps_the_codes_moves_them_instead_of_drawing_them_anew() {
     let base = temp_dir("vqvae-keep-base");
     train_vqvae::<B>(&toy(&base, 2), &Default::default(), &mut |_| {}).expect("train");
     let codebook = |run: &Path| {
-        let model = vq_model::VqModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
+        let model = vq_model::VQModel::<NdArray<f32>>::from_pretrained(&run.join("vqvae"), None, &Default::default())
             .expect("exported");
         model.quantize.embedding.weight.val().into_data().to_vec::<f32>().expect("codebook")
     };

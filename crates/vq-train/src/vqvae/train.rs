@@ -1,15 +1,16 @@
 //! The VQ-VAE training loop, its checkpoints and its export.
 
+use crate::TrainBackend;
+use vq_kernels::KernelBackend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{AutodiffModule, Param};
 use burn::optim::{AdamWConfig, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vq_model::{VqModel, VqModelConfig};
+use vq_model::{VQModel, VQModelConfig};
 
 use super::codebook::EmaCodebook;
 use super::parallel::{step_gradients, LossWeights};
@@ -86,10 +87,6 @@ pub struct VqVaeTrainConfig {
     pub seed: u64,
     /// Continue from `out_dir/checkpoint` when it exists.
     pub resume: bool,
-    /// How the VQ-VAE convolves: GEMM (the fastest on the CPU backends) or the backend's own
-    /// kernels (faster in burn 0.21's untuned CUDA build, whose matrix-product path spends more
-    /// time outside the kernels; BENCHMARKS.md).
-    pub convolution: vq_model::ConvAlgorithm,
     /// Start from the weights of an exported `vqvae/` folder instead of a random initialisation.
     /// Its `config.json` then fixes the architecture: the architecture fields above
     /// (`block_out_channels` … `vq_embed_dim`) are not used. Without `decoder_only` or
@@ -148,7 +145,6 @@ impl Default for VqVaeTrainConfig {
             workers: 4,
             seed: 0,
             resume: true,
-            convolution: vq_model::ConvAlgorithm::Gemm,
             init_from: None,
             keep_codes: false,
             decoder_only: false,
@@ -161,9 +157,9 @@ impl Default for VqVaeTrainConfig {
 impl VqVaeTrainConfig {
     /// The diffusers `VQModel` config of the architecture (no attention in the down/up
     /// blocks; the mid blocks keep theirs).
-    pub fn model_config(&self) -> VqModelConfig {
+    pub fn model_config(&self) -> VQModelConfig {
         let levels = self.block_out_channels.len();
-        VqModelConfig {
+        VQModelConfig {
             down_block_types: vec!["DownEncoderBlock2D".into(); levels],
             up_block_types: vec!["UpDecoderBlock2D".into(); levels],
             block_out_channels: self.block_out_channels.clone(),
@@ -173,7 +169,7 @@ impl VqVaeTrainConfig {
             norm_num_groups: self.norm_num_groups,
             vq_embed_dim: Some(self.vq_embed_dim),
             sample_size: self.dataset.image_size as usize,
-            ..VqModelConfig::default()
+            ..VQModelConfig::default()
         }
     }
 }
@@ -197,18 +193,17 @@ pub struct VqVaeTrainSummary {
 
 /// Trains the VQ-VAE per `config` on `device`, writing `out_dir/vqvae/` at the end (also when
 /// the time budget stops the run early). `progress` receives one line per log interval.
-pub fn train_vqvae<B: AutodiffBackend>(
+pub fn train_vqvae<B: TrainBackend>(
     config: &VqVaeTrainConfig,
     device: &B::Device,
     progress: &mut dyn FnMut(&str),
 ) -> Result<VqVaeTrainSummary, TrainError> {
-    vq_model::set_conv_algorithm(config.convolution);
     let (model_config, mut model) = initial_model::<B>(config, device)?;
     let checkpoint_dir = config.out_dir.join("checkpoint");
     create_dir(&checkpoint_dir)?;
     B::seed(device, config.seed);
 
-    let mut optimizer = AdamWConfig::new().with_weight_decay(config.weight_decay).init::<B, VqModel<B>>();
+    let mut optimizer = AdamWConfig::new().with_weight_decay(config.weight_decay).init::<B, VQModel<B>>();
     let mut codebook =
         EmaCodebook::<B::InnerBackend>::new(model.quantize.embedding.weight.val().inner(), config.codebook_decay);
     let mut state = RunState::new(config.steps, config.seed);
@@ -344,10 +339,10 @@ pub fn train_vqvae<B: AutodiffBackend>(
 /// The architecture and the starting weights: `init_from`'s folder, or `config`'s architecture
 /// initialised at random. Refuses a decoder-only run without a folder to start from, and a folder
 /// whose images are not the dataset's size.
-fn initial_model<B: AutodiffBackend>(
+fn initial_model<B: TrainBackend>(
     config: &VqVaeTrainConfig,
     device: &B::Device,
-) -> Result<(VqModelConfig, VqModel<B>), TrainError> {
+) -> Result<(VQModelConfig, VQModel<B>), TrainError> {
     if config.keep_codes && config.decoder_only {
         return Err(TrainError::model(
             "VQ-VAE config",
@@ -372,7 +367,7 @@ fn initial_model<B: AutodiffBackend>(
         return Ok((model_config, model));
     };
     let config_path = dir.join("config.json");
-    let model_config = VqModelConfig::from_file(&config_path).map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
+    let model_config = VQModelConfig::from_file(&config_path).map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
     let image_size = config.dataset.image_size as usize;
     if model_config.sample_size != image_size {
         return Err(TrainError::model(
@@ -384,16 +379,16 @@ fn initial_model<B: AutodiffBackend>(
             ),
         ));
     }
-    let model = VqModel::from_pretrained_config(&model_config, dir, None, device)
+    let model = VQModel::from_config(&model_config, dir, None, device)
         .map_err(|e| TrainError::model("VQ-VAE init_from", e))?;
     Ok((model_config, model))
 }
 
 /// Writes a diffusers `vqvae/` folder: `config.json` and `diffusion_pytorch_model.safetensors`
 /// (save_pretrained's key names).
-pub fn write_vqvae_dir<B: Backend>(
-    model: &VqModel<B>,
-    config: &VqModelConfig,
+pub fn write_vqvae_dir<B: KernelBackend>(
+    model: &VQModel<B>,
+    config: &VQModelConfig,
     dir: &Path,
     dtype: StoreDtype,
 ) -> Result<(), TrainError> {
@@ -409,8 +404,8 @@ pub fn write_vqvae_dir<B: Backend>(
 
 /// The reconstruction ceiling: encode, quantize and decode `count` images of `split` and score
 /// each against its full ground truth. Returns the report and (original, reconstruction) pairs.
-pub fn reconstruction_report<B: Backend>(
-    vqvae: &VqModel<B>,
+pub fn reconstruction_report<B: KernelBackend>(
+    vqvae: &VQModel<B>,
     dataset: &Dataset,
     split: Split,
     count: usize,

@@ -1,47 +1,22 @@
 //! Running independent parts of a forward pass on scoped threads, for CPU backends.
 //!
-//! burn-flex runs element-wise ops, layout copies and its attention kernel on the calling thread
-//! (only matrix products use its thread pool), so on a CPU one stream of ops keeps one core busy
-//! for much of a forward. Independent parts of the work — the samples of a batch, groups of
-//! attention heads — each on its own thread use the others (BENCHMARKS.md, session 10).
+//! burn's CPU backends run element-wise ops, layout copies and (burn-flex) the attention kernel
+//! on the calling thread; only matrix products use a thread pool. So on a CPU one stream of ops
+//! keeps one core busy for much of a forward, and independent parts of the work — the samples of
+//! a batch, groups of attention heads — each on its own thread use the others.
 //!
 //! Splits nest: the batch is split over threads, and each part's attention and activations split
 //! their work again. A part gets its share of the cores ([`cores_here`]), so the inner splits do
-//! not start more threads than there are cores (before, each of the 2 batch threads of an ITHQ
-//! forward split its attention over all cores: 4 threads per layer on 2 cores). Measured at 4
-//! blocks on the 2-core VM, medians of 4 alternated runs: 4.03 s without the share, 3.54 s with
-//! it — not slower, though within the VM's ±20 % drift.
+//! not start more threads than there are cores.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-
-use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
-
-/// How many threads CPU work should be split over on `device`: 1 on CubeCL backends (a GPU
-/// queue gains nothing from host threads) and under autodiff (the backward graph is recorded by
-/// one thread), else [`available_cores`].
-pub(crate) fn cpu_threads<B: Backend>(device: &B::Device) -> usize {
-    if B::name(device).contains("cubecl") || B::ad_enabled(device) {
-        1
-    } else {
-        available_cores()
-    }
-}
 
 /// The machine's available parallelism, read once: on Linux `available_parallelism` reads the
 /// cgroup's CPU quota files at every call, and attention asks on every layer of every step.
 pub(crate) fn available_cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Whether host code ([`host_attention`](crate::host_attention), [`host_quick_gelu`](crate::host_quick_gelu))
-/// can take this tensor's values: f32 on a backend that records no gradients (reading values on
-/// the host leaves autodiff's graph). Which backends run host code at all is chosen when a layer
-/// is built ([`AttentionKernel::preferred`](crate::AttentionKernel::preferred)).
-pub(crate) fn host_code_applies<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
-    x.dtype() == DType::F32 && !B::ad_enabled(&x.device())
 }
 
 thread_local! {
