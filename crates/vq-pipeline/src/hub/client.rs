@@ -266,7 +266,7 @@ impl<'a> Client<'a> {
         }
         request.call().map_err(|error| match error {
             ureq::Error::Status(status, response) => self.status_error(file, status, &response),
-            ureq::Error::Transport(transport) => self.transport_error(file, url, transport),
+            ureq::Error::Transport(transport) => self.transport_error(file, transport),
         })
     }
 
@@ -286,14 +286,19 @@ impl<'a> Client<'a> {
         HubError::Status { repo: self.repo.into(), file: file.map(Into::into), status, message }
     }
 
-    fn transport_error(&self, file: Option<&str>, url: &str, transport: ureq::Transport) -> HubError {
+    fn transport_error(&self, file: Option<&str>, transport: ureq::Transport) -> HubError {
         let timed_out = std::error::Error::source(&transport)
             .and_then(|e| e.downcast_ref::<std::io::Error>())
             .is_some_and(|e| is_timeout(e.kind()));
         match (timed_out, transport.kind()) {
             (true, ureq::ErrorKind::ConnectionFailed) => self.stalled(file, "connecting", self.options.connect_timeout),
             (true, _) => self.stalled(file, "waiting for an answer", self.options.stall_timeout),
-            _ => self.download_error(file, format!("{url}: {transport}")),
+            (false, ureq::ErrorKind::Dns | ureq::ErrorKind::ConnectionFailed) => self.download_error(
+                file,
+                format!("{transport} (HF_HUB_OFFLINE=1 uses the cache only, HF_ENDPOINT names another hub)"),
+            ),
+            // ureq's message names the URL.
+            _ => self.download_error(file, transport.to_string()),
         }
     }
 

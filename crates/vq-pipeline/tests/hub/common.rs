@@ -19,7 +19,7 @@ pub fn build_cache<C: AsRef<[u8]>>(cache: &Path, repo: &str, commit: &str, files
         let link = snapshot.join(name);
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         let depth = name.matches('/').count() + 2;
-        let target: PathBuf = std::iter::repeat("..").take(depth).collect::<PathBuf>().join("blobs").join(&blob);
+        let target: PathBuf = std::iter::repeat_n("..", depth).collect::<PathBuf>().join("blobs").join(&blob);
         std::os::unix::fs::symlink(target, &link).unwrap();
     }
     snapshot
