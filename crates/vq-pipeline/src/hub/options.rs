@@ -6,8 +6,8 @@ use std::time::Duration;
 /// The timeout without `HF_HUB_DOWNLOAD_TIMEOUT` (`huggingface_hub`'s default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The largest file downloaded without a change of [`HubOptions::max_file_size`]: 16 GiB, eight
-/// times the largest file of `microsoft/vq-diffusion-ithq`.
+/// The largest file downloaded without a change of [`HubOptions::max_file_size`]: 16 GiB, so that
+/// a server declaring terabytes is stopped before the download starts; raise it for larger files.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 30;
 
 /// Where and how to look for hub repositories.
