@@ -180,7 +180,7 @@ pub enum HubError {
         answered: String,
     },
     /// A file or folder of the cache could not be written or read.
-    #[error("Hugging Face cache: cannot write {path}: {source}")]
+    #[error("Hugging Face cache: {path}: {source}")]
     Cache {
         /// The path.
         path: PathBuf,
