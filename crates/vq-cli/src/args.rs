@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vq_pipeline::{Precision, RevealOrder, Sampler, TruncationMode};
 
 use crate::error::CliError;
-use crate::output::image_paths;
+use crate::format::ImageFormat;
 
 /// The environment variable naming the model used when `--model` is not given.
 pub const MODEL_ENV: &str = "VQ_DIFFUSION_MODEL";
@@ -18,15 +18,21 @@ pub const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mode
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
+/// The most images one run makes (prompts × `--num-images-per-prompt`): the batch is one tensor,
+/// and every image one file.
+pub const MAX_IMAGES: usize = 1024;
+
 const ABOUT: &str = "VQ-Diffusion text-to-image on burn, seed for seed identical to diffusers' VQDiffusionPipeline";
 
 /// The exit-status paragraph of both help texts (a macro so that `concat!` can use it).
 macro_rules! exit_codes {
     () => {
         "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value\n\
-         out of range, a backend not compiled in, --steps above the model's num_train_timesteps);\n\
-         1 any other error (model not found or unreadable, corrupt weights, invalid configs,\n\
-         unsupported --dtype, unwritable output). Errors are one line on stderr starting with `error:`."
+         out of range, more than 1024 images, an --output extension that is no image format, two\n\
+         outputs that are the same file, a backend not compiled in, --steps above the model's\n\
+         num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights,\n\
+         invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or\n\
+         folder). Errors are one line on stderr starting with `error:`."
     };
 }
 
@@ -62,11 +68,16 @@ pub enum Command {
     long_about = "Generate images from one or more prompts.\n\n\
         Loads a VQ-Diffusion pipeline (a local folder in the hub or save_pretrained layout, or a \
         Hugging Face repository id read through the shared HF cache: HF_HOME, HF_HUB_CACHE, \
-        HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN), runs the denoising chain with a progress bar on \
-        stderr, and writes one PNG per image with the generation settings in iTXt chunks \
-        (prompt, seed, steps, guidance_scale, truncation_rate, truncation_mode, sampler, purity_weight with \
-        --sampler purity, model, rng, backend, dtype, software). The paths of the written files are \
-        printed to stdout, one per line; everything else goes to stderr.",
+        HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN, HF_HUB_DOWNLOAD_TIMEOUT), runs the denoising chain \
+        with a progress bar on stderr, and writes one image per file — PNG, JPEG or WebP by the \
+        extension of --output — with the generation settings (prompt, seed, steps, guidance_scale, \
+        truncation_rate, truncation_mode, sampler, purity_weight with --sampler purity, model, rng, \
+        backend, dtype, software, and the image's place in its batch: batch_index, seed_per_image, \
+        num_images_per_prompt, prompts) in PNG iTXt chunks or, for JPEG and WebP, as a JSON object \
+        in the EXIF UserComment. The files appear whole or not at all: each is written under a \
+        temporary name in its folder and renamed once every file of the run is written, so a \
+        failure leaves nothing new behind. The paths of the written files are printed to stdout, \
+        one per line; everything else goes to stderr.",
     after_help = concat!(
         "Examples:\n",
         "  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
@@ -108,7 +119,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub truncation_rate: Option<f32>,
 
-    /// Images per prompt (≥ 1).
+    /// Images per prompt (≥ 1; prompts × K at most 1024).
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub num_images_per_prompt: usize,
 
@@ -116,6 +127,13 @@ pub struct GenerateArgs {
     /// stderr and recorded in the PNGs: pass it back with --seed to reproduce the images.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+
+    /// Generate image i alone with seed S + i, as web UIs do, instead of the whole batch from one
+    /// generator seeded S: each image is then drawn again by `--seed S+i` with its prompt alone
+    /// (with --rng torch: diffusers' image for manual_seed(S + i)). The images run one after the
+    /// other, without the batch's speed-up. Without it, the batch is diffusers' batch.
+    #[arg(long)]
+    pub seed_per_image: bool,
 
     /// Random number generator of the sampling noise.
     #[arg(long, value_enum, value_name = "RNG", default_value_t = Rng::Torch)]
@@ -139,13 +157,16 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub purity_weight: Option<f32>,
 
-    /// Image file. With several images `-0`, `-1`, … is inserted before the extension
-    /// (FILE-0.png, FILE-1.png, … in batch order: a prompt's images together).
+    /// Image file; its extension picks the format: .png, .jpg/.jpeg (quality 95) or .webp
+    /// (lossless); no extension writes PNG, any other is refused. With several images `-0`, `-1`,
+    /// … is inserted before the extension (FILE-0.png, FILE-1.png, … in batch order: a prompt's
+    /// images together). An existing file is replaced once the run has succeeded (stderr says
+    /// "overwriting FILE"); a FIFO, device or folder is refused.
     #[arg(long, value_name = "FILE.png", default_value = DEFAULT_OUTPUT)]
     pub output: PathBuf,
 
     /// Also write the final token ids as JSON: an array, in batch order, of arrays of
-    /// row-major latent-pixel codebook ids.
+    /// row-major latent-pixel codebook ids. It must be another file than the images.
     #[arg(long, value_name = "FILE.json")]
     pub tokens: Option<PathBuf>,
 
@@ -341,9 +362,18 @@ impl GenerateArgs {
         }
     }
 
-    /// Number of images: prompts × images per prompt.
-    pub fn batch_size(&self) -> usize {
-        self.prompts().len() * self.num_images_per_prompt
+    /// Number of images: prompts × images per prompt, at most [`MAX_IMAGES`] (a usage error
+    /// beyond, overflow included).
+    pub fn batch_size(&self) -> Result<usize, CliError> {
+        let prompts = self.prompts().len();
+        match prompts.checked_mul(self.num_images_per_prompt) {
+            Some(n) if n <= MAX_IMAGES => Ok(n),
+            _ => Err(CliError::Usage(format!(
+                "--num-images-per-prompt {} × {prompts} prompt(s) is more than {MAX_IMAGES} images, the most one \
+                 run makes",
+                self.num_images_per_prompt
+            ))),
+        }
     }
 
     /// The range checks that need no model; `--steps` against the model's
@@ -369,14 +399,17 @@ impl GenerateArgs {
         if self.num_images_per_prompt == 0 {
             return Err(CliError::Usage("--num-images-per-prompt must be at least 1, got 0".into()));
         }
-        if let Some(tokens) = &self.tokens {
-            if image_paths(&self.output, self.batch_size()).contains(tokens) {
+        let batch = self.batch_size()?;
+        if let (true, Some(seed)) = (self.seed_per_image, self.seed) {
+            if seed.checked_add(batch as u64 - 1).is_none() {
                 return Err(CliError::Usage(format!(
-                    "--tokens {} is also an image file of --output",
-                    tokens.display()
+                    "--seed {seed} with --seed-per-image: image {} would need seed {seed} + {}, beyond 2^64 − 1",
+                    batch - 1,
+                    batch - 1
                 )));
             }
         }
+        ImageFormat::of(&self.output)?;
         Ok(())
     }
 }
@@ -410,12 +443,36 @@ mod tests {
         let plain = parse(&["a red circle", "a cat", "--seed", "0"]).expect("plain arguments");
         assert_eq!(flags.prompts(), ["a red circle", "a cat"]);
         assert_eq!(plain.prompts(), flags.prompts());
-        assert_eq!(plain.batch_size(), 2);
+        assert_eq!(plain.batch_size().unwrap(), 2);
         let both = parse(&["a red circle", "--prompt", "a cat"]).expect_err("both forms");
         assert_eq!(both.kind(), clap::error::ErrorKind::ArgumentConflict);
         let neither = parse(&["--seed", "0"]).expect_err("no prompt");
         assert_eq!(neither.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         assert!(neither.to_string().contains("--prompt <TEXT>"), "{neither}");
+    }
+
+    #[test]
+    fn the_batch_is_counted_without_overflow_and_capped() {
+        let two = ["--prompt", "a", "--prompt", "b"];
+        let batch = |k: &str| parse(&[&two[..], &["--num-images-per-prompt", k]].concat()).unwrap().batch_size();
+        assert_eq!(batch("512").unwrap(), 1024);
+        for k in ["513", "1000000000", "9223372036854775808", &usize::MAX.to_string()] {
+            let error = batch(k).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            assert!(error.to_string().contains(&format!("--num-images-per-prompt {k} × 2 prompt(s)")), "{error}");
+            assert!(error.to_string().contains("1024"), "{error}");
+        }
+    }
+
+    #[test]
+    fn per_image_seeds_must_not_overflow() {
+        let args = |seed: &str| {
+            parse(&["--prompt", "a", "--num-images-per-prompt", "3", "--seed-per-image", "--seed", seed]).unwrap()
+        };
+        args(&(u64::MAX - 2).to_string()).check().unwrap();
+        let error = args(&(u64::MAX - 1).to_string()).check().unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("--seed-per-image"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `vq-diffusion generate` on one backend: load, sample with a progress bar, write the files.
+//! `vq-diffusion generate` on one backend: check the outputs, load, sample with a progress bar,
+//! write the files (whole or not at all, see [`crate::staging`]).
 
 use std::hash::{BuildHasher, RandomState};
+use std::io::Write;
 use std::time::Instant;
 
 use vq_kernels::KernelBackend;
@@ -11,15 +13,20 @@ use vq_pipeline::{
 
 use crate::args::{truncation_mode_name, GenerateArgs, Rng};
 use crate::error::CliError;
-use crate::output::{check_writable, image_paths, write_tokens, Metadata};
+use crate::format::{ImageFormat, Kept};
+use crate::output::{image_path, tokens_json, Metadata, BATCH_PROMPTS};
 use crate::report;
+use crate::staging::{plan, Staged};
 
 /// Runs a generation on `device` of backend `B`.
 pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(), CliError> {
-    let images = image_paths(&args.output, args.batch_size());
-    for path in images.iter().chain(&args.tokens) {
-        check_writable(path)?;
-    }
+    let batch = args.batch_size()?;
+    let format = ImageFormat::of(&args.output)?;
+    let outputs: Vec<(&'static str, std::path::PathBuf)> = (0..batch)
+        .map(|i| ("--output", image_path(&args.output, batch, i)))
+        .chain(args.tokens.iter().map(|t| ("--tokens", t.clone())))
+        .collect();
+    let targets = plan(&outputs)?;
     set_precision::<B>(&device, args.dtype.precision()).map_err(|e| match e {
         PipelineError::Precision { precision, message } => CliError::Failure(format!(
             "--dtype {precision} is not supported by the {} backend: {message}",
@@ -51,7 +58,7 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
             seed
         }
     };
-    let noise = match args.rng {
+    let noise = |seed| match args.rng {
         Rng::Torch => NoiseSource::Torch { seed },
         Rng::Device => NoiseSource::Device { seed: Some(seed) },
     };
@@ -73,22 +80,16 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         .with_guidance_scale(guidance_scale)
         .with_truncation_rate(truncation_rate)
         .with_images_per_prompt(args.num_images_per_prompt)
-        .with_noise(noise)
+        .with_noise(noise(seed))
         .with_truncation_mode(truncation_mode)
         .with_sampler(args.sampler());
-
-    let bar = progress_bar(steps);
-    let start = Instant::now();
-    let generation = pipeline.generate_with_callback(&request, |step| bar.set_position(step.index as u64 + 1))?;
-    bar.finish_and_clear();
-    report(&format!("Generated {} image(s) in {:.1} s", images.len(), start.elapsed().as_secs_f32()));
-    for warning in &generation.warnings {
-        report(&format!("warning: {warning}"));
-    }
 
     let metadata = Metadata {
         model,
         seed,
+        seed_per_image: args.seed_per_image,
+        prompts: args.prompts(),
+        num_images_per_prompt: args.num_images_per_prompt,
         rng: args.rng.name(),
         steps,
         guidance_scale,
@@ -102,17 +103,67 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         backend: args.backend.name(),
         dtype: args.dtype.precision().name(),
     };
-    // Batch order is prompt-major: image i belongs to prompt i / K.
-    for (i, (image, path)) in generation.rgb8().iter().zip(&images).enumerate() {
-        let prompt = &args.prompts()[i / args.num_images_per_prompt];
-        vq_pipeline::write_png(path, image, &metadata.chunks(prompt))?;
-        crate::print_path(path);
+    let mut staged = Staged::default();
+    // What JPEG's 64 KiB of EXIF could not hold, said once per run.
+    let mut lost = Kept::All;
+    let mut write_image = |i: usize, image: &image::RgbImage| {
+        staged.write(&targets[i], |out| {
+            let kept = format.encode(image, &metadata.chunks(i), BATCH_PROMPTS, out)?;
+            lost = lost.max(kept);
+            Ok(())
+        })
+    };
+
+    let start = Instant::now();
+    let mut warnings: Vec<String> = Vec::new();
+    let tokens: Vec<Vec<i64>> = if args.seed_per_image {
+        // Image i alone with seed + i: the request of `--prompt P --seed S+i`.
+        let bar = progress_bar(steps * batch);
+        let mut tokens = Vec::with_capacity(batch);
+        for i in 0..batch {
+            let one = GenerateRequest {
+                prompts: vec![args.prompts()[i / args.num_images_per_prompt].clone()],
+                num_images_per_prompt: 1,
+                noise: noise(seed + i as u64),
+                ..request.clone()
+            };
+            let done = (i * steps) as u64;
+            let generation =
+                pipeline.generate_with_callback(&one, |step| bar.set_position(done + step.index as u64 + 1))?;
+            warnings.extend(generation.warnings.iter().filter(|w| !warnings.contains(w)).cloned().collect::<Vec<_>>());
+            write_image(i, &generation.rgb8()[0])?;
+            tokens.extend(generation.token_ids());
+        }
+        bar.finish_and_clear();
+        tokens
+    } else {
+        let bar = progress_bar(steps);
+        let generation = pipeline.generate_with_callback(&request, |step| bar.set_position(step.index as u64 + 1))?;
+        bar.finish_and_clear();
+        warnings = generation.warnings.clone();
+        // Batch order is prompt-major: image i belongs to prompt i / K.
+        for (i, image) in generation.rgb8().iter().enumerate() {
+            write_image(i, image)?;
+        }
+        generation.token_ids()
+    };
+    report(&format!("Generated {batch} image(s) in {:.1} s", start.elapsed().as_secs_f32()));
+    for warning in &warnings {
+        report(&format!("warning: {warning}"));
     }
-    if let Some(path) = &args.tokens {
-        write_tokens(path, &generation.token_ids())?;
-        crate::print_path(path);
+    match lost {
+        Kept::All => {}
+        Kept::WithoutBatchPrompts => report(
+            "warning: the batch's prompts do not fit into a JPEG's 64 KiB of EXIF: the images record their own \
+             prompt and place in the batch only (PNG and WebP keep them all)",
+        ),
+        Kept::None => report("warning: the parameters do not fit into a JPEG's 64 KiB of EXIF and are not recorded"),
     }
-    Ok(())
+    if args.tokens.is_some() {
+        let json = tokens_json(&tokens);
+        staged.write(&targets[batch], |out| out.write_all(json.as_bytes()).map_err(|e| e.to_string()))?;
+    }
+    staged.commit()
 }
 
 /// A seed in 0..2³² (what torch's CPU generator uses of a seed) from the process's random

@@ -8,8 +8,11 @@
 mod args;
 mod backend;
 mod error;
+mod exif;
+mod format;
 mod generate;
 mod output;
+mod staging;
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,48 +1,33 @@
-//! The files a run writes: image names, an early writability check, PNG metadata, token JSON.
+//! What a run writes: image names, the parameters each image records, the token JSON.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
-use crate::error::CliError;
-
-/// The image files for a batch of `count`: `output` itself for one image, else
-/// `stem-0.ext`, `stem-1.ext`, … (or `name-0`, … without an extension) in batch order.
-pub fn image_paths(output: &Path, count: usize) -> Vec<PathBuf> {
+/// Image `index` of a batch of `count`: `output` itself for one image, else `stem-index.ext`
+/// (or `name-index` without an extension); the batch order is the file order.
+pub fn image_path(output: &Path, count: usize, index: usize) -> PathBuf {
     if count == 1 {
-        return vec![output.to_path_buf()];
+        return output.to_path_buf();
     }
     let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    (0..count)
-        .map(|i| {
-            let name = match output.extension() {
-                Some(ext) => format!("{stem}-{i}.{}", ext.to_string_lossy()),
-                None => format!("{stem}-{i}"),
-            };
-            output.with_file_name(name)
-        })
-        .collect()
+    let name = match output.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    output.with_file_name(name)
 }
 
-/// Fails now, before minutes of sampling, if `path` cannot be written: an existing file must
-/// open for writing (it is not truncated here); a new one is created and removed again.
-pub fn check_writable(path: &Path) -> Result<(), CliError> {
-    let error = |message: String| CliError::Failure(format!("cannot write {}: {message}", path.display()));
-    if path.is_dir() {
-        return Err(error("it is a directory".into()));
-    }
-    if path.exists() {
-        return OpenOptions::new().append(true).open(path).map(drop).map_err(|e| error(e.to_string()));
-    }
-    OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| error(e.to_string()))?;
-    std::fs::remove_file(path).map_err(|e| error(e.to_string()))
-}
-
-/// What the PNG text chunks record about a generation (keyword, value).
+/// What each image records about its generation (PNG text chunks, EXIF for JPEG and WebP).
 pub struct Metadata<'a> {
     /// `--model` as given.
     pub model: &'a str,
-    /// The seed used (given or drawn).
+    /// The seed of the batch (given or drawn); image i's own is seed + i with `seed_per_image`.
     pub seed: u64,
+    /// Whether image i was generated alone with seed + i.
+    pub seed_per_image: bool,
+    /// The batch's prompts, in order.
+    pub prompts: &'a [String],
+    /// Images per prompt.
+    pub num_images_per_prompt: usize,
     /// `torch` or `device`.
     pub rng: &'static str,
     /// Denoising steps.
@@ -63,12 +48,22 @@ pub struct Metadata<'a> {
     pub dtype: &'static str,
 }
 
+/// The parameter holding the batch's prompts (the one a JPEG may have to leave out).
+pub const BATCH_PROMPTS: &str = "prompts";
+
 impl Metadata<'_> {
-    /// The text chunks of one image with its `prompt`.
-    pub fn chunks(&self, prompt: &str) -> Vec<(&'static str, String)> {
+    /// The parameters of image `index` of the batch (keyword, value). Enough to draw it again:
+    /// its prompt and seed with `seed_per_image` (generated alone); else the batch's prompts,
+    /// images per prompt and seed, of which it is image `batch_index`.
+    pub fn chunks(&self, index: usize) -> Vec<(&'static str, String)> {
+        let prompt = &self.prompts[index / self.num_images_per_prompt];
+        let seed = match self.seed_per_image {
+            true => self.seed + index as u64,
+            false => self.seed,
+        };
         let mut chunks = vec![
             ("prompt", prompt.to_string()),
-            ("seed", self.seed.to_string()),
+            ("seed", seed.to_string()),
             ("rng", self.rng.to_string()),
             ("steps", self.steps.to_string()),
             ("guidance_scale", self.guidance_scale.to_string()),
@@ -83,15 +78,21 @@ impl Metadata<'_> {
         if let Some(weight) = self.purity_weight {
             chunks.push(("purity_weight", weight.to_string()));
         }
+        chunks.extend([
+            ("batch_index", index.to_string()),
+            ("seed_per_image", self.seed_per_image.to_string()),
+            ("num_images_per_prompt", self.num_images_per_prompt.to_string()),
+            (BATCH_PROMPTS, serde_json::Value::from(self.prompts.to_vec()).to_string()),
+        ]);
         chunks
     }
 }
 
-/// Writes the token ids as JSON: one array of row-major latent-pixel ids per image.
-pub fn write_tokens(path: &Path, tokens: &[Vec<i64>]) -> Result<(), CliError> {
-    let mut json = serde_json::to_string(tokens).map_err(|e| CliError::Failure(e.to_string()))?;
+/// The token ids as JSON: one array of row-major latent-pixel ids per image, and a newline.
+pub fn tokens_json(tokens: &[Vec<i64>]) -> String {
+    let mut json = serde_json::Value::from(tokens.to_vec()).to_string();
     json.push('\n');
-    std::fs::write(path, json).map_err(|e| CliError::Failure(format!("cannot write {}: {e}", path.display())))
+    json
 }
 
 #[cfg(test)]
@@ -100,11 +101,47 @@ mod tests {
 
     #[test]
     fn image_files_are_numbered_before_the_extension() {
-        assert_eq!(image_paths(Path::new("out/a.png"), 1), [PathBuf::from("out/a.png")]);
-        assert_eq!(
-            image_paths(Path::new("out/a.b.png"), 2),
-            [PathBuf::from("out/a.b-0.png"), PathBuf::from("out/a.b-1.png")]
-        );
-        assert_eq!(image_paths(Path::new("img"), 2), [PathBuf::from("img-0"), PathBuf::from("img-1")]);
+        assert_eq!(image_path(Path::new("out/a.png"), 1, 0), PathBuf::from("out/a.png"));
+        assert_eq!(image_path(Path::new("out/a.b.png"), 2, 0), PathBuf::from("out/a.b-0.png"));
+        assert_eq!(image_path(Path::new("out/a.b.png"), 2, 1), PathBuf::from("out/a.b-1.png"));
+        assert_eq!(image_path(Path::new("img"), 2, 1), PathBuf::from("img-1"));
+    }
+
+    #[test]
+    fn each_image_records_its_place_in_the_batch() {
+        let prompts = ["a cat".to_string(), "a \"red\" car".to_string()];
+        let metadata = Metadata {
+            model: "m",
+            seed: 7,
+            seed_per_image: false,
+            prompts: &prompts,
+            num_images_per_prompt: 2,
+            rng: "torch",
+            steps: 3,
+            guidance_scale: 5.0,
+            truncation_rate: 1.0,
+            truncation_mode: "exact",
+            sampler: "posterior",
+            purity_weight: None,
+            backend: "flex",
+            dtype: "f32",
+        };
+        let value = |chunks: &[(&str, String)], key: &str| chunks.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+        let third = metadata.chunks(2);
+        assert_eq!(value(&third, "prompt"), "a \"red\" car");
+        assert_eq!(value(&third, "seed"), "7");
+        assert_eq!(value(&third, "batch_index"), "2");
+        assert_eq!(value(&third, "num_images_per_prompt"), "2");
+        assert_eq!(value(&third, "seed_per_image"), "false");
+        let listed: Vec<String> = serde_json::from_str(&value(&third, BATCH_PROMPTS)).unwrap();
+        assert_eq!(listed, prompts);
+        let per_image = Metadata { seed_per_image: true, ..metadata };
+        assert_eq!(value(&per_image.chunks(3), "seed"), "10");
+        assert_eq!(value(&per_image.chunks(3), "seed_per_image"), "true");
+    }
+
+    #[test]
+    fn tokens_are_one_json_array_per_image() {
+        assert_eq!(tokens_json(&[vec![1, 2], vec![3, 4]]), "[[1,2],[3,4]]\n");
     }
 }

@@ -5,140 +5,98 @@
 //! Environment, as `huggingface_hub` reads it: `HF_HUB_CACHE` (the cache folder), else
 //! `$HF_HOME/hub`, else `~/.cache/huggingface/hub`; `HF_HUB_OFFLINE=1` never touches the network
 //! (the files must already be cached); `HF_ENDPOINT` replaces `https://huggingface.co`;
-//! `HF_TOKEN` authenticates (else the token file of `HF_HOME`).
+//! `HF_TOKEN` authenticates (else the token file of `HF_HOME`); `HF_HUB_DOWNLOAD_TIMEOUT`
+//! (seconds, default 10) is the longest wait for a connection or for the next bytes of a
+//! download.
+//!
+//! The server is not trusted: every repository id, revision, file name, commit hash and etag is
+//! checked before it becomes part of a path ([`NameKind`]), so nothing is written outside the
+//! repository's cache folder; stalled transfers time out; a file must be as large as declared and
+//! within [`HubOptions::max_file_size`]; and a file appears in the cache only once complete.
+//! Downloading follows `huggingface_hub`'s `snapshot_download`: the revision's commit first, then
+//! every file at that commit, so a branch that moves meanwhile cannot mix two commits.
+
+mod cache;
+mod client;
+mod error;
+mod names;
+mod options;
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
+pub use error::{HubError, NameKind};
+pub use options::{HubOptions, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT};
 
+use self::cache::RepoCache;
+use self::client::Client;
 use crate::SAMPLING_DEFAULTS_FILE;
-
-/// Why a model could not be found or downloaded.
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    /// The argument is neither an existing folder nor a hub repository id.
-    #[error("`{0}` is not a folder, and not a hub repository id of the form `owner/name`")]
-    NotAModel(String),
-    /// Offline mode and the repository is not (completely) in the cache.
-    #[error("`{repo}` (revision `{revision}`) is not in the Hugging Face cache {cache} and HF_HUB_OFFLINE is set: {missing}")]
-    NotCached {
-        /// The repository id.
-        repo: String,
-        /// The revision asked for.
-        revision: String,
-        /// The cache folder searched.
-        cache: PathBuf,
-        /// What is missing.
-        missing: String,
-    },
-    /// The hub could not be reached or refused a request.
-    #[error("cannot download `{repo}` from the hub: {message}")]
-    Download {
-        /// The repository id.
-        repo: String,
-        /// The client's error.
-        message: String,
-    },
-}
-
-/// Where and how to look for hub repositories.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HubOptions {
-    /// The cache folder (`…/huggingface/hub`).
-    pub cache_dir: PathBuf,
-    /// Never use the network.
-    pub offline: bool,
-    /// Replacement for `https://huggingface.co`.
-    pub endpoint: Option<String>,
-    /// Access token.
-    pub token: Option<String>,
-    /// Branch, tag or commit.
-    pub revision: String,
-}
-
-impl HubOptions {
-    /// Options from the process environment (see the module docs).
-    pub fn from_env() -> Self {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    /// Options from any variable lookup (the environment in [`HubOptions::from_env`]).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            let user_home = var("HOME").map(PathBuf::from).unwrap_or_default();
-            user_home.join(".cache").join("huggingface")
-        });
-        let cache_dir = var("HF_HUB_CACHE").map(PathBuf::from).unwrap_or_else(|| home.join("hub"));
-        let offline = var("HF_HUB_OFFLINE")
-            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        let token = var("HF_TOKEN").or_else(|| std::fs::read_to_string(home.join("token")).ok());
-        let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        Self { cache_dir, offline, endpoint: var("HF_ENDPOINT"), token, revision: "main".into() }
-    }
-
-    /// The same options for another revision.
-    pub fn with_revision(mut self, revision: impl Into<String>) -> Self {
-        self.revision = revision.into();
-        self
-    }
-}
 
 /// The local folder of a pipeline given as a folder or a hub repository id.
 ///
 /// For a repository only the files the pipeline reads are fetched: `model_index.json` (and
 /// [`SAMPLING_DEFAULTS_FILE`] where there is one), the component configs, the tokenizer, and one
 /// weights file per component (the `variant` — e.g. `"fp16"` — when the repository has it, else
-/// safetensors, else `.bin`).
+/// safetensors, else `.bin`). Files already in the cache for the revision's commit are not
+/// fetched again; `refs/<revision>` is written once every file is there.
 pub fn resolve_pipeline_dir(model: &str, variant: Option<&str>, options: &HubOptions) -> Result<PathBuf, HubError> {
     let path = Path::new(model);
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    if !is_repo_id(model) {
+    if !names::is_repo_id(model) {
         return Err(HubError::NotAModel(model.into()));
     }
-    let repo = Repo::with_revision(model.into(), RepoType::Model, options.revision.clone());
-    if options.offline {
-        let cached = Cache::new(options.cache_dir.clone()).repo(repo).get("model_index.json");
-        let not_cached = |missing: &str| HubError::NotCached {
-            repo: model.into(),
-            revision: options.revision.clone(),
-            cache: options.cache_dir.clone(),
-            missing: missing.into(),
-        };
-        let index = cached.ok_or_else(|| not_cached("no model_index.json"))?;
-        return index.parent().map(Path::to_path_buf).ok_or_else(|| not_cached("bad snapshot path"));
+    names::check_revision(model, &options.revision)?;
+    let cache = RepoCache::new(&options.cache_dir, model);
+    match options.offline {
+        true => cached_snapshot(model, &cache, options),
+        false => download(model, &cache, variant, options),
     }
-    download(model, repo, variant, options)
 }
 
-fn download(model: &str, repo: Repo, variant: Option<&str>, options: &HubOptions) -> Result<PathBuf, HubError> {
-    let error = |e: hf_hub::api::sync::ApiError| HubError::Download { repo: model.into(), message: e.to_string() };
-    let mut builder = ApiBuilder::from_cache(Cache::new(options.cache_dir.clone()))
-        .with_progress(true)
-        .with_token(options.token.clone());
-    if let Some(endpoint) = &options.endpoint {
-        builder = builder.with_endpoint(endpoint.clone());
-    }
-    let api = builder.build().map_err(error)?.repo(repo);
-    let files: Vec<String> = api.info().map_err(error)?.siblings.into_iter().map(|s| s.rfilename).collect();
-    let mut index = None;
-    for file in pipeline_files(&files, variant) {
-        let local = api.get(&file).map_err(error)?;
-        if file == "model_index.json" {
-            index = local.parent().map(Path::to_path_buf);
-        }
-    }
-    index.ok_or_else(|| HubError::Download { repo: model.into(), message: "the repository has no model_index.json".into() })
-}
-
-/// `owner/name` with the characters the hub allows.
-fn is_repo_id(s: &str) -> bool {
-    let valid = |part: &str| {
-        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+/// The snapshot folder of `options.revision` in the cache, without the network.
+fn cached_snapshot(repo: &str, cache: &RepoCache, options: &HubOptions) -> Result<PathBuf, HubError> {
+    let not_cached = |missing: &str| HubError::NotCached {
+        repo: repo.into(),
+        revision: options.revision.clone(),
+        cache: options.cache_dir.clone(),
+        missing: missing.into(),
     };
-    matches!(s.split('/').collect::<Vec<_>>().as_slice(), [owner, name] if valid(owner) && valid(name))
+    let commit = cache.commit_of(&options.revision)?.ok_or_else(|| not_cached("no ref for this revision"))?;
+    match cache.has_file(&commit, "model_index.json") {
+        true => Ok(cache.snapshot(&commit)),
+        false => Err(not_cached("no model_index.json")),
+    }
+}
+
+fn download(repo: &str, cache: &RepoCache, variant: Option<&str>, options: &HubOptions) -> Result<PathBuf, HubError> {
+    let client = Client::new(repo, options);
+    let info = client.info(&options.revision)?;
+    let files = pipeline_files(&info.files, variant);
+    if !files.iter().any(|f| f == "model_index.json") {
+        let message = format!("revision `{}` (commit {}) has no model_index.json", options.revision, info.sha);
+        return Err(HubError::Download { repo: repo.into(), message });
+    }
+    // Every name is checked before anything is written.
+    for file in &files {
+        names::check_file_name(repo, file)?;
+    }
+    for file in &files {
+        if cache.has_file(&info.sha, file) {
+            continue;
+        }
+        let meta = client.metadata(&info.sha, file)?;
+        if !cache.has_blob(&meta.etag, meta.size) {
+            let mut temp = cache.temp_blob(&meta.etag)?;
+            client.download(file, &meta, &mut temp)?;
+            temp.persist(&cache.blob(&meta.etag))?;
+        }
+        cache.link(&info.sha, file, &meta.etag)?;
+    }
+    if options.revision != info.sha {
+        cache.write_ref(&options.revision, &info.sha)?;
+    }
+    Ok(cache.snapshot(&info.sha))
 }
 
 /// The files of a repository listing that a pipeline needs (see [`resolve_pipeline_dir`]).
@@ -154,12 +112,14 @@ pub fn pipeline_files(files: &[String], variant: Option<&str>) -> Vec<String> {
         })
         .cloned()
         .collect();
+    // A set, so that a listing of many files costs no quadratic time.
+    let listed: std::collections::HashSet<&str> = files.iter().map(String::as_str).collect();
     let mut folders: Vec<&str> = files.iter().filter_map(|f| f.split_once('/').map(|(d, _)| d)).collect();
     folders.sort();
     folders.dedup();
+    let preference = weight_names(variant);
     for folder in folders {
-        let preference = weight_names(variant);
-        if let Some(name) = preference.iter().map(|n| format!("{folder}/{n}")).find(|p| files.contains(p)) {
+        if let Some(name) = preference.iter().map(|n| format!("{folder}/{n}")).find(|p| listed.contains(p.as_str())) {
             wanted.push(name);
         }
     }
@@ -168,7 +128,12 @@ pub fn pipeline_files(files: &[String], variant: Option<&str>) -> Vec<String> {
 
 /// Weight file names in order of preference.
 fn weight_names(variant: Option<&str>) -> Vec<String> {
-    let plain = ["diffusion_pytorch_model.safetensors", "model.safetensors", "diffusion_pytorch_model.bin", "pytorch_model.bin"];
+    let plain = [
+        "diffusion_pytorch_model.safetensors",
+        "model.safetensors",
+        "diffusion_pytorch_model.bin",
+        "pytorch_model.bin",
+    ];
     let mut names = Vec::new();
     if let Some(v) = variant {
         names.extend(plain.iter().map(|n| n.replacen('.', &format!(".{v}."), 1)));

@@ -24,20 +24,31 @@ pub fn vq_diffusion<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
 
 /// Runs `vq-diffusion` with `args` and `VQ_DIFFUSION_MODEL` set to `model` (unset for `None`).
 pub fn vq_diffusion_with_model_env<S: AsRef<std::ffi::OsStr>>(args: &[S], model: Option<&str>) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"));
-    command.args(args).env_remove("VQ_DIFFUSION_MODEL");
+    let mut command = vq_diffusion_command(args);
     if let Some(model) = model {
         command.env("VQ_DIFFUSION_MODEL", model);
     }
-    let output = command.output().expect("the binary runs");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(&mut command)
+}
+
+/// The command `vq-diffusion` with `args`, without `VQ_DIFFUSION_MODEL` in its environment.
+pub fn vq_diffusion_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"));
+    command.args(args).env_remove("VQ_DIFFUSION_MODEL");
+    command
 }
 
 impl Run {
+    /// Runs `command` to its end.
+    pub fn of(command: &mut Command) -> Self {
+        let output = command.output().expect("the binary runs");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Asserts a clap usage error: status 2, stderr starting `error:` with every word of `words`.
     pub fn assert_clap_error(&self, words: &[&str]) {
         assert_eq!(self.code, Some(2), "exit status; stderr:\n{}", self.stderr);
@@ -167,4 +178,33 @@ pub fn text_value(chunks: &[(String, String)], keyword: &str) -> String {
 /// The `--tokens` JSON: one array of ids per image.
 pub fn read_tokens(path: &Path) -> Vec<Vec<i64>> {
     serde_json::from_str(&std::fs::read_to_string(path).expect("tokens file")).expect("tokens JSON")
+}
+
+/// The parameters a JPEG or WebP records: the JSON object in the EXIF `UserComment` (a TIFF
+/// structure: IFD0 → Exif IFD pointer 0x8769 → tag 0x9286, `ASCII\0\0\0` then the text).
+pub fn exif_parameters(path: &Path) -> serde_json::Map<String, Value> {
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .expect("open image")
+        .into_decoder()
+        .expect("image decoder");
+    let exif = decoder.exif_metadata().expect("read EXIF").expect("EXIF present");
+    let tiff = exif.strip_prefix(b"Exif\0\0".as_slice()).unwrap_or(&exif);
+    assert_eq!(&tiff[..4], b"II*\0", "little-endian TIFF");
+    let u16_at = |at: usize| u16::from_le_bytes([tiff[at], tiff[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes([tiff[at], tiff[at + 1], tiff[at + 2], tiff[at + 3]]) as usize;
+    // The entry `tag` of the IFD at `ifd`: (count, value or offset).
+    let entry = |ifd: usize, tag: usize| {
+        (0..u16_at(ifd))
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&e| u16_at(e) == tag)
+            .map(|e| (u32_at(e + 4), u32_at(e + 8)))
+            .unwrap_or_else(|| panic!("tag {tag:#x} in the IFD at {ifd}"))
+    };
+    let (_, exif_ifd) = entry(u32_at(4), 0x8769);
+    let (count, at) = entry(exif_ifd, 0x9286);
+    let comment = &tiff[at..at + count];
+    let text = comment.strip_prefix(b"ASCII\0\0\0".as_slice()).expect("an ASCII UserComment");
+    serde_json::from_slice(text).expect("a JSON object")
 }

@@ -34,6 +34,9 @@ fn generate_help_documents_every_flag_and_default() {
     ] {
         assert!(help.contains(&format!("{flag} <")), "{flag} missing from:\n{help}");
     }
+    for word in ["--seed-per-image", ".jpg/.jpeg", ".webp", "overwriting FILE", "at most 1024"] {
+        assert!(help.contains(word), "{word:?} missing from:\n{help}");
+    }
     // --steps defaults to 100 unless the model trains fewer steps (then to that number).
     assert!(help.contains("Default: 100, or the model's num_train_timesteps"), "--steps default missing from:\n{help}");
     // Guidance and truncation: the model's recommendation, else diffusers'.

@@ -50,10 +50,53 @@ fn png_records_every_setting() {
         ("backend", default_backend()),
         ("dtype", "f32"),
         ("software", &version),
+        ("batch_index", "0"),
+        ("seed_per_image", "false"),
+        ("num_images_per_prompt", "1"),
+        ("prompts", "[\"teddy bear playing in the pool\"]"),
     ] {
         assert_eq!(text_value(&chunks, keyword), value, "text chunk {keyword}");
     }
-    assert_eq!(chunks.len(), 12, "no other text chunks: {chunks:?}");
+    assert_eq!(chunks.len(), 16, "no other text chunks: {chunks:?}");
+}
+
+/// `generate` on the tiny hub pipeline (10 steps, truncation 0.86) with `flags`; the token rows.
+fn token_rows(scratch: &Scratch, name: &str, flags: &[&str]) -> (Vec<Vec<i64>>, std::path::PathBuf) {
+    let (output, tokens) = (scratch.join(&format!("{name}.png")), scratch.join(&format!("{name}.json")));
+    let model = tiny("hub").display().to_string();
+    let (output_arg, tokens_arg) = (output.display().to_string(), tokens.display().to_string());
+    let mut args = vec!["generate", "--model", &model, "--steps", "10", "--truncation-rate", "0.86"];
+    args.extend(["--output", &output_arg, "--tokens", &tokens_arg]);
+    args.extend(flags);
+    vq_diffusion(&args).assert_success();
+    (read_tokens(&tokens), output)
+}
+
+#[test]
+fn seed_per_image_draws_each_image_as_its_own_run_with_seed_plus_index() {
+    let scratch = Scratch::new("seed-per-image");
+    let teddy = "teddy bear playing in the pool";
+    let flags = ["--prompt", teddy, "--prompt", "a red car", "--num-images-per-prompt", "2", "--seed-per-image"];
+    let (rows, output) = token_rows(&scratch, "batch", &[&flags[..], &["--seed", "4294967301"]].concat());
+    assert_eq!(rows.len(), 4);
+    // Image 0 is diffusers' single image for the seed (the case `seed_2pow32_plus5_trunc086`).
+    let expected = reference("e2e.seed_2pow32_plus5_trunc086.tokens").to_vec::<i64>().expect("i64 tokens");
+    assert_eq!(rows[0], expected);
+    // Image i is the run of its prompt alone with seed + i, and records that.
+    for (i, prompt) in [(1, teddy), (2, "a red car"), (3, "a red car")] {
+        let seed = (4294967301u64 + i as u64).to_string();
+        let (alone, _) = token_rows(&scratch, &format!("alone-{i}"), &["--prompt", prompt, "--seed", &seed]);
+        assert_eq!(alone, [rows[i].clone()], "image {i}");
+        let chunks = png_text(&output.with_file_name(format!("batch-{i}.png")));
+        assert_eq!(text_value(&chunks, "seed"), seed);
+        assert_eq!(text_value(&chunks, "prompt"), prompt);
+        assert_eq!(text_value(&chunks, "seed_per_image"), "true");
+        assert_eq!(text_value(&chunks, "batch_index"), i.to_string());
+        assert_eq!(text_value(&chunks, "prompts"), format!("[\"{teddy}\",\"a red car\"]"));
+    }
+    // Without the flag, the batch comes from one generator: other tokens after image 0.
+    let (batch, _) = token_rows(&scratch, "one-generator", &[&flags[..5], &["2", "--seed", "4294967301"]].concat());
+    assert_ne!(batch[1], rows[1]);
 }
 
 #[test]

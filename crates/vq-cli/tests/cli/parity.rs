@@ -96,11 +96,13 @@ fn check_case(name: &str, layout: &str, output: &str, images: &[&str]) {
     let per_image = expected_u8.len() / images.len();
     let per_prompt = case["num_images_per_prompt"].as_u64().expect("images per prompt") as usize;
     for (b, path) in images.iter().enumerate() {
-        assert_eq!(
-            text_value(&png_text(path), "prompt"),
-            prompts(&case)[b / per_prompt],
-            "{name}: prompt of image {b}"
-        );
+        let chunks = png_text(path);
+        assert_eq!(text_value(&chunks, "prompt"), prompts(&case)[b / per_prompt], "{name}: prompt of image {b}");
+        // Enough to draw the image again: its place in the batch, the batch's prompts and K.
+        assert_eq!(text_value(&chunks, "batch_index"), b.to_string(), "{name}: image {b}");
+        assert_eq!(text_value(&chunks, "num_images_per_prompt"), per_prompt.to_string());
+        let listed: Vec<String> = serde_json::from_str(&text_value(&chunks, "prompts")).expect("JSON prompts");
+        assert_eq!(listed, prompts(&case), "{name}: the batch's prompts");
         let image = image::open(path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .to_rgb8();

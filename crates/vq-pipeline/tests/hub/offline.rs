@@ -1,22 +1,35 @@
 //! Resolving models through the shared Hugging Face cache, offline, in the cache's real layout.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use vq_pipeline::hub::{pipeline_files, resolve_pipeline_dir, HubError, HubOptions};
+use vq_pipeline::hub::{pipeline_files, resolve_pipeline_dir, HubError, HubOptions, NameKind};
+
+use crate::common::{build_cache, files_below, offline};
 
 /// The file list of microsoft/vq-diffusion-ithq (main).
 const ITHQ: &[&str] = &[
-    ".gitattributes", "README.md", "model_index.json",
+    ".gitattributes",
+    "README.md",
+    "model_index.json",
     "learned_classifier_free_sampling_embeddings/config.json",
     "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.bin",
     "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.fp16.bin",
     "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.fp16.safetensors",
     "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/pytorch_model.bin", "text_encoder/pytorch_model.fp16.bin",
+    "text_encoder/config.json",
+    "text_encoder/pytorch_model.bin",
+    "text_encoder/pytorch_model.fp16.bin",
     "text_encoder/model.fp16.safetensors",
-    "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
-    "transformer/config.json", "transformer/diffusion_pytorch_model.bin",
-    "vqvae/config.json", "vqvae/diffusion_pytorch_model.bin", "vqvae/diffusion_pytorch_model.fp16.bin",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/vocab.json",
+    "transformer/config.json",
+    "transformer/diffusion_pytorch_model.bin",
+    "vqvae/config.json",
+    "vqvae/diffusion_pytorch_model.bin",
+    "vqvae/diffusion_pytorch_model.fp16.bin",
     "vqvae/diffusion_pytorch_model.fp16.safetensors",
 ];
 
@@ -29,12 +42,15 @@ fn selects_one_weights_file_per_component() {
     let mut files = pipeline_files(&ithq(), None);
     files.sort();
     let weights: Vec<_> = files.iter().filter(|f| f.contains("model.")).cloned().collect();
-    assert_eq!(weights, [
-        "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.bin",
-        "text_encoder/pytorch_model.bin",
-        "transformer/diffusion_pytorch_model.bin",
-        "vqvae/diffusion_pytorch_model.bin",
-    ]);
+    assert_eq!(
+        weights,
+        [
+            "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.bin",
+            "text_encoder/pytorch_model.bin",
+            "transformer/diffusion_pytorch_model.bin",
+            "vqvae/diffusion_pytorch_model.bin",
+        ]
+    );
     assert!(files.contains(&"tokenizer/vocab.json".to_string()));
     assert!(files.contains(&"scheduler/scheduler_config.json".to_string()));
     assert!(!files.contains(&"README.md".to_string()));
@@ -47,50 +63,27 @@ fn selects_one_weights_file_per_component() {
     fp16.sort();
     let weights: Vec<_> = fp16.iter().filter(|f| f.contains("model.")).cloned().collect();
     // The transformer has no fp16 file on main: it falls back to the fp32 pickle.
-    assert_eq!(weights, [
-        "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.fp16.safetensors",
-        "text_encoder/model.fp16.safetensors",
-        "transformer/diffusion_pytorch_model.bin",
-        "vqvae/diffusion_pytorch_model.fp16.safetensors",
-    ]);
-}
-
-/// Writes `files` into `cache` as huggingface_hub does: content-addressed blobs, a ref naming
-/// the commit, and a snapshot of relative symlinks.
-fn build_cache<C: AsRef<[u8]>>(cache: &Path, repo: &str, commit: &str, files: &[(&str, C)]) -> PathBuf {
-    let root = cache.join(format!("models--{}", repo.replace('/', "--")));
-    std::fs::create_dir_all(root.join("blobs")).unwrap();
-    std::fs::create_dir_all(root.join("refs")).unwrap();
-    std::fs::write(root.join("refs/main"), commit).unwrap();
-    let snapshot = root.join("snapshots").join(commit);
-    for (i, (name, content)) in files.iter().enumerate() {
-        let blob = format!("blob{i:04}");
-        std::fs::write(root.join("blobs").join(&blob), content.as_ref()).unwrap();
-        let link = snapshot.join(name);
-        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-        let depth = name.matches('/').count() + 2;
-        let target: PathBuf = std::iter::repeat("..").take(depth).collect::<PathBuf>().join("blobs").join(&blob);
-        std::os::unix::fs::symlink(target, &link).unwrap();
-    }
-    snapshot
-}
-
-fn offline(cache: &Path) -> HubOptions {
-    HubOptions::from_vars(|k| match k {
-        "HF_HUB_CACHE" => Some(cache.to_string_lossy().into_owned()),
-        "HF_HUB_OFFLINE" => Some("1".into()),
-        _ => None,
-    })
+    assert_eq!(
+        weights,
+        [
+            "learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.fp16.safetensors",
+            "text_encoder/model.fp16.safetensors",
+            "transformer/diffusion_pytorch_model.bin",
+            "vqvae/diffusion_pytorch_model.fp16.safetensors",
+        ]
+    );
 }
 
 #[test]
 fn offline_resolution_reads_the_cache_snapshot() {
     let cache = std::env::temp_dir().join(format!("vq-hub-cache-{}", std::process::id()));
     let commit = "0123456789abcdef0123456789abcdef01234567";
-    let snapshot = build_cache(&cache, "microsoft/vq-diffusion-ithq", commit, &[
-        ("model_index.json", "{}"),
-        ("scheduler/scheduler_config.json", "{\"num_vec_classes\": 32}"),
-    ]);
+    let snapshot = build_cache(
+        &cache,
+        "microsoft/vq-diffusion-ithq",
+        commit,
+        &[("model_index.json", "{}"), ("scheduler/scheduler_config.json", "{\"num_vec_classes\": 32}")],
+    );
     let dir = resolve_pipeline_dir("microsoft/vq-diffusion-ithq", None, &offline(&cache)).unwrap();
     assert_eq!(dir, snapshot);
     let config = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json")).unwrap();
@@ -99,21 +92,28 @@ fn offline_resolution_reads_the_cache_snapshot() {
     let err = resolve_pipeline_dir("microsoft/other", None, &offline(&cache)).unwrap_err();
     assert!(matches!(err, HubError::NotCached { .. }), "{err}");
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
-}
 
-/// Every file of a folder, as (path relative to it, bytes).
-fn files_below(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            files.extend(files_below(&path).into_iter().map(|(p, b)| (format!("{name}/{p}"), b)));
-        } else {
-            files.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
-        }
-    }
-    files
+    // A commit hash needs no ref; an unknown revision has none.
+    let by_commit = offline(&cache).with_revision(commit);
+    assert_eq!(resolve_pipeline_dir("microsoft/vq-diffusion-ithq", None, &by_commit).unwrap(), snapshot);
+    let other = offline(&cache).with_revision("v2");
+    let err = resolve_pipeline_dir("microsoft/vq-diffusion-ithq", None, &other).unwrap_err();
+    assert!(matches!(&err, HubError::NotCached { missing, .. } if missing.contains("no ref")), "{err}");
+
+    // A ref file whose content is not a commit hash does not become a path.
+    let root = cache.join("models--microsoft--vq-diffusion-ithq");
+    std::fs::write(root.join("refs/main"), "../../../../etc\n").unwrap();
+    let err = resolve_pipeline_dir("microsoft/vq-diffusion-ithq", None, &offline(&cache)).unwrap_err();
+    assert!(
+        matches!(&err, HubError::UnsafeName { kind: NameKind::Commit, value, .. } if value == "../../../../etc"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("refs/main"), "names the ref file: {err}");
+    // A revision that would climb out of refs/ is refused before it is read.
+    let climbing = offline(&cache).with_revision("../../../x");
+    let err = resolve_pipeline_dir("microsoft/vq-diffusion-ithq", None, &climbing).unwrap_err();
+    assert!(matches!(err, HubError::UnsafeName { kind: NameKind::Revision, .. }), "{err}");
+    let _ = std::fs::remove_dir_all(&cache);
 }
 
 #[test]
@@ -130,10 +130,13 @@ fn a_whole_pipeline_loads_and_generates_from_the_cache_offline() {
 
     let options = LoadOptions { variant: None, hub: offline(&cache) };
     let device = Default::default();
-    let from_hub = VQDiffusionPipeline::<NdArray>::from_pretrained("vq-diffusion-rs/tiny-random", &options, &device).unwrap();
+    let from_hub =
+        VQDiffusionPipeline::<NdArray>::from_pretrained("vq-diffusion-rs/tiny-random", &options, &device).unwrap();
     assert_eq!(from_hub.dir, snapshot);
     let from_dir = VQDiffusionPipeline::<NdArray>::from_dir(&fixture, None, &device).unwrap();
-    let request = GenerateRequest::new(["teddy bear playing in the pool"]).with_steps(3).with_noise(NoiseSource::Torch { seed: 0 });
+    let request = GenerateRequest::new(["teddy bear playing in the pool"])
+        .with_steps(3)
+        .with_noise(NoiseSource::Torch { seed: 0 });
     assert_eq!(from_hub.generate(&request).unwrap().token_ids(), from_dir.generate(&request).unwrap().token_ids());
 
     // The fp16 variant files of the hub layout are picked on request.
@@ -163,6 +166,15 @@ fn environment_follows_huggingface_hub() {
     assert!(vars(&[("HF_HUB_OFFLINE", "true")]).offline);
     assert!(!vars(&[("HF_HUB_OFFLINE", "0")]).offline);
     assert_eq!(vars(&[("HF_TOKEN", " hf_x \n")]).token.as_deref(), Some("hf_x"));
+    assert_eq!(o.stall_timeout, Duration::from_secs(10), "huggingface_hub's default");
+    assert_eq!(o.connect_timeout, Duration::from_secs(10));
+    let slow = vars(&[("HF_HUB_DOWNLOAD_TIMEOUT", "2.5")]);
+    assert_eq!((slow.connect_timeout, slow.stall_timeout), (Duration::from_millis(2500), Duration::from_millis(2500)));
+    for ignored in ["0", "-1", "soon", "NaN"] {
+        let o = HubOptions::from_vars(|k| (k == "HF_HUB_DOWNLOAD_TIMEOUT").then(|| ignored.to_string()));
+        assert_eq!(o.stall_timeout, Duration::from_secs(10), "{ignored}");
+    }
+    assert_eq!(o.max_file_size, 16 << 30);
 }
 
 #[test]
