@@ -17,6 +17,12 @@ use crate::portable;
 /// burn's backends behind cargo features (`ndarray`, `flex`, `cubecl`, `fusion`, `autodiff`);
 /// another backend opts in with `impl KernelBackend for MyBackend {}` and gets the defaults.
 pub trait KernelBackend: Backend {
+    /// Whether convolutions run as one matrix product each ([`portable::conv2d_gemm`]) when this
+    /// backend trains under `Autodiff`: where its own convolution gradients are slow (burn's CPU
+    /// backends: a VQ-VAE training step 10.7× faster), not where its kernels are fast (CubeCL:
+    /// the GEMM form made an untuned CUDA step 3.8× slower).
+    const GEMM_CONVOLUTIONS_UNDER_AUTODIFF: bool = false;
+
     /// Multi-head attention `softmax(q kᵀ / √head_dim) v`, heads side by side in the last axis.
     ///
     /// # Shapes

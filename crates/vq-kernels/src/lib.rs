@@ -14,7 +14,7 @@
 //! | [`quick_gelu`](KernelBackend::quick_gelu) | `x · σ(1.702 x)` in tensor ops | f32: [`cpu::host_quick_gelu`] (one vectorised pass on the cores) | default | default |
 //! | [`ada_layer_norm`](KernelBackend::ada_layer_norm) | LayerNorm without affine, `· (1 + scale) + shift` | default | default | default |
 //! | [`class_log_softmax`](KernelBackend::class_log_softmax) | in f64 where the backend has it, returned as f32 | default | default | default |
-//! | [`convolution`](KernelBackend::convolution) | the backend's convolution | default | default | [`portable::conv2d_gemm`] (fast gradients) |
+//! | [`convolution`](KernelBackend::convolution) | the backend's convolution | default | default | over NdArray, Flex: [`portable::conv2d_gemm`] (fast gradients); else default |
 //! | [`split_batch`](KernelBackend::split_batch) | the whole batch at once | one part per core, on threads | default | default |
 //!
 //! The CPU paths are chosen at run time only by what the data allows (f32 values, more than one

@@ -16,6 +16,8 @@ mod ndarray;
 #[cfg(any(feature = "ndarray", feature = "flex"))]
 macro_rules! cpu_methods {
     () => {
+        const GEMM_CONVOLUTIONS_UNDER_AUTODIFF: bool = true;
+
         fn multi_head_attention(
             q: burn::tensor::Tensor<Self, 3>,
             k: burn::tensor::Tensor<Self, 3>,
