@@ -41,7 +41,7 @@ macro_rules! exit_codes {
         "Examples (a CPU smoke run of both stages, about a minute):\n",
         "  vq-train vqvae --out runs/smoke/vq --steps 60 --batch-size 8 --channels 8,16,32 --codes 32 \\\n",
         "      --image-size 32 --warmup 10 --log-every 20\n",
-        "  vq-train transformer --out runs/smoke/tr --vqvae runs/smoke/vq/vqvae --steps 40 --batch-size 8 \\\n",
+        "  vq-train transformer --out runs/smoke/tr --vqvae runs/smoke/vq/vqvae --steps 200 --batch-size 8 \\\n",
         "      --layers 2 --heads 2 --head-dim 16 --text-width 32 --text-layers 1 --warmup 10 --lr 1e-3\n",
         "  vq-train eval --model runs/smoke/tr/pipeline --count 8\n\n",
         "Run `vq-train <COMMAND> --help` for every option.\n\n",

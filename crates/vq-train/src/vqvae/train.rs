@@ -37,6 +37,20 @@ pub struct VqVaeTrainSummary {
 /// Trains the VQ-VAE per `config` on `device` in the loop shell ([`run_loop`]), writing
 /// `out_dir/vqvae/` at the end (also when the time budget stops the run early). `progress`
 /// receives one line per log interval.
+///
+/// # Example
+///
+/// ```no_run
+/// use burn::backend::{Autodiff, NdArray};
+/// use vq_train::vqvae::{train_vqvae, VqVaeTrainConfig};
+///
+/// let mut config = VqVaeTrainConfig::default();
+/// config.run.out_dir = "runs/vqvae".into();
+/// config.run.steps = 200;
+/// let summary = train_vqvae::<Autodiff<NdArray>>(&config, &Default::default(), &mut |line| eprintln!("{line}"))?;
+/// println!("{} steps, loss {:.4} → {:.4}", summary.steps_done, summary.first_loss, summary.final_loss);
+/// # Ok::<(), vq_train::TrainError>(())
+/// ```
 pub fn train_vqvae<B: TrainBackend>(
     config: &VqVaeTrainConfig,
     device: &B::Device,
