@@ -192,3 +192,32 @@ pub fn run_loop<B: TrainBackend, S: Stage<B>>(
         seconds_per_step: timer.elapsed() / (step - first_step).max(1) as f64,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::TimestepSampler;
+
+    #[test]
+    fn checkpoint_states_keep_their_json_form_with_or_without_a_stage_part() {
+        let run = r#""step": 500, "requested_steps": 3000, "total_steps": 2800, "elapsed_seconds": 61.5, "rng": 42"#;
+        // Stage 1 adds nothing: its state.json is the run's alone.
+        let text = format!("{{{run}}}");
+        let state: CheckpointState<()> = serde_json::from_str(&text).expect("a stage-1 state");
+        assert_eq!((state.run.step, state.run.total_steps, state.run.rng), (500, 2800, 42));
+        let written: serde_json::Value = serde_json::to_value(&state).expect("serializes");
+        assert_eq!(written, serde_json::from_str::<serde_json::Value>(&text).expect("JSON"));
+        // Stage 2 adds its sampler beside the run's fields.
+        #[derive(Serialize, Deserialize)]
+        struct Sampled {
+            sampler: TimestepSampler,
+        }
+        let sampler = serde_json::to_string(&TimestepSampler::new(4)).expect("serializes");
+        let text = format!("{{{run}, \"sampler\": {sampler}}}");
+        let state: CheckpointState<Sampled> = serde_json::from_str(&text).expect("a stage-2 state");
+        assert_eq!(state.run.requested_steps, 3000);
+        assert_eq!(state.stage.sampler, TimestepSampler::new(4));
+        let written: serde_json::Value = serde_json::to_value(&state).expect("serializes");
+        assert_eq!(written, serde_json::from_str::<serde_json::Value>(&text).expect("JSON"));
+    }
+}
