@@ -7,8 +7,7 @@
 # DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
 # may be empty), BACKEND (default cuda) the xtask backend,
 # WHAT / IMAGES / REPS the parts (default all, "1,4", 3; TORCH_WHAT diffusers' parts, default WHAT, which may
-# add graph: the forward replayed from a CUDA graph), LIMIT each run's seconds (150), CONV the VQ
-# decoder's convolutions (backend, the default, or gemm), TAG a suffix for the result files (so several
+# add graph: the forward replayed from a CUDA graph), LIMIT each run's seconds (150), TAG a suffix for the result files (so several
 # runs in one call keep theirs), PROFILE=1 CubeCL's kernel profiler on our runs (every kernel's time,
 # $OUT/profile-<dtype><TAG>.log.xz; launches then block, so its timings are not the benchmark's). JSON results and
 # logs come back in $OUT; a run that fails or outlasts its limit shows its rc in $OUT/peaks.txt, and the
@@ -38,7 +37,7 @@ for dtype in ${DTYPES-f32 f16 bf16}; do
   cp /tmp/vq/cubecl.base.toml cubecl.toml
   [ -n "${PROFILE:-}" ] && printf '[profiling.logger]\nlevel = "medium"\nfile = "%s/profile-%s%s.log"\n' "$OUT" "$dtype" "${TAG:-}" >> cubecl.toml
   with_peak "rust $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --rng device --reps "${REPS:-3}" --convolution "${CONV:-backend}" --json "$OUT/rust-$dtype${TAG:-}.json" > "/tmp/vq/rust-$dtype.log" 2>&1
+    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype${TAG:-}.json" > "/tmp/vq/rust-$dtype.log" 2>&1
   # A failing run can print megabytes of repeated errors (session 5: over the 16 MB a returned file
   # may have): the log comes back compressed, its ends on stdout.
   xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype${TAG:-}.log.xz"

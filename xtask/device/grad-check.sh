@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # On the lent GPU machine: `xtask grad-check` of the carried build's CUDA backend against the CPU
 # (`Autodiff<NdArray>` on the same weights and batch), to name the first parameter, in backward
-# order, whose gradient a build gets wrong (BENCHMARKS.md, sessions 9 and 11).
+# order, whose gradient a build gets wrong (BENCHMARKS.md).
 #   CUBECL_LOG=1 XTASK_XZ=.carry/xtask-tuned.xz bash xtask/device/grad-check.sh
 # MODES (default "decoder-only full") picks the checks — `convolutions` checks the decoder's
 # convolutions one by one (`--convolutions decoder`) —, BACKEND (cuda) the xtask backend, BATCH (8)
-# the images, VQVAE (models/shapes/vqvae) the checked VQ-VAE, ARGS more flags (e.g. "--convolution
-# gemm"), LIMIT (300) each check's seconds (a first run tunes every convolution shape). Logs and the
+# the images, VQVAE (models/shapes/vqvae) the checked VQ-VAE, ARGS more flags (e.g. "--seed 3"),
+# LIMIT (300) each check's seconds (a first run tunes every convolution shape). Logs and the
 # grown kernel caches come back under $OUT.
 source xtask/device/setup.sh
 for mode in ${MODES:-decoder-only full}; do

@@ -6,7 +6,7 @@
 #   bash xtask/device/speed-train.sh
 #   PROFILE=1 bash xtask/device/speed-train.sh   (CubeCL's kernel profiler on: every kernel's time,
 #                                                 into $OUT/profile-<backend>-<stage>.log.xz)
-# CONV (default backend), VQ_BATCH / TR_BATCH (64 / 128), VQ_ARGS / TR_ARGS as in train.sh; STAGES
+# VQ_BATCH / TR_BATCH (64 / 128), VQ_ARGS / TR_ARGS as in train.sh; STAGES
 # (default "vqvae transformer") picks the stages, e.g. the data-parallel transformer on four GPUs:
 #   STAGES=transformer TR_BATCH=512 TR_ARGS="--devices 0,1,2,3" bash xtask/device/speed-train.sh
 source xtask/device/setup.sh
@@ -23,10 +23,10 @@ for backend in ${BACKENDS:-cuda}; do
     [ -n "${PROFILE:-}" ] && printf '[profiling.logger]\nlevel = "medium"\nfile = "%s/profile-%s-%s.log"\n' "$OUT" "$backend" "$stage" >> cubecl.toml
     case $stage in
     vqvae) timeout 100 $XTASK train-vqvae --backend "$backend" --out "/tmp/vq/speed/vq-$backend" --steps 3000 \
-        --batch-size "${VQ_BATCH:-64}" --convolution "${CONV:-backend}" --max-minutes 1 --workers 14 --log-every 50 --fresh \
+        --batch-size "${VQ_BATCH:-64}" --max-minutes 1 --workers 14 --log-every 50 --fresh \
         ${VQ_ARGS:-} 2>&1 | tee "$OUT/speed-$backend-vqvae.log" ;;
     transformer) timeout 100 $XTASK train-transformer --backend "$backend" --out "/tmp/vq/speed/tr-$backend" \
-        --vqvae /tmp/vq/speed/runs/vqvae/vqvae --steps 4000 --batch-size "${TR_BATCH:-128}" --convolution "${CONV:-backend}" \
+        --vqvae /tmp/vq/speed/runs/vqvae/vqvae --steps 4000 --batch-size "${TR_BATCH:-128}" \
         --max-minutes 1 --workers 14 --log-every 50 --fresh ${TR_ARGS:-} 2>&1 | tee "$OUT/speed-$backend-transformer.log" ;;
     esac
   done

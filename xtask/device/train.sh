@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: training stages of the shapes model (issue 8), each with a budget in minutes.
+# On the lent GPU machine: training stages of the shapes model, each with a budget in minutes.
 #   bash xtask/device/train.sh vqvae 4 transformer 4
 # Each stage is killed 60 s after its budget (a first step can outlast any budget while kernels
 # compile), so the runs and the kernel caches still come back inside the call's 10 minutes.
@@ -7,8 +7,7 @@
 # Earlier runs travel as .carry/runs.tar.xz.part-* (a stage with a checkpoint resumes, AdamW's
 # moments from zero); the runs (optimizer states left out: twice the weights), the logs and the grown
 # kernel caches come back under $OUT. TR_ARGS="--half-checkpoints" keeps a transformer checkpoint
-# small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend, CONV (default backend:
-# faster than the GEMM form on the untuned CUDA build, BENCHMARKS.md) the VQ-VAE's convolutions,
+# small enough (≈ 20 MB) to carry into the next call beside the fixtures. BACKEND (default cuda-unfused) picks the xtask backend,
 # VQ_BATCH / TR_BATCH (64 / 128) and VQ_STEPS / TR_STEPS (3000 / 4000) the stages' sizes; VQ_ARGS /
 # TR_ARGS add flags (e.g. TR_ARGS="--lr 1e-3 --warmup 100 --keep-schedule"); RUNS_EXCLUDE leaves a path
 # pattern out of the returned runs (e.g. runs/vqvae/checkpoint once stage 1 is done).
@@ -22,8 +21,8 @@
 # run fails spends the rest of its budget on one device.
 # Without carried kernel caches (a fresh machine, no .carry/cubecl-cache.tar.xz) the fused, autotuned
 # BACKEND=cuda compiles and tunes every training kernel first: stage 1 did not finish its first step in
-# 6.5 minutes (session 15), stage 2's first steps took most of an 8-minute call; the unfused backend
-# tuned ≈ 100 convolution shapes over stage 1's first 30 steps (7 minutes, session 18). The committed
+# 6.5 minutes, stage 2's first steps took most of an 8-minute call; the unfused backend
+# tuned ≈ 100 convolution shapes over stage 1's first 30 steps (7 minutes). The committed
 # cubecl-cache-h200.tar.xz holds both: stage 1 at batch 64 on VQ_BACKEND=cuda-unfused (3.1 steps/s from
 # the first step) and stage 2 at batch 512 on BACKEND=cuda. Carry the caches a call returns
 # (`carry.sh runs`) to keep what a call adds.
@@ -37,7 +36,6 @@
 #     bash xtask/device/train.sh vqvae 3 retarget 1 transformer 4
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}
-conv=${CONV:-backend}
 mkdir -p /tmp/vq/runs
 [ ! -d /tmp/vq/runs/vqvae ] && ls .carry/runs.tar.xz.part-* >/dev/null 2>&1 && cat .carry/runs.tar.xz.part-* | xz -dc | tar -x -C /tmp/vq
 vq_out=/tmp/vq/${VQ_OUT:-runs/vqvae}
@@ -50,12 +48,12 @@ train_stage() {
   case $stage in
   vqvae)
     env ${VQ_GPUS:+CUDA_VISIBLE_DEVICES=$VQ_GPUS} timeout -k 10 $limit $XTASK train-vqvae --backend "${VQ_BACKEND:-$backend}" \
-      --out "$vq_out" --steps "${VQ_STEPS:-3000}" --batch-size "${VQ_BATCH:-64}" --convolution "$conv" \
+      --out "$vq_out" --steps "${VQ_STEPS:-3000}" --batch-size "${VQ_BATCH:-64}" \
       --max-minutes "$minutes" --workers 14 --log-every 100 ${VQ_ARGS:-} "$@" 2>&1 | tee -a $OUT/train-vqvae.log ;;
   transformer)
     env ${TR_GPUS:+CUDA_VISIBLE_DEVICES=$TR_GPUS} timeout -k 10 $limit $XTASK train-transformer --backend "${TR_BACKEND:-$backend}" \
       --out "/tmp/vq/${TR_OUT:-runs/diffusion}" --vqvae "$tr_vq" --steps "${TR_STEPS:-4000}" --batch-size "${TR_BATCH:-128}" \
-      --convolution "$conv" --max-minutes "$minutes" --workers 14 --log-every 100 ${TR_ARGS:-} "$@" 2>&1 |
+      --max-minutes "$minutes" --workers 14 --log-every 100 ${TR_ARGS:-} "$@" 2>&1 |
       tee -a $OUT/train-transformer.log ;;
   retarget)
     timeout -k 10 $limit $XTASK export --backend "$backend" --pipeline "${RT_PIPELINE:-models/shapes}" \

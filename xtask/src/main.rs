@@ -5,8 +5,10 @@
 //! * `convert` — turn a pipeline's PyTorch `.bin` checkpoints into safetensors (optionally f16).
 //! * `parity` — a table of errors of every component against the reference fixtures.
 //! * `bench` — time the full-size model on a backend (see `BENCHMARKS.md`).
-//! * `train-vqvae`, `train-transformer`, `export`, `eval` — train, export and score the small
-//!   shapes model (issue 8; `crates/vq-train/README.md`).
+//! * `train-vqvae`, `train-transformer`, `export`, `eval` — the `vq-train` binary's `vqvae`,
+//!   `transformer`, `export` and `eval` (the same code, `crates/vq-train-cli`), kept under these
+//!   names for the device scripts (`xtask/device/`), which carry one release xtask build.
+//! * `grad-check` — one training step's gradients on a backend against the CPU's.
 
 use std::process::ExitCode;
 
@@ -71,12 +73,10 @@ pub(crate) fn precision(name: &str) -> Result<vq_pipeline::Precision, String> {
 
 mod bench;
 mod convert;
-mod eval;
 mod fixtures;
 mod grad_check;
 mod parity;
 mod products;
-mod train;
 
 #[derive(Parser)]
 #[command(about = "vq-diffusion-rs project automation")]
@@ -95,17 +95,23 @@ enum Command {
     Parity(parity::Args),
     /// Time the ITHQ-size model on a backend (random weights).
     Bench(bench::Args),
-    /// Train the VQ-VAE of the shapes model (stage 1).
-    TrainVqvae(train::VqVaeArgs),
-    /// Train text encoder + transformer on the frozen VQ-VAE and export the pipeline (stage 2).
-    TrainTransformer(train::TransformerArgs),
-    /// Export a stage-2 checkpoint's weight EMA as a diffusers pipeline folder, or put a
-    /// decoder-only fine-tuned VQ-VAE into an exported pipeline.
-    Export(train::ExportArgs),
-    /// Generate held-out prompts with a trained pipeline and score them.
-    Eval(eval::Args),
+    /// `vq-train vqvae`: train the VQ-VAE of the shapes model (stage 1).
+    TrainVqvae(vq_train_cli::VqVaeArgs),
+    /// `vq-train transformer`: train text encoder + transformer on the frozen VQ-VAE and export
+    /// the pipeline (stage 2).
+    TrainTransformer(vq_train_cli::TransformerArgs),
+    /// `vq-train export`: a stage-2 checkpoint as a pipeline folder, or another VQ-VAE in a pipeline.
+    Export(vq_train_cli::ExportArgs),
+    /// `vq-train eval`: score a trained pipeline on held-out prompts.
+    Eval(vq_train_cli::EvalArgs),
     /// Compare one VQ-VAE training step's gradients on a backend with the CPU's, per parameter.
     GradCheck(grad_check::Args),
+}
+
+/// A `vq-train` command, ended at the first panic of any thread as `vq-train` ends it.
+fn vq_train(command: impl FnOnce() -> Result<(), vq_train_cli::CliError>) -> Result<(), String> {
+    vq_train_cli::exit_on_panic();
+    command().map_err(|e| e.one_line())
 }
 
 fn main() -> ExitCode {
@@ -115,10 +121,10 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Parity(args) => parity::run(args),
-        Command::TrainVqvae(args) => train::run_vqvae(args),
-        Command::TrainTransformer(args) => train::run_transformer(args),
-        Command::Export(args) => train::run_export(args),
-        Command::Eval(args) => eval::run(args),
+        Command::TrainVqvae(args) => vq_train(|| vq_train_cli::vqvae(&args)),
+        Command::TrainTransformer(args) => vq_train(|| vq_train_cli::transformer(&args)),
+        Command::Export(args) => vq_train(|| vq_train_cli::export(&args)),
+        Command::Eval(args) => vq_train(|| vq_train_cli::eval(&args)),
         Command::GradCheck(args) => grad_check::run(args),
     };
     match result {

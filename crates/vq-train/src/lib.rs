@@ -1,5 +1,5 @@
-//! Training support for VQ-Diffusion on burn (issue 8): everything that does not need the model
-//! crates.
+//! Training support for VQ-Diffusion on burn: the data, the evaluator, the objective and the two
+//! training stages of a small text-to-image model, exported in the diffusers hub layout.
 //!
 //! - [`data`]: a procedural captioned shapes dataset (seeded, unlimited, with a held-out split of
 //!   unseen attribute combinations);
@@ -8,16 +8,18 @@
 //! - [`loss`]: the VQ-Diffusion training objective (Gu et al., arXiv 2111.14822, §4 and
 //!   appendix) as functions over burn tensors: the mask-and-replace forward sample q(x_t | x_0),
 //!   the per-sample posterior, the variational-bound KL, the auxiliary x_0 loss and the
-//!   importance sampler of timesteps.
-//!
+//!   importance sampler of timesteps;
 //! - [`text`]: the CLIP tokenizer trimmed to the captions' vocabulary;
 //! - [`vqvae`]: stage 1, training the VQ-VAE (EMA codebook, straight-through estimator);
 //! - [`diffusion`]: stage 2, training text encoder + transformer, and the export in the
 //!   diffusers hub layout;
 //! - [`sampling`]: generating held-out prompts with the pipeline and scoring them;
-//! - [`train`]: batches on CPU threads, schedules, curves, checkpoints, the safetensors writer.
+//! - [`train`]: the run configuration and the loop shell both stages share ([`train::RunConfig`],
+//!   [`train::run_loop`]), batches on CPU threads, schedules, curves, checkpoints, the safetensors
+//!   writer.
 //!
-//! The training plan and the commands are in the crate's `README.md`.
+//! The `vq-train` binary (crate `vq-train-cli`) runs the stages from the command line; the crate's
+//! `README.md` shows the commands, their flags and outputs.
 //!
 //! # Example
 //!

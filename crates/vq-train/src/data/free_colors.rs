@@ -4,7 +4,7 @@
 //! Why: trained on the named colours only, the VQ-VAE ties colour to shape in its codes. Its
 //! reconstructions of held-out images kept 51 % of purple diamonds' shapes and 78 % of yellow
 //! squares', against 99 % for objects in no held-out combination and 90–97 % for the held-out
-//! (shape, position) pairs (BENCHMARKS.md, session 18): a convolutional encoder generalises over
+//! (shape, position) pairs (BENCHMARKS.md): a convolutional encoder generalises over
 //! positions but not over colours it never saw on a shape. Repainted images show every shape in
 //! colours of every kind, so the codes must carry shape apart from colour. The held-out split
 //! stays a test of composition: an object is never repainted in a colour whose two nearest named

@@ -1,4 +1,4 @@
-//! Starting stage 2 from an exported pipeline (`train-transformer --init-from`): its text
+//! Starting stage 2 from an exported pipeline (`vq-train transformer --init-from`): its text
 //! encoder, transformer and null embedding, e.g. a pipeline that [`super::retarget_pipeline`]
 //! moved onto a new VQ-VAE.
 

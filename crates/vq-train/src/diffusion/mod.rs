@@ -9,22 +9,27 @@
 //! embedding (classifier-free guidance training) — predict log p_θ(x_0 | x_t, y), and minimise
 //! [`crate::loss::VqDiffusionLossConfig::loss`] with AdamW (warm-up + cosine, per-parameter
 //! gradient-norm clipping). An EMA of the weights is what gets exported. With
-//! `device_indices`, each batch is split across replicas on several devices (or several streams
-//! of one) and their gradients summed before the step (`parallel.rs`).
+//! `run.device_indices`, each batch is split across replicas on several devices (or several streams
+//! of one) and their gradients summed before the step (`parallel.rs`). The step is a
+//! [`Stage`](crate::train::Stage) (`stage.rs`) of the loop shell both stages share
+//! ([`crate::train::run_loop`]).
 
+mod config;
 mod export;
 mod init;
 mod model;
 mod parallel;
 mod retarget;
+mod stage;
 mod swap;
 mod train;
 
+pub use config::DiffusionTrainConfig;
 pub use export::write_pipeline;
 pub use model::{TextToTokens, TextToTokensConfig};
 pub use retarget::{count_code_pairs, match_codes, retarget_pipeline, CodeMatch};
 pub use swap::swap_vqvae;
-pub use train::{export_checkpoint, train_diffusion, DiffusionTrainConfig, DiffusionTrainSummary};
+pub use train::{export_checkpoint, train_diffusion, DiffusionTrainSummary};
 
 #[cfg(test)]
 mod retarget_tests;

@@ -2,7 +2,7 @@
 //! forward and backward pass runs on its replica's device in its own thread, and the gradients
 //! are summed on the main device before a single optimizer step. Several replicas on one device
 //! run on separate CubeCL streams; that doubles the rate on a 2-core CPU but made a step ≈ 3×
-//! slower on one H100 (BENCHMARKS.md, session 5), so GPUs take one replica each.
+//! slower on one H100 (BENCHMARKS.md), so GPUs take one replica each.
 //!
 //! The shards' losses are weighted by their share of the batch, so the summed gradient is the
 //! gradient of the whole batch's per-token loss, as on one device.

@@ -9,7 +9,7 @@
 //! matched old code's input embedding and output row — the old code's output probability split
 //! among the new codes matched to it, in proportion to how often each replaced it. For a
 //! codebook that is only permuted this is exact; in general it is where
-//! `train-transformer --init-from` starts.
+//! `vq-train transformer --init-from` starts.
 
 use vq_kernels::KernelBackend;
 use std::path::Path;

@@ -13,6 +13,7 @@ use crate::data::DatasetConfig;
 use crate::text::{caption_words, write_trimmed_tokenizer};
 use crate::train::export::{read_json, StoreDtype, TRANSFORMER_RENAMES};
 use crate::train::test_support::temp_dir;
+use crate::train::RunConfig;
 
 fn tensor(file: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let data = vq_weights::read_tensor(file, name).unwrap();
@@ -190,18 +191,24 @@ fn stage_two_starts_from_a_pipeline_and_refuses_one_with_other_codes() {
 
     // Learning rate 0: the exported raw weights are the starting pipeline's. The size flags
     // (6 layers by default) give way to the pipeline's 2.
-    let config = |vqvae: &str| DiffusionTrainConfig {
-        out_dir: dir.join("run"),
-        vqvae_dir: dir.join(vqvae),
-        clip_tokenizer_dir: clip.clone(),
-        init_from: Some(start.clone()),
-        batch_size: 2,
-        steps: 1,
-        learning_rate: 0.0,
-        ema_decay: 0.0,
-        workers: 1,
-        dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
-        ..DiffusionTrainConfig::default()
+    let config = |vqvae: &str| {
+        let defaults = DiffusionTrainConfig::default();
+        DiffusionTrainConfig {
+            run: RunConfig {
+                out_dir: dir.join("run"),
+                init_from: Some(start.clone()),
+                batch_size: 2,
+                steps: 1,
+                learning_rate: 0.0,
+                workers: 1,
+                dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
+                ..defaults.run
+            },
+            vqvae_dir: dir.join(vqvae),
+            clip_tokenizer_dir: clip.clone(),
+            ema_decay: 0.0,
+            ..defaults
+        }
     };
     train_diffusion::<Autodiff<B>>(&config("vqvae"), &device, &mut |_| {}).unwrap();
     for file in [

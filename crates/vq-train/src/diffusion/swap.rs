@@ -1,6 +1,6 @@
 //! Putting a fine-tuned decoder into an exported pipeline.
 //!
-//! `train-vqvae --decoder-only` trains the decoder (and `post_quant_conv`) of a VQ-VAE while its
+//! `vq-train vqvae --decoder-only` trains the decoder (and `post_quant_conv`) of a VQ-VAE while its
 //! encoder, `quant_conv` and codebook stay frozen, so every image keeps its codes and the
 //! transformer trained on those codes stays valid. [`swap_vqvae`] writes a pipeline whose
 //! `vqvae/` is the fine-tuned one and everything else the old pipeline's — after checking that

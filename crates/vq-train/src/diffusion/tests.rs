@@ -206,20 +206,24 @@ fn a_decoder_only_vqvae_replaces_the_pipelines_and_one_with_other_codes_is_refus
     std::fs::remove_dir_all(dir).ok();
 }
 
-#[test]
-fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() {
-    use burn::backend::Autodiff;
-
-    use super::{train_diffusion, DiffusionTrainConfig};
-    use crate::data::DatasetConfig;
-
-    let dir = temp_dir("diffusion-resume");
-    let device = Default::default();
-    // An untrained two-level VQ-VAE for 24-pixel images: 12 × 12 tokens of K = 16.
-    let vq_config = toy_vq_config(24);
-    random_vqvae(&vq_config, &dir.join("vqvae"));
-    let config = |steps| DiffusionTrainConfig {
-        out_dir: dir.join("run"),
+/// A tiny stage 2 on the toy VQ-VAE `dir/vqvae` (24-pixel images: 12 × 12 tokens of K = 16),
+/// writing `dir/run`: T = 10, one transformer block 2 × 8 wide, a text encoder 16 wide, batches of
+/// 2, a checkpoint (in f16) every 2 steps.
+fn tiny_stage_two(dir: &Path, steps: usize) -> super::DiffusionTrainConfig {
+    let defaults = super::DiffusionTrainConfig::default();
+    super::DiffusionTrainConfig {
+        run: crate::train::RunConfig {
+            out_dir: dir.join("run"),
+            batch_size: 2,
+            steps,
+            learning_rate: 1e-3,
+            warmup_steps: 2,
+            log_every: 1,
+            checkpoint_every: 2,
+            workers: 1,
+            dataset: crate::data::DatasetConfig { image_size: 24, ..crate::data::DatasetConfig::default() },
+            ..defaults.run
+        },
         vqvae_dir: dir.join("vqvae"),
         clip_tokenizer_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tiny/hub/tokenizer"),
         num_timesteps: 10,
@@ -229,17 +233,23 @@ fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() 
         text_width: 16,
         text_layers: 1,
         text_heads: 2,
-        batch_size: 2,
-        steps,
-        learning_rate: 1e-3,
-        warmup_steps: 2,
-        log_every: 1,
-        checkpoint_every: 2,
-        workers: 1,
         checkpoint_dtype: StoreDtype::F16,
-        dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
-        ..DiffusionTrainConfig::default()
-    };
+        ..defaults
+    }
+}
+
+#[test]
+fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() {
+    use burn::backend::Autodiff;
+
+    use super::train_diffusion;
+
+    let dir = temp_dir("diffusion-resume");
+    let device = Default::default();
+    // An untrained two-level VQ-VAE for 24-pixel images: 12 × 12 tokens of K = 16.
+    let vq_config = toy_vq_config(24);
+    random_vqvae(&vq_config, &dir.join("vqvae"));
+    let config = |steps| tiny_stage_two(&dir, steps);
     let mut heard = Vec::new();
     let first = train_diffusion::<Autodiff<B>>(&config(2), &device, &mut |l| heard.push(l.to_string())).unwrap();
     assert_eq!(first.steps_done, 2);
@@ -259,6 +269,56 @@ fn stage_two_resumes_from_a_half_precision_checkpoint_without_optimizer_state() 
     assert_eq!(rates.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
     assert_rewarmed(&rates, 2, 4, 2);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn stage_two_stopped_by_its_budget_and_resumed_continues_the_uninterrupted_run() {
+    use burn::backend::Autodiff;
+
+    use super::train_diffusion;
+
+    // The timesteps (drawn from the host generator, which checkpoints carry) and the learning
+    // rates of a run stopped by its budget after one step and resumed are the uninterrupted
+    // run's. (The losses are not compared: x_t's noise comes from the backend's generator, which
+    // the tests running beside this one share.)
+    let columns = |name: &str, stop_first: bool| {
+        let dir = temp_dir(name);
+        random_vqvae(&toy_vq_config(24), &dir.join("vqvae"));
+        let config = |max_minutes| {
+            let mut config = tiny_stage_two(&dir, 6);
+            config.run.checkpoint_every = 1;
+            config.run.max_minutes = max_minutes;
+            config
+        };
+        if stop_first {
+            let mut heard = Vec::new();
+            let summary = train_diffusion::<Autodiff<B>>(&config(Some(0.0)), &Default::default(), &mut |l| {
+                heard.push(l.to_string())
+            })
+            .expect("a budget-stopped run");
+            assert_eq!(summary.steps_done, 1);
+            assert!(heard.iter().any(|l| l == "time budget reached after step 1; saved"), "{heard:?}");
+            assert!(dir.join("run/pipeline/model_index.json").is_file(), "exported at the budget stop");
+            let state = std::fs::read_to_string(dir.join("run/checkpoint/state.json")).expect("state.json");
+            assert!(state.contains("\"step\": 1") && state.contains("\"sampler\""), "{state}");
+        }
+        let summary = train_diffusion::<Autodiff<B>>(&config(None), &Default::default(), &mut |_| {}).expect("train");
+        assert_eq!(summary.steps_done, 6);
+        let text = std::fs::read_to_string(dir.join("run/loss.csv")).expect("loss.csv");
+        std::fs::remove_dir_all(&dir).ok();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("step,loss,vb,aux,mean_t,lr,seconds"));
+        lines
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                assert!(fields[1..4].iter().all(|v| v.parse::<f64>().expect("a number").is_finite()), "{line}");
+                [fields[0], fields[4], fields[5]].map(String::from)
+            })
+            .collect::<Vec<_>>()
+    };
+    let whole = columns("diffusion-budget-whole", false);
+    assert_eq!(whole.iter().map(|row| row[0].as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3", "4", "5"]);
+    assert_eq!(columns("diffusion-budget-resumed", true), whole);
 }
 
 #[test]

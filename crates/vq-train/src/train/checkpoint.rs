@@ -148,6 +148,23 @@ where
     Ok((model, optimizer, restarted.then_some(step)))
 }
 
+/// Saves a run's model (`checkpoint_dir/model.mpk`, in `dtype`) and optimizer (`optimizer.mpk`,
+/// full precision), which [`load_trainee`] reads back.
+pub fn save_trainee<B, M, O>(
+    model: &M,
+    optimizer: &O,
+    checkpoint_dir: &Path,
+    dtype: StoreDtype,
+) -> Result<(), TrainError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    save_module_as(model.clone(), &checkpoint_dir.join("model"), dtype)?;
+    save_record::<B, _>(optimizer.to_record(), &checkpoint_dir.join("optimizer"))
+}
+
 /// Writes the JSON training state.
 pub fn save_state<S: Serialize>(state: &S, path: &Path) -> Result<(), TrainError> {
     let text = serde_json::to_string_pretty(state).map_err(|e| TrainError::io(path, e))?;

@@ -87,7 +87,7 @@ where
 /// Why not `to_device`: between two GPUs, CubeCL 0.10 pairs a send on one device's server with a
 /// receive on the other's (its collective path); with the replicas' threads moving gradients at
 /// the same time, a three-GPU VQ-VAE run ended in `CUDA_ERROR_ILLEGAL_ADDRESS` at its 20th to 30th
-/// step (BENCHMARKS.md, session 5). A step moves a few megabytes (the models' weights and
+/// step (BENCHMARKS.md). A step moves a few megabytes (the models' weights and
 /// gradients), which the host copies in milliseconds.
 pub fn host_copy<B: Backend, const D: usize, K>(tensor: Tensor<B, D, K>, device: &B::Device) -> Tensor<B, D, K>
 where

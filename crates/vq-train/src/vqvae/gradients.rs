@@ -1,8 +1,8 @@
 //! One stage-1 training step's gradients by parameter name, so that two backends can be compared
-//! on the same weights and batch (`xtask grad-check`): the autotuned CUDA build computed the
-//! VQ-VAE's forward pass like the CPU but diverged in training (BENCHMARKS.md, session 9), and
-//! the names of the parameters whose gradients differed led to the op at fault (burn's nearest
-//! `interpolate` backward, session 11).
+//! on the same weights and batch (`xtask grad-check`): a build can compute the VQ-VAE's forward
+//! pass like the CPU and still train wrongly (BENCHMARKS.md: the autotuned CUDA build's nearest
+//! `interpolate` backward did), and the names of the parameters whose gradients differ lead to
+//! the op at fault.
 
 use crate::TrainBackend;
 use std::path::Path;
@@ -41,7 +41,7 @@ pub struct StepGradients {
 
 /// The loss and gradients of one training step of the VQ-VAE in `vqvae_dir` on batch 0 of the training
 /// split (`batch_size` images of the dataset with seed `seed`), with stage 1's default loss
-/// weights; `decoder_only` freezes the encoder as `train-vqvae --decoder-only` does.
+/// weights; `decoder_only` freezes the encoder as `vq-train vqvae --decoder-only` does.
 pub fn named_step_gradients<B: TrainBackend>(
     vqvae_dir: &Path,
     batch_size: usize,

@@ -9,27 +9,39 @@ use super::*;
 use crate::data::DatasetConfig;
 use crate::train::export::copy_dir;
 use crate::train::test_support::{assert_rewarmed, learning_rates, temp_dir};
+use crate::train::RunConfig;
 
 type B = Autodiff<NdArray<f32>>;
 
 /// 24-pixel images, two levels of 8 and 16 channels, 16 codes; a checkpoint every 2 steps.
 fn toy(dir: &Path, steps: usize) -> VqVaeTrainConfig {
+    let defaults = VqVaeTrainConfig::default();
     VqVaeTrainConfig {
-        out_dir: dir.to_path_buf(),
+        run: RunConfig {
+            out_dir: dir.to_path_buf(),
+            batch_size: 2,
+            steps,
+            learning_rate: 1e-3,
+            warmup_steps: 4,
+            log_every: 1,
+            checkpoint_every: 2,
+            workers: 1,
+            dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
+            ..defaults.run
+        },
         block_out_channels: vec![8, 16],
         norm_num_groups: 4,
         num_vq_embeddings: 16,
         vq_embed_dim: 4,
-        batch_size: 2,
-        steps,
-        learning_rate: 1e-3,
-        warmup_steps: 4,
-        log_every: 1,
-        checkpoint_every: 2,
-        workers: 1,
-        dataset: DatasetConfig { image_size: 24, ..DatasetConfig::default() },
-        ..VqVaeTrainConfig::default()
+        ..defaults
     }
+}
+
+/// `toy(dir, steps)` started from the exported VQ-VAE `init_from`.
+fn toy_from(dir: &Path, steps: usize, init_from: &Path) -> VqVaeTrainConfig {
+    let mut config = toy(dir, steps);
+    config.run.init_from = Some(init_from.to_path_buf());
+    config
 }
 
 #[test]
@@ -57,6 +69,47 @@ fn a_run_resumed_without_optimizer_state_warms_its_learning_rate_up_again() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_run_stopped_by_its_budget_and_resumed_writes_the_uninterrupted_runs_curve() {
+    // Both runs start from one exported VQ-VAE (no weights drawn from the backend's generator,
+    // which the tests running beside this one share) and checkpoint after every step; one of
+    // them with no time to spare, so that it stops after its first step and is resumed.
+    let base = temp_dir("vqvae-budget-base");
+    train_vqvae::<B>(&toy(&base, 1), &Default::default(), &mut |_| {}).expect("train");
+    let curve = |name: &str, stop_first: bool| {
+        let dir = temp_dir(name);
+        let config = |max_minutes| {
+            let mut config = toy_from(&dir, 4, &base.join("vqvae"));
+            config.run.checkpoint_every = 1;
+            config.run.max_minutes = max_minutes;
+            config
+        };
+        if stop_first {
+            let mut heard = Vec::new();
+            let summary = train_vqvae::<B>(&config(Some(0.0)), &Default::default(), &mut |l| heard.push(l.to_string()))
+                .expect("a budget-stopped run");
+            assert_eq!(summary.steps_done, 1);
+            assert!(heard.iter().any(|l| l == "time budget reached after step 1; saved"), "{heard:?}");
+            for file in
+                ["vqvae/config.json", "checkpoint/model.mpk", "checkpoint/codebook.mpk", "checkpoint/state.json"]
+            {
+                assert!(dir.join(file).is_file(), "{file} missing after the budget stop");
+            }
+        }
+        let summary = train_vqvae::<B>(&config(None), &Default::default(), &mut |_| {}).expect("train");
+        assert_eq!(summary.steps_done, 4);
+        let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
+        std::fs::remove_dir_all(&dir).ok();
+        // Every column but the last (seconds).
+        text.lines().map(|line| line.rsplit_once(',').expect("columns").0.to_string()).collect::<Vec<_>>()
+    };
+    let whole = curve("vqvae-budget-whole", false);
+    assert_eq!(whole[0], "step,loss,l1,l2,commitment,restarted,lr");
+    assert_eq!(whole.len(), 5);
+    assert_eq!(curve("vqvae-budget-resumed", true), whole);
+    std::fs::remove_dir_all(&base).ok();
+}
+
 /// One run's loss rows and exported tensors (name, shape, values).
 type RunRecord = (Vec<Vec<f64>>, Vec<(String, Vec<usize>, Vec<f32>)>);
 
@@ -74,7 +127,8 @@ fn two_replicas_train_as_one_device_does() {
         .map(|device_indices| {
             let dir = temp_dir(&format!("vqvae-replicas-{}", device_indices.len()));
             copy_dir(&start, &dir, &[]).expect("copy the run");
-            let config = VqVaeTrainConfig { device_indices, ..toy(&dir, 3) };
+            let mut config = toy(&dir, 3);
+            config.run.device_indices = device_indices;
             let summary = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("continue");
             assert_eq!(summary.steps_done, 3);
             let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
@@ -128,11 +182,10 @@ fn a_decoder_only_run_changes_the_decoder_and_keeps_every_code() {
     train_vqvae::<B>(&toy(&base, 2), &Default::default(), &mut |_| {}).expect("train");
     let dir = temp_dir("vqvae-decoder-only");
     let config = VqVaeTrainConfig {
-        init_from: Some(base.join("vqvae")),
         decoder_only: true,
         // Ignored: the exported config.json fixes the architecture.
         block_out_channels: vec![4, 4],
-        ..toy(&dir, 3)
+        ..toy_from(&dir, 3, &base.join("vqvae"))
     };
     let summary = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("decoder only");
     assert_eq!(summary.steps_done, 3);
@@ -156,7 +209,7 @@ fn a_decoder_only_run_changes_the_decoder_and_keeps_every_code() {
     assert!(changed * 2 > trained.len(), "only {changed} of {} decoder tensors changed", trained.len());
 
     // The same images get the same codes from both.
-    let dataset = crate::data::Dataset::new(config.dataset.clone(), 7).expect("dataset");
+    let dataset = crate::data::Dataset::new(config.run.dataset.clone(), 7).expect("dataset");
     let samples: Vec<_> = (0..4).map(|i| dataset.sample(crate::data::Split::Train, i)).collect();
     let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
     let codes = |model: &vq_model::VQModel<NdArray<f32>>| {
@@ -175,7 +228,7 @@ fn a_decoder_only_run_needs_a_vqvae_to_start_from() {
     let config = VqVaeTrainConfig { decoder_only: true, ..toy(&dir, 1) };
     let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("give init_from (--init-from) its vqvae/ folder"), "{error}");
-    let config = VqVaeTrainConfig { init_from: Some(dir.join("missing")), ..toy(&dir, 1) };
+    let config = toy_from(&dir, 1, &dir.join("missing"));
     let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("missing") && error.contains("config.json"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
@@ -189,12 +242,7 @@ fn an_outline_weight_above_the_foreground_weight_raises_the_loss_of_the_same_ste
     train_vqvae::<B>(&toy(&base, 1), &Default::default(), &mut |_| {}).expect("train");
     let first_loss = |outline_weight: Option<f64>| {
         let dir = temp_dir(&format!("vqvae-outline-{outline_weight:?}"));
-        let config = VqVaeTrainConfig {
-            init_from: Some(base.join("vqvae")),
-            decoder_only: true,
-            outline_weight,
-            ..toy(&dir, 1)
-        };
+        let config = VqVaeTrainConfig { decoder_only: true, outline_weight, ..toy_from(&dir, 1, &base.join("vqvae")) };
         train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("one step");
         let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
         std::fs::remove_dir_all(&dir).ok();
@@ -287,7 +335,7 @@ fn a_run_that_keeps_the_codes_moves_them_instead_of_drawing_them_anew() {
     let width = 4;
     let one_step = |keep_codes: bool| {
         let dir = temp_dir(&format!("vqvae-keep-{keep_codes}"));
-        let config = VqVaeTrainConfig { init_from: Some(base.join("vqvae")), keep_codes, ..toy(&dir, 1) };
+        let config = VqVaeTrainConfig { keep_codes, ..toy_from(&dir, 1, &base.join("vqvae")) };
         train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).expect("one step");
         let text = std::fs::read_to_string(dir.join("loss.csv")).expect("loss.csv");
         let header: Vec<&str> = text.lines().next().expect("a header").split(',').collect();
@@ -325,8 +373,7 @@ fn a_run_that_keeps_the_codes_moves_them_instead_of_drawing_them_anew() {
     let config = VqVaeTrainConfig { keep_codes: true, ..toy(&dir, 1) };
     let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("keep_codes keeps the codes of an existing VQ-VAE: give init_from"), "{error}");
-    let config =
-        VqVaeTrainConfig { keep_codes: true, decoder_only: true, init_from: Some(base.join("vqvae")), ..toy(&dir, 1) };
+    let config = VqVaeTrainConfig { keep_codes: true, decoder_only: true, ..toy_from(&dir, 1, &base.join("vqvae")) };
     let error = train_vqvae::<B>(&config, &Default::default(), &mut |_| {}).unwrap_err().to_string();
     assert!(error.contains("decoder_only already freezes the codes"), "{error}");
     std::fs::remove_dir_all(&base).ok();

@@ -19,20 +19,25 @@ use vq_train::eval::EvalReport;
 use vq_train::sampling::{contact_sheet, evaluate_pipeline, SamplingEval};
 use vq_train::vqvae::reconstruction_report;
 
-#[derive(clap::Args, Clone)]
-pub struct Args {
-    /// The pipeline folder (e.g. a `train-transformer` run's `pipeline/`).
-    #[arg(long, required_unless_present = "vqvae")]
+use crate::args::BackendArgs;
+use crate::backend::{dispatch, Job};
+use crate::error::CliError;
+
+/// `vq-train eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// The pipeline folder (e.g. a `transformer` run's `pipeline/`).
+    #[arg(long, value_name = "DIR", required_unless_present = "vqvae")]
     model: Option<PathBuf>,
-    /// Only score the reconstructions of this VQ-VAE folder (a `train-vqvae` run's `vqvae/`).
-    #[arg(long, conflicts_with_all = ["model", "sheet"])]
+    /// Only score the reconstructions of this VQ-VAE folder (a `vqvae` run's `vqvae/`).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "sheet"])]
     vqvae: Option<PathBuf>,
-    /// Backend: ndarray, flex, wgpu, wgpu-gl (wgpu on OpenGL) or cuda (xtask features).
-    #[arg(long, default_value = "ndarray")]
-    backend: String,
+    /// The compute backend.
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Prompts: held-out (combinations never trained on) or validation.
-    #[arg(long, default_value = "held-out")]
-    split: String,
+    #[arg(long, value_enum, default_value_t = SplitArg::HeldOut)]
+    split: SplitArg,
     /// Number of images (one per prompt), default 8. 8 take ≈ 1 min on a 2-core CPU at the plan's
     /// size (230 GFLOP per image); use 200+ on a GPU. Repeatable: one per --prompt-seed, or one for
     /// all of them.
@@ -49,8 +54,8 @@ pub struct Args {
     truncation: Option<f32>,
     /// Sampler: posterior (diffusers'), reveal or purity (Improved VQ-Diffusion's high-quality
     /// inference; see `vq-diffusion generate --help`).
-    #[arg(long, default_value = "posterior")]
-    sampler: String,
+    #[arg(long, value_enum, default_value_t = SamplerArg::Posterior)]
+    sampler: SamplerArg,
     /// With --sampler purity: the weight r of the purity prior's sharpening.
     #[arg(long, default_value_t = 1.0)]
     purity_weight: f32,
@@ -75,35 +80,67 @@ pub struct Args {
     reconstruction_sheet: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<(), String> {
-    crate::with_backend!(args.backend.as_str(), eval, &args)
+/// `--split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SplitArg {
+    /// Attribute combinations never shown in training.
+    HeldOut,
+    /// Combinations seen in training, on other scenes.
+    Validation,
+}
+
+/// `--sampler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SamplerArg {
+    /// diffusers' posterior sampling.
+    Posterior,
+    /// Reveal masked pixels in random order.
+    Reveal,
+    /// Reveal the purest pixels first (the purity prior).
+    Purity,
+}
+
+/// Scores on `--backend`: tables on stdout.
+pub fn eval(args: &EvalArgs) -> Result<(), CliError> {
+    dispatch(args.backend.backend, Eval(args))
+}
+
+struct Eval<'a>(&'a EvalArgs);
+
+impl Job for Eval<'_> {
+    fn run<B: KernelBackend>(self, device: B::Device) -> Result<(), CliError> {
+        score::<B>(self.0, device)
+    }
 }
 
 /// `--prompt-seed` and `--count` when not given.
 const DEFAULT_PROMPT_SEED: u64 = 1234;
 const DEFAULT_COUNT: usize = 8;
 
-fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> {
-    let split = match args.split.as_str() {
-        "held-out" => Split::HeldOut,
-        "validation" => Split::Validation,
-        other => return Err(format!("--split {other}: expected held-out or validation")),
+fn score<B: KernelBackend>(args: &EvalArgs, device: B::Device) -> Result<(), CliError> {
+    let split = match args.split {
+        SplitArg::HeldOut => Split::HeldOut,
+        SplitArg::Validation => Split::Validation,
     };
     if args.reconstructions == 0 && (args.vqvae.is_some() || args.reconstruction_sheet.is_some()) {
-        return Err("--reconstructions 0: --vqvae and --reconstruction-sheet need at least one reconstruction".into());
+        return Err(CliError::Usage(
+            "--reconstructions 0: --vqvae and --reconstruction-sheet need at least one reconstruction".into(),
+        ));
     }
     if args.vqvae.is_some() && (!args.count.is_empty() || args.prompt_seed.len() > 1) {
-        return Err("--vqvae scores the reconstructions of one prompt set: give its size with --reconstructions N \
-                    and at most one --prompt-seed (--count sets the number of generated images)"
-            .into());
+        return Err(CliError::Usage(
+            "--vqvae scores the reconstructions of one prompt set: give its size with --reconstructions N \
+             and at most one --prompt-seed (--count sets the number of generated images)"
+                .into(),
+        ));
     }
-    let sets = prompt_sets(args)?;
+    let sets = prompt_sets(args).map_err(CliError::Usage)?;
     let Some(model) = &args.model else {
         let dir = args.vqvae.as_ref().expect("clap requires --model or --vqvae");
         // Stage 1 records its image side as the config's `sample_size`.
-        let config = VQModelConfig::from_file(&dir.join("config.json")).map_err(|e| e.to_string())?;
+        let config = VQModelConfig::from_file(&dir.join("config.json")).map_err(failure)?;
         let vqvae = VQModel::<B>::from_config(&config, dir, None, &device)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+            .map_err(|e| CliError::Failure(format!("{}: {e}", dir.display())))?;
         let start = Instant::now();
         let ceiling = reconstructions(&vqvae, config.sample_size as u32, split, sets[0].0, args, &device)?;
         println!(
@@ -115,7 +152,7 @@ fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> 
         print_ceiling_breakdown(&ceiling, split);
         return Ok(());
     };
-    let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(|e| e.to_string())?;
+    let pipeline = VQDiffusionPipeline::<B>::from_dir(model, None, &device).map_err(failure)?;
     let (h, _) = pipeline.latent_size();
     let levels = pipeline.configs.vqvae.block_out_channels.len();
     let image_size = (h << (levels - 1)) as u32;
@@ -123,11 +160,10 @@ fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> 
     let recommended = &pipeline.sampling_defaults;
     let guidance_scale = args.guidance.or(recommended.guidance_scale).unwrap_or(3.0);
     let truncation_rate = args.truncation.or(recommended.truncation_rate).unwrap_or(1.0);
-    let sampler = match args.sampler.as_str() {
-        "posterior" => Sampler::Posterior,
-        "reveal" => Sampler::Reveal(RevealOrder::Uniform),
-        "purity" => Sampler::Reveal(RevealOrder::Purity { weight: args.purity_weight }),
-        other => return Err(format!("--sampler {other}: expected posterior, reveal or purity")),
+    let sampler = match args.sampler {
+        SamplerArg::Posterior => Sampler::Posterior,
+        SamplerArg::Reveal => Sampler::Reveal(RevealOrder::Uniform),
+        SamplerArg::Purity => Sampler::Reveal(RevealOrder::Purity { weight: args.purity_weight }),
     };
     let ceiling = match args.reconstructions {
         0 => None,
@@ -151,7 +187,7 @@ fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> 
             dataset_seed: prompt_seed,
             seed: args.seed,
         };
-        let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(|e| e.to_string())?;
+        let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(failure)?;
         println!(
             "{} images for {:?} prompts (prompt seed {prompt_seed}), guidance {guidance_scale}, truncation \
              {truncation_rate}, sampler {sampler:?}, {} steps, torch seed {}: {:.1} s",
@@ -183,7 +219,7 @@ fn eval<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> 
 
 /// The prompt sets of `args`: (prompt seed, image count), `--count` given once for all seeds or
 /// once per seed.
-fn prompt_sets(args: &Args) -> Result<Vec<(u64, usize)>, String> {
+fn prompt_sets(args: &EvalArgs) -> Result<Vec<(u64, usize)>, String> {
     let seeds = match args.prompt_seed.as_slice() {
         [] => vec![DEFAULT_PROMPT_SEED],
         seeds => seeds.to_vec(),
@@ -238,14 +274,15 @@ fn print_held_out(report: &EvalReport, split: Split, what: &str) {
 }
 
 /// The generated images' contact sheet at `path` and their captions beside it (`.txt`).
-fn save_captioned_sheet(images: Vec<(String, image::RgbImage)>, path: &Path) -> Result<(), String> {
+fn save_captioned_sheet(images: Vec<(String, image::RgbImage)>, path: &Path) -> Result<(), CliError> {
     let captions: String = images
         .iter()
         .enumerate()
         .map(|(i, (caption, _))| format!("{}.{}: {caption}\n", i / 8 + 1, i % 8 + 1))
         .collect();
     let captions_path = path.with_extension("txt");
-    std::fs::write(&captions_path, captions).map_err(|e| format!("{}: {e}", captions_path.display()))?;
+    std::fs::write(&captions_path, captions)
+        .map_err(|e| CliError::Failure(format!("{}: {e}", captions_path.display())))?;
     let pictures: Vec<_> = images.into_iter().map(|(_, image)| image).collect();
     save_sheet(&pictures, path)?;
     println!("captions (row.column: caption): {}", captions_path.display());
@@ -259,13 +296,12 @@ fn reconstructions<B: KernelBackend>(
     image_size: u32,
     split: Split,
     prompt_seed: u64,
-    args: &Args,
+    args: &EvalArgs,
     device: &B::Device,
-) -> Result<EvalReport, String> {
+) -> Result<EvalReport, CliError> {
     let config = DatasetConfig { image_size, mentions: MentionRates::ALWAYS, ..DatasetConfig::default() };
-    let dataset = Dataset::new(config, prompt_seed).map_err(|e| e.to_string())?;
-    let (report, pairs) =
-        reconstruction_report(vqvae, &dataset, split, args.reconstructions, 32, device).map_err(|e| e.to_string())?;
+    let dataset = Dataset::new(config, prompt_seed)?;
+    let (report, pairs) = reconstruction_report(vqvae, &dataset, split, args.reconstructions, 32, device)?;
     if let Some(path) = &args.reconstruction_sheet {
         // Rows of 8: originals, then their reconstructions right below (a short last row
         // padded with black).
@@ -283,8 +319,8 @@ fn reconstructions<B: KernelBackend>(
     Ok(report)
 }
 
-fn save_sheet(images: &[image::RgbImage], path: &Path) -> Result<(), String> {
-    contact_sheet(images, 8).save(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn save_sheet(images: &[image::RgbImage], path: &Path) -> Result<(), CliError> {
+    contact_sheet(images, 8).save(path).map_err(|e| CliError::Failure(format!("{}: {e}", path.display())))?;
     println!("contact sheet: {}", path.display());
     Ok(())
 }
@@ -301,4 +337,9 @@ fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>, heading: &str)
         let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
         println!("{name:>11} | {} | {right}", cell(tally));
     }
+}
+
+/// Any error as a [`CliError::Failure`].
+fn failure(error: impl std::fmt::Display) -> CliError {
+    CliError::Failure(error.to_string())
 }
