@@ -29,7 +29,8 @@ mod tests {
 
     use super::*;
 
-    /// Training over NdArray convolves by the GEMM form (bit for bit), not by NdArray's kernels.
+    /// Training over NdArray convolves by the GEMM form, bit for bit. (Whether NdArray's own
+    /// kernel would give other bits depends on the vector unit, so that is not asserted.)
     #[test]
     fn autodiff_over_a_cpu_backend_convolves_by_matrix_product() {
         type A = Autodiff<NdArray<f32>>;
@@ -37,7 +38,8 @@ mod tests {
         let conv = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init::<A>(&device);
         let x = Tensor::<A, 4>::random([2, 3, 6, 5], Distribution::Default, &device);
         let got = A::convolution(&conv, x.clone()).into_data();
+        assert!(NdArray::<f32>::GEMM_CONVOLUTIONS_UNDER_AUTODIFF);
         assert_eq!(got, portable::conv2d_by_gemm(&conv, x.clone()).into_data());
-        assert_ne!(got, conv.forward(x).into_data(), "the GEMM form sums in another order");
+        conv.forward(x).into_data().assert_approx_eq::<f32>(&got, burn::tensor::Tolerance::absolute(1e-5));
     }
 }
