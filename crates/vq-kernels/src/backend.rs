@@ -7,6 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use crate::engine::{EngineError, TransformerDescription, TransformerEngine};
 use crate::portable;
 
 /// A burn backend the vq-diffusion-rs models run on.
@@ -50,7 +51,12 @@ pub trait KernelBackend: Backend {
     ///
     /// - `x`: `[batch, n, D]`; `scale`, `shift`: `[batch or 1, 1, D]`
     /// - output: `[batch, n, D]`
-    fn ada_layer_norm(x: Tensor<Self, 3>, scale: Tensor<Self, 3>, shift: Tensor<Self, 3>, epsilon: f64) -> Tensor<Self, 3> {
+    fn ada_layer_norm(
+        x: Tensor<Self, 3>,
+        scale: Tensor<Self, 3>,
+        shift: Tensor<Self, 3>,
+        epsilon: f64,
+    ) -> Tensor<Self, 3> {
         portable::ada_layer_norm(x, scale, shift, epsilon)
     }
 
@@ -80,6 +86,17 @@ pub trait KernelBackend: Backend {
     /// keep cores idle while one stream of ops runs (burn's CPU backends) run parts on threads.
     fn split_batch<T: Send>(batch: usize, run: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
         vec![run(0..batch)]
+    }
+
+    /// A whole-forward engine for the discrete transformer `description` describes (one
+    /// generation: its text and batch), or `None` where the backend has none — the default: the
+    /// model then runs its own tensor ops. An error means the backend has an engine that could
+    /// not be built here (a missing device library, say).
+    fn transformer_engine(
+        description: &TransformerDescription<Self>,
+    ) -> Result<Option<Box<dyn TransformerEngine<Self>>>, EngineError> {
+        let _ = description;
+        Ok(None)
     }
 }
 

@@ -51,7 +51,9 @@
 mod backend;
 mod backends;
 pub mod cpu;
+pub mod engine;
 pub mod portable;
 pub mod setup;
 
 pub use backend::{AttentionOptions, KernelBackend};
+pub use engine::{EngineChoice, EngineError, TransformerDescription, TransformerEngine};

@@ -3,14 +3,33 @@
 use burn::tensor::Tensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-use crate::{portable, AttentionOptions, KernelBackend};
+use crate::engine::{TransformerDescription, TransformerEngine};
+use crate::{portable, AttentionOptions, EngineError, KernelBackend};
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBackend for CubeBackend<R, F, I, BT> {
     /// Unmasked attention composed of tensor ops: measured on an H100 in f16 (with fusion),
     /// 70.6 ms per ITHQ forward against 77.5 ms for burn's attention op, whose flash kernels skip
     /// head widths such as ITHQ's 88.
-    fn multi_head_attention(q: Tensor<Self, 3>, k: Tensor<Self, 3>, v: Tensor<Self, 3>, options: AttentionOptions<Self>) -> Tensor<Self, 3> {
+    fn multi_head_attention(
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        options: AttentionOptions<Self>,
+    ) -> Tensor<Self, 3> {
         gpu_attention(q, k, v, options)
+    }
+
+    /// On the CUDA runtime with the `cuda-engine` feature, the CUDA engine; else none.
+    fn transformer_engine(
+        description: &TransformerDescription<Self>,
+    ) -> Result<Option<Box<dyn TransformerEngine<Self>>>, EngineError> {
+        #[cfg(feature = "cuda-engine")]
+        return crate::engine::cuda::cube_engine(description);
+        #[cfg(not(feature = "cuda-engine"))]
+        {
+            let _ = description;
+            Ok(None)
+        }
     }
 }
 
