@@ -65,10 +65,31 @@ impl<B: KernelBackend> Attention<B> {
     /// - `context`: `[batch, l, context_dim]` keys/values source for cross-attention
     /// - output: `[batch, n, D]`
     pub fn forward(&self, x: Tensor<B, 3>, context: Option<Tensor<B, 3>>) -> Tensor<B, 3> {
-        let context = context.unwrap_or_else(|| x.clone());
+        let (k, v) = self.key_value(context.unwrap_or_else(|| x.clone()));
+        self.forward_key_value(x, k, v)
+    }
+
+    /// The keys and values of `context` (`to_k`, `to_v`): what a cross-attention over a fixed
+    /// text computes once for every step.
+    ///
+    /// # Shapes
+    ///
+    /// - `context`: `[batch, l, context_dim]`
+    /// - output: two `[batch, l, D]`
+    pub fn key_value(&self, context: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        (self.to_k.forward(context.clone()), self.to_v.forward(context))
+    }
+
+    /// [`forward`](Self::forward) with the keys and values already projected
+    /// ([`key_value`](Self::key_value)).
+    ///
+    /// # Shapes
+    ///
+    /// - `x`: `[batch, n, D]` queries
+    /// - `k`, `v`: `[batch, l, D]`
+    /// - output: `[batch, n, D]`
+    pub fn forward_key_value(&self, x: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>) -> Tensor<B, 3> {
         let q = self.to_q.forward(x);
-        let k = self.to_k.forward(context.clone());
-        let v = self.to_v.forward(context);
         let out = B::multi_head_attention(q, k, v, AttentionOptions::heads(self.heads));
         self.dropout.forward(self.to_out.forward(out))
     }

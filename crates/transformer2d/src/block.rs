@@ -16,15 +16,9 @@ use crate::Transformer2DConfig;
 const FF_MULT: usize = 4;
 
 /// Builds one block of the model described by `config`.
-pub(crate) fn init_block<B: Backend>(
-    config: &Transformer2DConfig,
-    device: &B::Device,
-) -> BasicTransformerBlock<B> {
+pub(crate) fn init_block<B: Backend>(config: &Transformer2DConfig, device: &B::Device) -> BasicTransformerBlock<B> {
     let dim = config.inner_dim();
-    let ada_norm = AdaLayerNormConfig {
-        d_model: dim,
-        num_embeddings: config.num_embeds_ada_norm,
-    };
+    let ada_norm = AdaLayerNormConfig { d_model: dim, num_embeddings: config.num_embeds_ada_norm };
     let attention = |context_dim| AttentionConfig {
         query_dim: dim,
         context_dim,
@@ -38,9 +32,7 @@ pub(crate) fn init_block<B: Backend>(
         attn1: attention(dim).init(device),
         norm2: ada_norm.init(device),
         attn2: attention(config.cross_attention_dim).init(device),
-        norm3: LayerNormConfig::new(dim)
-            .with_epsilon(config.norm_eps)
-            .init(device),
+        norm3: LayerNormConfig::new(dim).with_epsilon(config.norm_eps).init(device),
         ff: FeedForwardConfig {
             dim,
             inner_dim: dim * FF_MULT,
@@ -77,16 +69,24 @@ impl<B: KernelBackend> BasicTransformerBlock<B> {
     /// - `text`: `[batch, l, cross_attention_dim]` (`encoder_hidden_states`)
     /// - `timesteps`: `[batch or 1, 1]` timestep ids
     /// - output: `[batch, n, D]`
-    pub fn forward(
+    pub fn forward(&self, hidden: Tensor<B, 3>, text: Tensor<B, 3>, timesteps: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let (k, v) = self.attn2.key_value(text);
+        self.forward_key_value(hidden, k, v, timesteps)
+    }
+
+    /// [`forward`](Self::forward) with the cross-attention's keys and values of the text
+    /// already projected (`attn2.key_value(text)`, `[batch, l, D]` each).
+    pub fn forward_key_value(
         &self,
         hidden: Tensor<B, 3>,
-        text: Tensor<B, 3>,
+        text_k: Tensor<B, 3>,
+        text_v: Tensor<B, 3>,
         timesteps: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
         let normed = self.norm1.forward(hidden.clone(), timesteps.clone());
         let hidden = self.attn1.forward(normed, None) + hidden;
         let normed = self.norm2.forward(hidden.clone(), timesteps);
-        let hidden = self.attn2.forward(normed, Some(text)) + hidden;
+        let hidden = self.attn2.forward_key_value(normed, text_k, text_v) + hidden;
         self.ff.forward(self.norm3.forward(hidden.clone())) + hidden
     }
 }

@@ -55,12 +55,14 @@ impl<B: Backend> ImagePositionalEmbeddings<B> {
         let [_, n] = ids.dims();
         let pos = self.positions();
         let [_, pixels, _] = pos.dims();
-        assert!(
-            (1..=pixels).contains(&n),
-            "latent length {n} must be in 1..={pixels} (sample_size²)"
-        );
+        assert!((1..=pixels).contains(&n), "latent length {n} must be in 1..={pixels} (sample_size²)");
         let pos = if n < pixels { pos.narrow(1, 0, n) } else { pos };
         self.emb.forward(ids) + pos
+    }
+
+    /// Latent pixels h·w.
+    pub(crate) fn pixels(&self) -> usize {
+        self.height_emb.weight.dims()[0] * self.width_emb.weight.dims()[0]
     }
 
     /// Positional table `[1, h·w, D]`: the height and width embeddings are summed first, then

@@ -88,6 +88,7 @@
 mod attention;
 mod block;
 mod config;
+mod describe;
 mod diffusers_config;
 mod embedding;
 mod error;
@@ -96,6 +97,7 @@ pub mod keys;
 mod load;
 mod model;
 mod norm;
+mod prepared;
 mod timesteps;
 
 pub use attention::Attention;
@@ -107,4 +109,5 @@ pub use error::{ConfigError, LoadError};
 pub use feed_forward::FeedForward;
 pub use model::{Taps, Transformer2DModel};
 pub use norm::AdaLayerNorm;
+pub use prepared::{PrepareOptions, PreparedTransformer};
 pub use timesteps::Timesteps;

@@ -12,7 +12,7 @@ use crate::embedding::{ImagePositionalEmbeddings, ImagePositionalEmbeddingsConfi
 use crate::{ConfigError, Timesteps, Transformer2DConfig};
 
 /// Epsilon of `norm_out`: diffusers builds `nn.LayerNorm(inner_dim)` with torch's default.
-const NORM_OUT_EPS: f64 = 1e-5;
+pub(crate) const NORM_OUT_EPS: f64 = 1e-5;
 
 impl Transformer2DConfig {
     /// Builds a model with freshly initialised (lazy) parameters; load weights with
@@ -33,6 +33,7 @@ impl Transformer2DConfig {
             out: LinearConfig::new(dim, self.num_classes()).init(device),
             num_embeds_ada_norm: self.num_embeds_ada_norm,
             cross_attention_dim: self.cross_attention_dim,
+            norm_eps: self.norm_eps,
         })
     }
 }
@@ -53,6 +54,37 @@ pub struct Transformer2DModel<B: Backend> {
     pub num_embeds_ada_norm: usize,
     /// Width of the text embeddings.
     pub cross_attention_dim: usize,
+    /// Epsilon of every block's `norm3` (the config's `norm_eps`).
+    pub norm_eps: f64,
+}
+
+/// What the cross-attentions of a forward attend to.
+#[derive(Debug, Clone)]
+pub(crate) enum Context<B: Backend> {
+    /// The text embeddings `[batch, l, cross_attention_dim]`.
+    Text(Tensor<B, 3>),
+    /// Every block's cross-attention keys and values of the text, `[batch, l, D]` each.
+    KeyValues(Vec<(Tensor<B, 3>, Tensor<B, 3>)>),
+}
+
+impl<B: Backend> Context<B> {
+    /// The samples `range` of the batch.
+    fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Self::Text(text) => Self::Text(text.clone().slice([range])),
+            Self::KeyValues(kv) => Self::KeyValues(
+                kv.iter().map(|(k, v)| (k.clone().slice([range.clone()]), v.clone().slice([range.clone()]))).collect(),
+            ),
+        }
+    }
+
+    /// The batch size.
+    fn batch(&self) -> usize {
+        match self {
+            Self::Text(text) => text.dims()[0],
+            Self::KeyValues(kv) => kv.first().map_or(0, |(k, _)| k.dims()[0]),
+        }
+    }
 }
 
 /// Hidden states recorded by [`Transformer2DModel::forward_with_taps`], named as the
@@ -97,14 +129,23 @@ impl<B: KernelBackend> Transformer2DModel<B> {
     /// `0..=K` are not checked (that would need a device read) and are an embedding
     /// out-of-bounds access.
     pub fn forward(&self, latents: Tensor<B, 2, Int>, text: Tensor<B, 3>, timesteps: &Timesteps) -> Tensor<B, 3> {
+        self.forward_in(latents, &Context::Text(text), timesteps)
+    }
+
+    /// [`forward`](Self::forward) with the text given as it is or as its projections.
+    pub(crate) fn forward_in(
+        &self,
+        latents: Tensor<B, 2, Int>,
+        context: &Context<B>,
+        timesteps: &Timesteps,
+    ) -> Tensor<B, 3> {
         let [batch, _] = latents.dims();
         // Every sample is computed on its own: the backend may run parts of the batch side by
         // side (the values do not change); the parts are concatenated back in batch order.
         let parts = B::split_batch(batch, |range| {
             let part_timesteps = timesteps.part(batch, range.clone());
             let latents = latents.clone().slice([range.clone()]);
-            let text = text.clone().slice([range]);
-            self.run(latents, text, &part_timesteps, |_, _| {})
+            self.run(latents, &context.slice(range), &part_timesteps, |_, _| {})
         });
         Tensor::cat(parts, 0)
     }
@@ -119,7 +160,7 @@ impl<B: KernelBackend> Transformer2DModel<B> {
     ) -> (Tensor<B, 3>, Taps<B>) {
         let last = self.transformer_blocks.len() - 1;
         let [mut embed, mut block0, mut block_last, mut norm_out] = [None, None, None, None];
-        let log_p = self.run(latents, text, timesteps, |tap, hidden| match tap {
+        let log_p = self.run(latents, &Context::Text(text), timesteps, |tap, hidden| match tap {
             Tap::Embed => embed = Some(hidden.clone()),
             Tap::Block(i) => {
                 if i == 0 {
@@ -144,24 +185,28 @@ impl<B: KernelBackend> Transformer2DModel<B> {
     fn run(
         &self,
         latents: Tensor<B, 2, Int>,
-        text: Tensor<B, 3>,
+        context: &Context<B>,
         timesteps: &Timesteps,
         mut tap: impl FnMut(Tap, &Tensor<B, 3>),
     ) -> Tensor<B, 3> {
         let [batch, _] = latents.dims();
-        let [text_batch, _, text_width] = text.dims();
+        let text_batch = context.batch();
         assert_eq!(text_batch, batch, "text batch {text_batch} != latent batch {batch}");
-        assert_eq!(
-            text_width, self.cross_attention_dim,
-            "text width {text_width} != cross_attention_dim {}",
-            self.cross_attention_dim
-        );
+        if let Context::Text(text) = context {
+            self.check_text_width(text);
+        }
         let timestep_ids = timesteps.to_ids::<B>(batch, self.num_embeds_ada_norm, &latents.device());
 
         let mut hidden = self.latent_image_embedding.forward(latents);
         tap(Tap::Embed, &hidden);
         for (i, block) in self.transformer_blocks.iter().enumerate() {
-            hidden = block.forward(hidden, text.clone(), timestep_ids.clone());
+            hidden = match context {
+                Context::Text(text) => block.forward(hidden, text.clone(), timestep_ids.clone()),
+                Context::KeyValues(kv) => {
+                    let (k, v) = kv[i].clone();
+                    block.forward_key_value(hidden, k, v, timestep_ids.clone())
+                }
+            };
             tap(Tap::Block(i), &hidden);
         }
         let hidden = self.norm_out.forward(hidden);
@@ -170,5 +215,15 @@ impl<B: KernelBackend> Transformer2DModel<B> {
         // [batch, n, K] -> [batch, K, n]: classes along axis 1, as diffusers returns them.
         let logits = self.out.forward(hidden).swap_dims(1, 2);
         B::class_log_softmax(logits, 1)
+    }
+
+    /// Panics unless `text` has the width of the cross-attentions' keys.
+    pub(crate) fn check_text_width(&self, text: &Tensor<B, 3>) {
+        let [_, _, text_width] = text.dims();
+        assert_eq!(
+            text_width, self.cross_attention_dim,
+            "text width {text_width} != cross_attention_dim {}",
+            self.cross_attention_dim
+        );
     }
 }

@@ -10,7 +10,7 @@ use vq_kernels::KernelBackend;
 
 /// Epsilon of the AdaLayerNorm's inner LayerNorm. diffusers builds `AdaLayerNorm(dim,
 /// num_embeds_ada_norm)` without passing the config's `norm_eps`, so the default 1e-5 applies.
-const ADA_NORM_EPS: f64 = 1e-5;
+pub(crate) const ADA_NORM_EPS: f64 = 1e-5;
 
 /// Configuration of an [`AdaLayerNorm`].
 #[derive(Debug, Clone)]

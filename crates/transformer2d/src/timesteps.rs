@@ -37,12 +37,31 @@ impl Timesteps {
     /// If a per-sample list does not have `batch` entries or a timestep is not below
     /// `num_embeds` (`num_embeds_ada_norm`, the number of training timesteps).
     pub(crate) fn to_ids<B: Backend>(&self, batch: usize, num_embeds: usize, device: &B::Device) -> Tensor<B, 2, Int> {
+        let values = self.checked(batch, num_embeds);
+        let ids: Vec<i64> = values.iter().map(|&t| t as i64).collect();
+        Tensor::from_data(TensorData::new(ids, [values.len(), 1]), device)
+    }
+
+    /// One timestep per sample of a batch of `batch`.
+    ///
+    /// # Panics
+    ///
+    /// As [`to_ids`](Self::to_ids).
+    pub(crate) fn per_sample(&self, batch: usize, num_embeds: usize) -> Vec<usize> {
+        let values = self.checked(batch, num_embeds);
+        match self {
+            Self::Shared(_) => vec![values[0]; batch],
+            Self::PerSample(_) => values.to_vec(),
+        }
+    }
+
+    /// [`values`](Self::values), each checked to be below `num_embeds`.
+    fn checked(&self, batch: usize, num_embeds: usize) -> &[usize] {
         let values = self.values(batch);
         if let Some(t) = values.iter().find(|&&t| t >= num_embeds) {
             panic!("timestep {t} out of range: the model has {num_embeds} timestep embeddings (0..{num_embeds})");
         }
-        let ids: Vec<i64> = values.iter().map(|&t| t as i64).collect();
-        Tensor::from_data(TensorData::new(ids, [values.len(), 1]), device)
+        values
     }
 
     /// The timesteps of the samples `range` of a batch of `batch`.

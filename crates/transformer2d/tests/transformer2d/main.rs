@@ -4,6 +4,7 @@
 mod activations;
 mod common;
 mod config;
+mod engine;
 mod loading;
 mod numerics;
 mod parity;
