@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use vq_pipeline::{Precision, RevealOrder, Sampler, TruncationMode};
+use vq_pipeline::{EngineChoice, Precision, RevealOrder, Sampler, TruncationMode};
 
 use crate::error::CliError;
 use crate::format::ImageFormat;
@@ -179,6 +179,35 @@ pub struct GenerateArgs {
     /// ndarray has f32 only).
     #[arg(long, value_enum, value_name = "DTYPE", default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+
+    /// The transformer's whole-forward engine: auto uses it where the backend has one (cuda:
+    /// cuBLASLt products, run-time compiled kernels, one CUDA graph per step; an engine that fails
+    /// to start falls back to the tensor ops with a warning), off always runs burn's tensor ops,
+    /// on fails where there is no engine.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+}
+
+/// `--engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The engine where the backend has one.
+    Auto,
+    /// burn's tensor ops.
+    Off,
+    /// The engine, or an error.
+    On,
+}
+
+impl EngineArg {
+    /// The pipeline's choice.
+    pub fn choice(self) -> EngineChoice {
+        match self {
+            Self::Auto => EngineChoice::Auto,
+            Self::Off => EngineChoice::Off,
+            Self::On => EngineChoice::On,
+        }
+    }
 }
 
 /// The help of `--backend`, naming the backends of this build.

@@ -82,7 +82,8 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         .with_images_per_prompt(args.num_images_per_prompt)
         .with_noise(noise(seed))
         .with_truncation_mode(truncation_mode)
-        .with_sampler(args.sampler());
+        .with_sampler(args.sampler())
+        .with_engine(args.engine.choice());
 
     let metadata = Metadata {
         model,

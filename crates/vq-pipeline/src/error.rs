@@ -67,6 +67,9 @@ pub enum PipelineError {
     /// The compute device could not be set up.
     #[error("device: {0}")]
     Device(String),
+    /// The backend's transformer engine was required and is not available, or failed to start.
+    #[error(transparent)]
+    Engine(#[from] vq_kernels::EngineError),
     /// An image could not be written.
     #[error("cannot write {path}: {message}")]
     Output {

@@ -3,7 +3,7 @@
 use burn::tensor::backend::Backend;
 use vq_kernels::KernelBackend;
 use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
-use transformer2d::Timesteps;
+use transformer2d::{PrepareOptions, Timesteps};
 use vq_scheduler::{
     clamp_log_probs, classifier_free_guidance, reveal_step, truncate, truncate_on_device, DeviceNoise, TorchGenerator,
     UniformSource, LOG_PROB_FLOOR,
@@ -68,6 +68,10 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             }
             None => Tensor::full([batch, h * w], mask_id as i64, &self.device),
         };
+        // What stays constant over the steps (the text's keys and values, or the whole engine).
+        let transformer = self
+            .transformer
+            .prepare(prompt.embeddings.clone(), &PrepareOptions::default().with_engine(request.engine))?;
         let timesteps = scheduler.timesteps().to_vec();
         // Steps whose log-probabilities held a NaN, counted on the device (read once at the end).
         let mut nan_steps = Tensor::<B, 1, Int>::zeros([1], &self.device);
@@ -75,8 +79,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             let input = if guided { Tensor::cat(vec![sample.clone(), sample.clone()], 0) } else { sample.clone() };
             // Guidance, truncation and the scheduler run in f32 whatever the model's precision:
             // small differences of log-probabilities decide which classes survive truncation.
-            let log_p_x_0 =
-                self.transformer.forward(input, prompt.embeddings.clone(), &Timesteps::Shared(t)).cast(FloatDType::F32);
+            let log_p_x_0 = transformer.forward(input, &Timesteps::Shared(t)).cast(FloatDType::F32);
             let log_p_x_0 = if guided {
                 // Rows [0, B) are unconditional, [B, 2B) conditional.
                 let uncond = log_p_x_0.clone().narrow(0, 0, batch);
@@ -102,6 +105,9 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         }
         let images = self.decode(sample.clone())?;
         let mut warnings = prompt.warnings;
+        warnings.extend(
+            transformer.fallback().map(|why| format!("{why}; the transformer ran on the backend's tensor ops")),
+        );
         let nan_steps = nan_steps.into_scalar().elem::<i64>();
         if nan_steps > 0 {
             warnings.push(format!(

@@ -47,7 +47,7 @@ pub use request::{
     check_guidance_scale, check_purity_weight, check_truncation_rate, GenerateRequest, NoiseSource, Sampler,
     TruncationMode,
 };
-pub use vq_kernels::KernelBackend;
+pub use vq_kernels::{EngineChoice, KernelBackend};
 pub use vq_scheduler::RevealOrder;
 
 pub use burn;

@@ -1,5 +1,6 @@
 //! The arguments of a generation, as diffusers' `VQDiffusionPipeline.__call__` takes them.
 
+use vq_kernels::EngineChoice;
 use vq_scheduler::RevealOrder;
 
 use crate::PipelineError;
@@ -79,6 +80,9 @@ pub struct GenerateRequest {
     pub latents: Option<Vec<Vec<i64>>>,
     /// The step callback runs when `step_index % callback_steps == 0`.
     pub callback_steps: usize,
+    /// Whether the transformer runs on the backend's whole-forward engine (burn's CUDA backend
+    /// has one) or on its tensor ops; default: the engine where there is one.
+    pub engine: EngineChoice,
 }
 
 impl GenerateRequest {
@@ -95,6 +99,7 @@ impl GenerateRequest {
             noise: NoiseSource::Torch { seed: 0 },
             latents: None,
             callback_steps: 1,
+            engine: EngineChoice::Auto,
         }
     }
 
@@ -149,6 +154,12 @@ impl GenerateRequest {
     /// Sets how often the step callback runs.
     pub fn with_callback_steps(mut self, every: usize) -> Self {
         self.callback_steps = every;
+        self
+    }
+
+    /// Sets whether the transformer runs on the backend's engine.
+    pub fn with_engine(mut self, engine: EngineChoice) -> Self {
+        self.engine = engine;
         self
     }
 

@@ -31,6 +31,7 @@ fn generate_help_documents_every_flag_and_default() {
         "--tokens",
         "--backend",
         "--dtype",
+        "--engine",
     ] {
         assert!(help.contains(&format!("{flag} <")), "{flag} missing from:\n{help}");
     }
@@ -43,7 +44,7 @@ fn generate_help_documents_every_flag_and_default() {
     for default in ["sampling_defaults.json (models/shapes: 3), else 5.0", "sampling_defaults.json (models/shapes: 0.7), else 1.0"] {
         assert!(help.contains(default), "{default:?} missing from:\n{help}");
     }
-    for default in ["1", "torch", "posterior", "vq-diffusion.png", default_backend(), "f32"] {
+    for default in ["1", "torch", "posterior", "vq-diffusion.png", default_backend(), "f32", "auto"] {
         assert!(
             help.contains(&format!("[default: {default}]")),
             "default {default} missing from:\n{help}"
