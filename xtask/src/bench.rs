@@ -4,17 +4,22 @@
 //! Measures the prompt encoding (CLIP text encoder, one prompt, and the learned null embedding),
 //! one transformer forward (batch 2: the guidance pair), one sampling step after the
 //! transformer (guidance combine, truncation, clamp, posterior, Gumbel-max), the VQ decode of
-//! one image, and whole 100-step guided generations. Each figure is the median of `--reps`
-//! runs after `--warmup` runs, with the device synchronised around every run. Results go to
-//! stdout as a table and, with `--json`, to a file. Peak device memory is measured outside
-//! (e.g. `nvidia-smi` sampling), since burn 0.21 exposes no allocator high-water mark.
+//! one image, and whole 100-step guided generations; the forwards and generations once per
+//! `--engine` (burn's tensor ops, the backend's whole-forward engine), with the engine's
+//! preparation (its start-up: kernel compilation or cache, graph capture) timed apart. Each
+//! figure is the median of `--reps` runs after `--warmup` runs, with the device synchronised
+//! around every run. Results go to stdout as a table and, with `--json`, to a file. Peak device
+//! memory is measured outside (e.g. `nvidia-smi` sampling), since burn 0.21 exposes no
+//! allocator high-water mark.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
-use vq_kernels::KernelBackend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor};
+use transformer2d::{PrepareOptions, PreparedTransformer, Transformer2DModel};
+use vq_kernels::engine::{Elem, HostEngine, StepTime};
+use vq_kernels::{EngineChoice, KernelBackend};
 use vq_pipeline::ithq::{ithq_configs, ithq_scheduler_config};
 use vq_pipeline::{GenerateRequest, NoiseSource, TruncationMode, VQDiffusionPipeline};
 use vq_scheduler::{
@@ -33,7 +38,9 @@ pub struct Args {
     #[arg(long, default_value = "f32")]
     dtype: String,
     /// What to measure: comma-separated from encode, forward, step, decode, generate, products
-    /// (each kind of matrix product of a forward, alone; not in the default list).
+    /// (each kind of matrix product of a forward with the backend's matmul, alone) and profile
+    /// (each step of an engine's forward alone: its products' rates); the last two are not in
+    /// the default list.
     #[arg(long, default_value = "encode,forward,step,decode,generate")]
     what: String,
     /// Images per generation, comma-separated.
@@ -65,10 +72,79 @@ pub struct Args {
     /// chain (reads them back each step, so only the untimed warm-up does it).
     #[arg(long)]
     check_tokens: bool,
+    /// The transformer's engine, comma-separated from off (burn's tensor ops, text keys and
+    /// values computed once), auto (the backend's engine where it has one), on (the engine or an
+    /// error) and host (the engine's plan run on the CPU: checks this benchmark's engine path on
+    /// any backend; forward and profile only). Each forward and generation is timed with each.
+    #[arg(long, default_value = "auto")]
+    engine: String,
+}
+
+/// One `--engine` value.
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    /// Through `GenerateRequest::engine` / `PrepareOptions`.
+    Choice(EngineChoice),
+    /// The CPU plan executor behind the engine interface.
+    Host,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Choice(choice) => choice.name(),
+            Self::Host => "host",
+        }
+    }
+}
+
+/// The engines of `--engine` ("off,on").
+fn engines(list: &str) -> Result<Vec<Engine>, String> {
+    list.split(',')
+        .map(|name| match name.trim() {
+            "host" => Ok(Engine::Host),
+            other => other.parse::<EngineChoice>().map(Engine::Choice).map_err(|e| format!("--engine: {e} or host")),
+        })
+        .collect()
+}
+
+/// The transformer prepared for one generation's `text` with `engine`.
+fn prepare<'a, B: KernelBackend>(
+    model: &'a Transformer2DModel<B>,
+    text: &Tensor<B, 3>,
+    engine: Engine,
+) -> Result<PreparedTransformer<'a, B>, String> {
+    match engine {
+        Engine::Choice(choice) => {
+            model.prepare(text.clone(), &PrepareOptions::default().with_engine(choice)).map_err(|e| e.to_string())
+        }
+        Engine::Host => {
+            let host = HostEngine::new(&model.describe(text.clone()), Elem::F32).map_err(|e| e.to_string())?;
+            Ok(model.prepare_with_engine(text.clone(), Box::new(host)))
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     crate::with_backend!(args.backend.as_str(), bench, &args)
+}
+
+/// Steps of one kind (see [`StepTime::kind`]) added up, in plan order: (kind, count, FLOPs,
+/// seconds).
+fn profile_by_kind(steps: &[StepTime]) -> Vec<(String, usize, f64, f64)> {
+    let mut kinds: Vec<(String, usize, f64, f64)> = Vec::new();
+    for step in steps {
+        let kind = step.kind();
+        match kinds.iter_mut().find(|(k, ..)| *k == kind) {
+            Some((_, count, flops, seconds)) => {
+                *count += 1;
+                *flops += step.flops;
+                *seconds += step.seconds;
+            }
+            None => kinds.push((kind, 1, step.flops, step.seconds)),
+        }
+    }
+    kinds
 }
 
 /// The image counts of `--images` ("1,4").
@@ -130,7 +206,12 @@ fn check_token_range<B: Backend>(tokens: Tensor<B, 2, Int>, mask_id: usize, what
 
 /// NaN counts of the first step of a guided generation (t = 0, all-mask input): where a
 /// sampling failure starts.
-fn first_step_nans<B: KernelBackend>(pipeline: &VQDiffusionPipeline<B>, prompt: &str, k: usize, pixels: usize) -> String {
+fn first_step_nans<B: KernelBackend>(
+    pipeline: &VQDiffusionPipeline<B>,
+    prompt: &str,
+    k: usize,
+    pixels: usize,
+) -> String {
     let nans = |t: Tensor<B, 3>| t.is_nan().int().sum().into_scalar().elem::<i64>();
     let embeddings = match pipeline.encode_prompts(&[prompt.to_string()], 1, true) {
         Ok(prompt) => prompt.embeddings,
@@ -149,10 +230,11 @@ fn first_step_nans<B: KernelBackend>(pipeline: &VQDiffusionPipeline<B>, prompt: 
 
 fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String> {
     let what: Vec<&str> = args.what.split(',').map(str::trim).collect();
-    const PARTS: [&str; 6] = ["encode", "forward", "step", "decode", "generate", "products"];
+    const PARTS: [&str; 7] = ["encode", "forward", "step", "decode", "generate", "products", "profile"];
     if let Some(unknown) = what.iter().find(|part| !PARTS.contains(part)) {
         return Err(format!("--what: unknown part {unknown:?} (known: {})", PARTS.join(", ")));
     }
+    let engines = engines(&args.engine)?;
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let tokenizer = clip_text::Tokenizer::from_dir(&args.tokenizer).map_err(|e| e.to_string())?;
     let start = Instant::now();
@@ -189,13 +271,48 @@ fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String>
         record("prompt encoding (CLIP + null embedding), 1 prompt".into(), t);
     }
     let text = Tensor::<B, 3>::random([2, 77, 512], Distribution::Normal(0.0, 1.0), &device);
-    if what.contains(&"forward") {
+    if what.contains(&"forward") || what.contains(&"profile") {
         let latents = Tensor::<B, 2, Int>::full([2, pixels], k as i64, &device);
-        let t = time::<B>(&device, args.warmup, args.reps, || {
-            let out = pipeline.transformer.forward(latents.clone(), text.clone(), &50usize.into());
-            let _ = out.dtype();
-        })?;
-        record("transformer forward, batch 2".into(), t);
+        for &engine in &engines {
+            // The first preparation of a process compiles the engine's kernels (or loads them
+            // from the disk cache); the timed ones after it show the per-generation cost.
+            let start = Instant::now();
+            let prepared = prepare(&pipeline.transformer, &text, engine)?;
+            sync::<B>(&device)?;
+            let first = start.elapsed().as_secs_f64();
+            let name = engine.name();
+            eprintln!("  engine {name}: {}", prepared.engine().unwrap_or_else(|| "none (burn's tensor ops)".into()));
+            if let Some(why) = prepared.fallback() {
+                eprintln!("  engine {name} fell back to the tensor ops: {why}");
+            }
+            record(format!("prepare (engine {name}), first in this process"), first);
+            let t = time::<B>(&device, 0, args.reps.min(3), || {
+                let _ = prepare(&pipeline.transformer, &text, engine).expect("prepared once already");
+            })?;
+            record(format!("prepare (engine {name})"), t);
+            if what.contains(&"forward") {
+                let t = time::<B>(&device, args.warmup, args.reps, || {
+                    let out = prepared.forward(latents.clone(), &50usize.into());
+                    let _ = out.dtype();
+                })?;
+                record(format!("transformer forward, batch 2 (engine {name})"), t);
+            }
+            if what.contains(&"profile") {
+                let _ = prepared.forward(latents.clone(), &50usize.into());
+                match prepared.profile(args.reps) {
+                    Some(steps) => {
+                        for (kind, count, flops, seconds) in profile_by_kind(&steps) {
+                            let rate =
+                                if flops > 0.0 { format!(", {}", tflops(flops, seconds)) } else { String::new() };
+                            record(format!("  step {kind} ×{count} (engine {name}{rate})"), seconds);
+                        }
+                        let total: f64 = steps.iter().map(|s| s.seconds).sum();
+                        record(format!("  steps of one forward, each alone (engine {name})"), total);
+                    }
+                    None => eprintln!("  engine {name}: no step profile (no engine runs)"),
+                }
+            }
+        }
     }
     if what.contains(&"step") {
         let mut scheduler = pipeline.scheduler().map_err(|e| e.to_string())?;
@@ -229,8 +346,10 @@ fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String>
         })?;
         record("VQ decode, 1 image 256×256".into(), t);
     }
+    let choices: Vec<EngineChoice> =
+        engines.iter().filter_map(|engine| if let Engine::Choice(c) = engine { Some(*c) } else { None }).collect();
     if what.contains(&"generate") {
-        for n in image_counts(&args.images)? {
+        for (n, choice) in image_counts(&args.images)?.into_iter().flat_map(|n| choices.iter().map(move |&c| (n, c))) {
             let noise = match args.rng.as_str() {
                 "torch" => NoiseSource::Torch { seed: 0 },
                 _ => NoiseSource::Device { seed: Some(0) },
@@ -244,7 +363,8 @@ fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String>
                 .with_steps(args.steps)
                 .with_images_per_prompt(n)
                 .with_noise(noise)
-                .with_truncation_mode(truncation);
+                .with_truncation_mode(truncation)
+                .with_engine(choice);
             // Whole generations are long: one warm-up, then the median of (reps + 1) / 2 runs.
             // The warm-up compiles (and with autotune, tunes) the loop's kernels, minutes on a
             // fresh CUDA cache: it reports its progress, synchronising now and then, and with
@@ -277,8 +397,9 @@ fn bench<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String>
             let t = time::<B>(&device, 0, args.reps.div_ceil(2), || {
                 let _ = pipeline.generate(&request).expect("generate");
             })?;
-            record(format!("generate, {} steps, guidance 5, {n} image(s)", args.steps), t);
-            record(format!("  per image ({n} image(s))"), t / n as f64);
+            let engine = choice.name();
+            record(format!("generate, {} steps, guidance 5, {n} image(s) (engine {engine})", args.steps), t);
+            record(format!("  per image ({n} image(s), engine {engine})"), t / n as f64);
         }
     }
     if what.contains(&"products") {

@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use vq_kernels::KernelBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use clip_text::Truncation;
 use serde_json::Value;
+use transformer2d::PrepareOptions;
+use vq_kernels::{EngineChoice, KernelBackend};
 use vq_pipeline::{GenerateRequest, NegativeEmbeddings, NoiseSource, VQDiffusionPipeline};
 use vq_scheduler::{clamp_log_probs, classifier_free_guidance, truncate, FixedUniforms};
 
@@ -33,6 +34,10 @@ pub struct Args {
     /// Float precision: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// The transformer's engine: off, auto (the backend's where it has one) or on (an error
+    /// without one). With an engine, rows comparing it with the tensor ops are added.
+    #[arg(long, default_value = "auto")]
+    engine: EngineChoice,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -92,7 +97,7 @@ fn parity<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String
     vq_pipeline::set_precision::<B>(&device, crate::precision(&args.dtype)?).map_err(|e| e.to_string())?;
     let r = Reference::open(&args.reference)?;
     let pipeline = VQDiffusionPipeline::<B>::from_dir(&args.model, None, &device).map_err(|e| e.to_string())?;
-    print_header(&format!("{} {} — {}", B::name(&device), args.dtype, args.model.display()));
+    print_header(&format!("{} {}, engine {} — {}", B::name(&device), args.dtype, args.engine, args.model.display()));
     let mut with_mismatches = 0;
     let mut rows = 0;
     let mut row = |what: String, max_abs: Option<f32>, mismatches: Option<(usize, usize)>| {
@@ -127,10 +132,21 @@ fn parity<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String
     let scale = r.meta["guidance_scale"].as_f64().unwrap_or(5.0) as f32;
     let latents = r.int::<B, 2>("transformer.in.latents", &device)?;
     let text = r.f32::<B, 3>("encode.prompt_embeds", &device)?;
+    let options = PrepareOptions::default().with_engine(args.engine);
+    let prepared = pipeline.transformer.prepare(text.clone(), &options).map_err(|e| e.to_string())?;
+    let engine = prepared.engine();
+    eprintln!("transformer engine: {}", engine.as_deref().unwrap_or("none (burn's tensor ops)"));
+    if let Some(why) = prepared.fallback() {
+        eprintln!("transformer engine fell back to the tensor ops: {why}");
+    }
     for t in
         r.meta["transformer_timesteps"].as_array().ok_or("no transformer_timesteps")?.iter().filter_map(Value::as_u64)
     {
-        let out = pipeline.transformer.forward(latents.clone(), text.clone(), &(t as usize).into());
+        let out = prepared.forward(latents.clone(), &(t as usize).into());
+        if engine.is_some() {
+            let ops = pipeline.transformer.forward(latents.clone(), text.clone(), &(t as usize).into());
+            row(format!("transformer engine vs tensor ops t={t}"), Some(max_abs(out.clone(), &ops.into_data())), None);
+        }
         row(
             format!("transformer log p(x0) t={t}"),
             Some(max_abs(out, &r.data(&format!("transformer.t{t}.log_p_x_0"))?)),
@@ -188,7 +204,8 @@ fn parity<B: KernelBackend>(args: &Args, device: B::Device) -> Result<(), String
             continue;
         }
         let name = case["name"].as_str().unwrap_or("?");
-        let generation = pipeline.generate(&request(case)?).map_err(|e| format!("{name}: {e}"))?;
+        let generation =
+            pipeline.generate(&request(case)?.with_engine(args.engine)).map_err(|e| format!("{name}: {e}"))?;
         let tokens = generation.token_ids().concat();
         let expected = r.data(&format!("e2e.{name}.tokens"))?.to_vec::<i64>().map_err(|e| format!("{e:?}"))?;
         row(format!("e2e {name} tokens"), None, Some(mismatches(&tokens, &expected)));
