@@ -80,7 +80,7 @@ __device__ __forceinline__ float gelu_tanh_f(float x) {
 }
 
 // out[p, j] = height[p / w, j] + width[p % w, j]
-extern "C" __global__ void positions(const T* height, const T* width, T* out, int grid_width, int pixels, int dim) {
+extern "C" __global__ void __launch_bounds__(256) positions(const T* height, const T* width, T* out, int grid_width, int pixels, int dim) {
     long long e = thread_index();
     if (e >= (long long)pixels * dim) return;
     int p = (int)(e / dim), j = (int)(e % dim);
@@ -88,13 +88,13 @@ extern "C" __global__ void positions(const T* height, const T* width, T* out, in
 }
 
 // out = x / (1 + e^(−x))
-extern "C" __global__ void silu(const T* in, T* out, long long n) {
+extern "C" __global__ void __launch_bounds__(256) silu(const T* in, T* out, long long n) {
     long long e = thread_index();
     if (e < n) store(out, e, silu_f(load(in, e)));
 }
 
 // out[r, j] = classes[ids[r], j] + positions[r % pixels, j]; an id outside 0..classes gives NaN.
-extern "C" __global__ void embed(const ID* ids, const T* classes, const T* positions, T* out, long long rows, int pixels,
+extern "C" __global__ void __launch_bounds__(256) embed(const ID* ids, const T* classes, const T* positions, T* out, long long rows, int pixels,
                                  int dim, long long class_count) {
     long long e = thread_index();
     if (e >= rows * dim) return;
@@ -121,7 +121,7 @@ __device__ void row_moments(const T* x, int dim, float eps, float* shared, float
 }
 
 // out = LayerNorm(x) * (1 + table[t, :dim]) + table[t, dim:], t the timestep of the row's sample.
-extern "C" __global__ void ada_layer_norm(const T* x, const T* table, const int* timesteps, T* out, int pixels, int dim,
+extern "C" __global__ void __launch_bounds__(256) ada_layer_norm(const T* x, const T* table, const int* timesteps, T* out, int pixels, int dim,
                                           float eps) {
     __shared__ float shared[8];
     long long row = blockIdx.x;
@@ -136,7 +136,7 @@ extern "C" __global__ void ada_layer_norm(const T* x, const T* table, const int*
 }
 
 // out = LayerNorm(x) * gamma + beta
-extern "C" __global__ void layer_norm(const T* x, const T* gamma, const T* beta, T* out, int dim, float eps) {
+extern "C" __global__ void __launch_bounds__(256) layer_norm(const T* x, const T* gamma, const T* beta, T* out, int dim, float eps) {
     __shared__ float shared[8];
     long long row = blockIdx.x;
     const T* xr = x + row * dim;
@@ -148,7 +148,7 @@ extern "C" __global__ void layer_norm(const T* x, const T* gamma, const T* beta,
 }
 
 // Softmax of the first `cols` elements of each row (rows `ld` apart), in place.
-extern "C" __global__ void softmax_rows(T* scores, long long rows, int cols, int ld) {
+extern "C" __global__ void __launch_bounds__(256) softmax_rows(T* scores, long long rows, int cols, int ld) {
     long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -164,7 +164,7 @@ extern "C" __global__ void softmax_rows(T* scores, long long rows, int cols, int
 
 // Feed-forward activations over [rows, width] (the gated ones read [rows, 2 * width]: value, gate).
 #define ELEMENTWISE_ACTIVATION(name, f)                                                          \
-    extern "C" __global__ void name(const T* in, T* out, long long rows, int width) {            \
+    extern "C" __global__ void __launch_bounds__(256) name(const T* in, T* out, long long rows, int width) { \
         long long e = thread_index();                                                           \
         if (e < rows * width) store(out, e, f(load(in, e)));                                     \
     }
@@ -175,7 +175,7 @@ ELEMENTWISE_ACTIVATION(act_quick_gelu, quick_gelu_f)
 ELEMENTWISE_ACTIVATION(act_silu, silu_f)
 
 #define GATED_ACTIVATION(name, f)                                                                \
-    extern "C" __global__ void name(const T* in, T* out, long long rows, int width) {            \
+    extern "C" __global__ void __launch_bounds__(256) name(const T* in, T* out, long long rows, int width) { \
         long long e = thread_index();                                                           \
         if (e >= rows * width) return;                                                          \
         long long r = e / width, j = e % width;                                                  \
@@ -186,7 +186,7 @@ GATED_ACTIVATION(act_swiglu, silu_f)
 
 // out[b, c, p] = log_softmax over c of (logits[c, b * pixels + p] + bias[c]), in f32. Block
 // (32, 32): threadIdx.x picks the column, threadIdx.y a share of the classes.
-extern "C" __global__ void class_log_softmax(const T* logits, const T* bias, float* out, int batch, int classes, int pixels) {
+extern "C" __global__ void __launch_bounds__(1024) class_log_softmax(const T* logits, const T* bias, float* out, int batch, int classes, int pixels) {
     __shared__ float max_of[32][33];
     __shared__ float sum_of[32][33];
     long long columns = (long long)batch * pixels;

@@ -2,7 +2,8 @@
 //! of the kernel's signature in `kernels.cu`. Kept apart from the CUDA executor so that a CPU
 //! test holds every argument list against the source's signatures.
 
-use super::plan::{Kernel, Operand};
+use super::description::WeightId;
+use super::plan::{Arena, Kernel, Operand, Plan};
 use super::EngineError;
 
 /// The kernels' CUDA source (see its header).
@@ -36,6 +37,28 @@ pub(crate) enum Arg {
     I64(i64),
     /// `float`.
     F32(f32),
+}
+
+/// The device address of `operand`: its buffer's offset from the base address of the buffer's
+/// arena (`constants`, `workspace`), or `weight`'s address of the weight.
+pub(crate) fn address(
+    plan: &Plan,
+    operand: Operand,
+    constants: u64,
+    workspace: u64,
+    weight: impl Fn(WeightId) -> u64,
+) -> u64 {
+    match operand {
+        Operand::Weight(id) => weight(id),
+        Operand::Buffer { buffer, offset } => {
+            let b = plan.buffer(buffer);
+            let base = match b.arena {
+                Arena::Constants => constants,
+                Arena::Workspace => workspace,
+            };
+            base + (b.offset + offset * b.elem.size()) as u64
+        }
+    }
 }
 
 fn int(value: usize, what: &str) -> Result<Arg, EngineError> {
@@ -114,9 +137,14 @@ mod tests {
 
     /// The C parameter types of kernel `name` in the source, as `Arg` kinds.
     fn signature(name: &str) -> Vec<&'static str> {
-        let direct = format!("extern \"C\" __global__ void {name}(");
-        let (start, params) = if let Some(at) = SOURCE.find(&direct) {
-            (at + direct.len(), None)
+        let prefix = "extern \"C\" __global__ void __launch_bounds__(";
+        let direct = SOURCE.match_indices(prefix).find_map(|(at, _)| {
+            let rest = &SOURCE[at + prefix.len()..];
+            let name_at = rest.find(") ")? + 2;
+            rest[name_at..].starts_with(&format!("{name}(")).then(|| at + prefix.len() + name_at + name.len() + 1)
+        });
+        let (start, params) = if let Some(start) = direct {
+            (start, None)
         } else {
             // The activations are stamped out by macros with `(const T* in, T* out, long long rows, int width)`.
             let gated = SOURCE.contains(&format!("GATED_ACTIVATION({name},"));

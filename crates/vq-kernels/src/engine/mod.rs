@@ -16,6 +16,8 @@
 //! this crate's own (see the crate documentation).
 
 mod description;
+#[cfg(test)]
+mod emulation;
 mod host;
 #[cfg(any(test, feature = "cuda-engine"))]
 mod launch;

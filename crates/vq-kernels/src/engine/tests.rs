@@ -9,7 +9,7 @@ use super::host::HostExecutor;
 use super::plan::{Elem, Op, Plan, Role};
 use super::EngineError;
 
-fn sizes(layers: usize) -> TransformerSizes {
+pub(super) fn sizes(layers: usize) -> TransformerSizes {
     TransformerSizes {
         batch: 2,
         height: 3,
@@ -43,7 +43,7 @@ fn values(seed: u64, len: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-fn weights(sizes: &TransformerSizes) -> BTreeMap<WeightId, Vec<f32>> {
+pub(super) fn weights(sizes: &TransformerSizes) -> BTreeMap<WeightId, Vec<f32>> {
     sizes
         .expected_weights()
         .into_iter()
@@ -52,10 +52,11 @@ fn weights(sizes: &TransformerSizes) -> BTreeMap<WeightId, Vec<f32>> {
         .collect()
 }
 
-fn inputs(sizes: &TransformerSizes) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
+pub(super) fn inputs(sizes: &TransformerSizes) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
     let text = values(1000, sizes.batch * sizes.text_len * sizes.text_dim, 1.0);
     let ids = (0..sizes.batch * sizes.pixels()).map(|i| (i * 5 % (sizes.classes + 1)) as i64).collect();
-    (text, ids, vec![3, 8])
+    let timesteps = (0..sizes.batch).map(|b| (3 + 5 * b) % sizes.timesteps).collect();
+    (text, ids, timesteps)
 }
 
 fn run(plan: Plan, checked: bool) -> Vec<f32> {

@@ -161,3 +161,40 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
     }
     hash
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The source compiles with NVRTC, headers-free, for every storage type on Hopper and Ampere.
+    /// Needs NVRTC (no GPU): `LD_LIBRARY_PATH=<dir of libnvrtc.so.13> cargo test -p vq-kernels
+    /// --features cuda-engine -- --ignored nvrtc` (NVRTC comes with the CUDA toolkit and as the
+    /// `nvidia-cuda-nvrtc` wheel).
+    #[test]
+    #[ignore]
+    fn the_kernels_compile_with_nvrtc() {
+        for elem in [Elem::F32, Elem::F16, Elem::BF16] {
+            for ids in [Elem::I32, Elem::I64] {
+                let source = format!(
+                    "#define VQ_ELEM_{}\n#define VQ_ID_{}\n{SOURCE}",
+                    elem.name().to_uppercase(),
+                    ids.name().to_uppercase()
+                );
+                for target in ["sm_90", "sm_80"] {
+                    let image = compile(&source, target)
+                        .unwrap_or_else(|e| panic!("{} {} {target}: {e}", elem.name(), ids.name()));
+                    // An ELF image.
+                    assert_eq!(&image[..4], b"\x7fELF", "{} {} {target}", elem.name(), ids.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cache_names_change_with_the_source_and_the_target() {
+        let a = fnv1a(&[b"source", b"sm_90"]);
+        assert_ne!(a, fnv1a(&[b"source", b"sm_80"]));
+        assert_ne!(a, fnv1a(&[b"sourc", b"esm_90"]), "parts are delimited");
+        assert_eq!(a, fnv1a(&[b"source", b"sm_90"]));
+    }
+}

@@ -13,8 +13,8 @@ use super::compile::Kernels;
 use super::driver::{device_error, Device, DeviceBuffer};
 use super::lt::{Handle, LtGemm, Pointers, WORKSPACE_BYTES};
 use crate::engine::description::WeightId;
-use crate::engine::launch::{arguments, Arg};
-use crate::engine::plan::{Arena, Op, Operand, Plan, Role, Step};
+use crate::engine::launch::{self, arguments, Arg};
+use crate::engine::plan::{Op, Operand, Plan, Role, Step};
 use crate::engine::{EngineError, StepTime};
 
 /// One step with every pointer resolved.
@@ -74,22 +74,10 @@ impl CudaExecutor {
         let constants = DeviceBuffer::new(plan.constants_bytes, "engine constants")?;
         let workspace = DeviceBuffer::new(plan.workspace_bytes, "engine workspace")?;
         let lt_workspace = DeviceBuffer::new(WORKSPACE_BYTES, "cuBLASLt workspace")?;
-        let address = |operand: Operand| -> CUdeviceptr {
-            match operand {
-                Operand::Weight(id) => weights[&id],
-                Operand::Buffer { buffer, offset } => {
-                    let b = plan.buffer(buffer);
-                    let base = match b.arena {
-                        Arena::Constants => constants.ptr,
-                        Arena::Workspace => workspace.ptr,
-                    };
-                    base + (b.offset + offset * b.elem.size()) as u64
-                }
-            }
-        };
         if let Some((id, _)) = plan.sizes.expected_weights().iter().find(|(id, _)| !weights.contains_key(id)) {
             return Err(EngineError::Description(format!("no device address for weight {id}")));
         }
+        let address = |operand| launch::address(&plan, operand, constants.ptr, workspace.ptr, |id| weights[&id]);
         let class_count = plan.sizes.classes + 1;
         let resolve = |steps: &[Step]| -> Result<Vec<Launch>, EngineError> {
             steps
