@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: issue 7's benchmark in one call — diffusers 0.42.1 (torch fp16 and fp32)
+# On the lent GPU machine: the ITHQ benchmark in one call — diffusers 0.42.1 (torch fp16 and fp32)
 # and this pipeline (`xtask bench`, device noise and truncation) on the same card, ITHQ architecture
 # with random weights. Needs the carried release xtask (.carry/xtask.xz, built with a CUDA feature)
 # and the diffusers wheels (.whl/, carry both: `carry: [".carry", ".whl"]`).
@@ -7,7 +7,9 @@
 # DTYPES (default "f32 f16 bf16") picks our precisions, TORCH_DTYPES (default "fp16 fp32") diffusers' (either
 # may be empty), BACKEND (default cuda) the xtask backend,
 # WHAT / IMAGES / REPS the parts (default all, "1,4", 3; TORCH_WHAT diffusers' parts, default WHAT, which may
-# add graph: the forward replayed from a CUDA graph), LIMIT each run's seconds (150), TAG a suffix for the result files (so several
+# add graph: the forward replayed from a CUDA graph), ENGINES the transformer engines of our runs
+# (`xtask bench --engine`, default "off,on": burn's kernels and the CUDA engine), LIMIT each run's
+# seconds (150), TAG a suffix for the result files (so several
 # runs in one call keep theirs), PROFILE=1 CubeCL's kernel profiler on our runs (every kernel's time,
 # $OUT/profile-<dtype><TAG>.log.xz; launches then block, so its timings are not the benchmark's). JSON results and
 # logs come back in $OUT; a run that fails or outlasts its limit shows its rc in $OUT/peaks.txt, and the
@@ -37,9 +39,8 @@ for dtype in ${DTYPES-f32 f16 bf16}; do
   cp /tmp/vq/cubecl.base.toml cubecl.toml
   [ -n "${PROFILE:-}" ] && printf '[profiling.logger]\nlevel = "medium"\nfile = "%s/profile-%s%s.log"\n' "$OUT" "$dtype" "${TAG:-}" >> cubecl.toml
   with_peak "rust $dtype${TAG:-}" timeout -k 5 "${LIMIT:-150}" $XTASK bench --backend "${BACKEND:-cuda}" --dtype $dtype --what "$what" --images "${IMAGES:-1,4}" \
-    --rng device --reps "${REPS:-3}" --json "$OUT/rust-$dtype${TAG:-}.json" > "/tmp/vq/rust-$dtype.log" 2>&1
-  # A failing run can print megabytes of repeated errors (session 5: over the 16 MB a returned file
-  # may have): the log comes back compressed, its ends on stdout.
+    --rng device --reps "${REPS:-3}" --engine "${ENGINES:-off,on}" --json "$OUT/rust-$dtype${TAG:-}.json" > "/tmp/vq/rust-$dtype.log" 2>&1
+  # A failing run can print megabytes of repeated errors (over the 16 MB a returned file may have): the log comes back compressed, its ends on stdout.
   xz -T4 -c "/tmp/vq/rust-$dtype.log" > "$OUT/rust-$dtype${TAG:-}.log.xz"
   head -c 3000 "/tmp/vq/rust-$dtype.log"; echo " […]"; tail -c 3000 "/tmp/vq/rust-$dtype.log"
 done

@@ -7,7 +7,8 @@
 #   bash xtask/device/carry.sh hide                    moves the fixtures the device scripts do not read out of the
 #   bash xtask/device/carry.sh restore                 checkout (to $STASH, default /tmp/vq-fixtures) and back
 #                                                      (KEEP_MODEL=1 hide leaves models/shapes, which a
-#                                                      `train.sh … retarget …` call reads)
+#                                                      `train.sh … retarget …` call reads; KEEP_REFERENCE=1 leaves
+#                                                      fixtures/reference, which parity.sh and engine.sh read)
 #
 # Why: a call carries at most 64 MiB — tracked files included. The fixtures are 29 MB and the shipped
 # shapes model 16 MB; the xtask build, the kernel caches and a half-precision transformer checkpoint
@@ -16,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stash=${STASH:-/tmp/vq-fixtures}
-hidden=(fixtures/reference fixtures/tiny/nolearn fixtures/tiny/bin fixtures/tiny/raw)
+hidden=(fixtures/tiny/nolearn fixtures/tiny/bin fixtures/tiny/raw)
+[ -n "${KEEP_REFERENCE:-}" ] && [ "${1:-}" = hide ] || hidden+=(fixtures/reference)
 [ -n "${KEEP_MODEL:-}" ] && [ "${1:-}" = hide ] || hidden+=(models/shapes)
 case ${1:-} in
 runs)

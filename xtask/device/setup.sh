@@ -13,8 +13,12 @@ build=${XTASK_XZ:-.carry/xtask.xz}
 [ -f "$build" ] || { echo "setup.sh: $build is missing — name .carry in the call's carry list" >&2; exit 2; }
 mkdir -p /tmp/vq && xz -dc "$build" > /tmp/vq/xtask && chmod +x /tmp/vq/xtask
 nvrtc=$(find / -name 'libnvrtc.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
-export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
+# cuBLASLt for the transformer engine (a CUDA build loads it at run time, like NVRTC).
+cublaslt=$(find / -name 'libcublasLt.so.13*' -not -path '*/proc/*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${cublaslt:+$(dirname "$cublaslt"):}${LD_LIBRARY_PATH:-}"
 export XTASK=/tmp/vq/xtask
+# The transformer engine's NVRTC-compiled kernels (CUBIN), kept with CubeCL's caches.
+export VQ_KERNEL_CACHE=/tmp/vq/kernels
 # A warm machine keeps the caches of its last call: unpack the carried ones only on a fresh one.
 # Without carried ones, the committed cubecl-cache-h200.tar.xz (the autotuned build's kernels and
 # tuning results on an H200 for stage-2 training at batch 512, session 16: 392 s before the first
@@ -36,11 +40,11 @@ if [ -n "${CUBECL_LOG:-}" ]; then
 fi
 export CUBECL_AUTOTUNE_LEVEL=$level
 # (xz on all cores: the compile cache is ≈ 200 MB, a minute for one-threaded xz.)
-save_kernel_cache() { tar -c -C /tmp/vq $(cd /tmp/vq && ls -d cc at 2>/dev/null) | xz -T0 -6 > "$OUT/cubecl-cache.tar.xz"; }
+save_kernel_cache() { tar -c -C /tmp/vq $(cd /tmp/vq && ls -d cc at kernels 2>/dev/null) | xz -T0 -6 > "$OUT/cubecl-cache.tar.xz"; }
 # Peak GPU memory of everything that follows, sampled every 100 ms (burn 0.21 has no allocator high-water mark).
 # (stderr off the caller's pipe, killed on exit: a sampler holding the pipe kept `| tail` waiting.)
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "${OUT:-/tmp}/gpu-memory.log" 2>/dev/null &
 sampler=$!
 trap 'kill $sampler 2>/dev/null' EXIT
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-echo "nvrtc: $nvrtc; kernel cache: $(du -sh /tmp/vq/cc /tmp/vq/at 2>/dev/null | tr '\n' ' ')"
+echo "nvrtc: $nvrtc; cublasLt: ${cublaslt:-not found}; kernel cache: $(du -sh /tmp/vq/cc /tmp/vq/at /tmp/vq/kernels 2>/dev/null | tr '\n' ' ')"

@@ -63,6 +63,15 @@
 //! on every core). Enable the crate feature of your backend (`ndarray`, `flex`, `cubecl`,
 //! `fusion`, `autodiff`).
 //!
+//! # A generation's forwards
+//!
+//! A sampling loop runs the forward once per step over the same text. [`Transformer2DModel::prepare`]
+//! computes once what the steps share — every block's cross-attention keys and values of the
+//! text — and its [`PreparedTransformer::forward`] gives exactly `forward`'s values. Where the
+//! backend has a whole-forward engine ([`vq_kernels::engine`]; burn's CUDA backend has one) the
+//! prepared forward runs on it, unless [`PrepareOptions::engine`] says off.
+//! [`Transformer2DModel::describe`] is the model as an engine sees it.
+//!
 //! # Example
 //!
 //! ```

@@ -16,6 +16,7 @@
 //! | [`class_log_softmax`](KernelBackend::class_log_softmax) | in f64 where the backend has it, returned as f32 | default | default | default |
 //! | [`convolution`](KernelBackend::convolution) | the backend's convolution | default | default | over NdArray, Flex: [`portable::conv2d_gemm`] (fast gradients); else default |
 //! | [`split_batch`](KernelBackend::split_batch) | the whole batch at once | one part per core, on threads | default | default |
+//! | [`transformer_engine`](KernelBackend::transformer_engine) (the discrete transformer's whole forward) | none: the model's tensor ops | none | CUDA with the feature `cuda-engine`: the CUDA engine (below); wgpu: none | none |
 //!
 //! The CPU paths are chosen at run time only by what the data allows (f32 values, more than one
 //! core); their loops are compiled for every [`cpu::VectorUnit`] and give the same bits on each
@@ -42,6 +43,47 @@
 //! let out = NdArray::multi_head_attention(q, k.clone(), k, AttentionOptions::heads(2));
 //! assert_eq!(out.dims(), [1, 3, 8]);
 //! ```
+//!
+//! # The transformer engine
+//!
+//! [`KernelBackend::transformer_engine`] hands a backend the discrete transformer's whole forward
+//! for one generation ([`engine`]: a plain [`TransformerDescription`] of sizes, weights and text
+//! in, a [`TransformerEngine`] out). `transformer2d`'s `Transformer2DModel::prepare` asks for one;
+//! without one the model runs its tensor ops, which stay the reference everywhere.
+//!
+//! An engine follows an [`engine::Plan`] built and checked on the CPU: the forward as 8 + 4·batch
+//! matrix products and 6 kernels per block (ITHQ, batch 2: 577 products, 219 kernels, 4.6 TFLOP)
+//! with every shape, leading dimension, stride, epilogue and launch size, and every buffer's
+//! lifetime and place in a constants arena (per generation: every AdaLayerNorm's scale and shift
+//! for all timesteps, every block's cross-attention keys and values; ITHQ batch 2 in f16: 75 MB)
+//! and a workspace reused across blocks (90 MB). Residual additions are products that accumulate
+//! into the hidden state; attention is two strided-batched products per sample around a softmax
+//! kernel, its score rows padded to 8 elements. [`engine::HostExecutor`] runs a plan on the CPU
+//! with the plan's storage types: the tests hold it against the tensor ops (f32: within 2e-5 on
+//! log-probabilities, rounding of another summation order; a wrong stride or an early reuse moves
+//! them by O(1)), and against the CUDA kernels themselves compiled for the host and run with a
+//! thread per CUDA thread (`engine/emulation`, run by CI).
+//!
+//! **The CUDA engine** (feature `cuda-engine`, on in every CUDA build of `vq-pipeline`): on burn's
+//! CUDA backend, fused (`Fusion<CubeBackend<CudaRuntime, …>>`, where it runs as one custom
+//! operation of the fusion stream) or not. Products through cuBLASLt (f16/bf16/f32 storage, f32
+//! accumulation, bias epilogues; descriptors, layouts and heuristics made once per engine); the
+//! other kernels in CUDA C (`engine/kernels.cu`) compiled by NVRTC for the device and cached on
+//! disk as CUBIN (`$VQ_KERNEL_CACHE`, else `~/.cache/vq-diffusion-rs/kernels`); the prologue run
+//! once; every forward captured once into a CUDA graph on the engine's own stream and replayed;
+//! weights read in place from burn's buffers. burn's stream is synchronised before each forward
+//! reads the class ids and the engine's stream before the result is handed back. CUDA, NVRTC and
+//! cuBLASLt are loaded at run time (`libcublasLt.so.13` must be on the library path).
+//!
+//! Turning it off: `PrepareOptions::engine` / `GenerateRequest::engine` = [`EngineChoice::Off`],
+//! `vq-diffusion generate --engine off`, `xtask bench --engine off`. [`EngineChoice::Auto`] (the
+//! default) falls back to the tensor ops with a warning where the engine fails to start.
+//!
+//! Measured so far: the plan and its CPU executor against the tensor ops (tests above), the
+//! kernels compiled by NVRTC 13.0 for sm_90 and sm_80 and run emulated on the CPU. Not yet
+//! measured: anything on a GPU — the cuBLASLt products, the graph, the engine's speed, its
+//! half-precision error against the tensor ops, its start-up time (`xtask/device/engine.sh` does
+//! all of it in one call).
 //!
 //! # Process-wide set-up
 //!

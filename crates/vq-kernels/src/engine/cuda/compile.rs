@@ -95,6 +95,10 @@ impl Drop for Kernels {
 
 /// NVRTC: `source` to a CUBIN for `target` (`sm_90`).
 fn compile(source: &str, target: &str) -> Result<Vec<u8>, EngineError> {
+    // SAFETY: only tries to open the library (cudarc panics on a call into a missing one).
+    if !unsafe { nvrtc::sys::is_culib_present() } {
+        return Err(EngineError::Unavailable("NVRTC (libnvrtc.so) was not found: add its folder to LD_LIBRARY_PATH".into()));
+    }
     let nvrtc_error = |what: &str, e: &dyn std::fmt::Debug| EngineError::Device(format!("NVRTC {what}: {e:?}"));
     let c_source = CString::new(source).expect("the kernel source has no NUL");
     let program = nvrtc::result::create_program(c_source.as_c_str(), None).map_err(|e| nvrtc_error("program", &e))?;

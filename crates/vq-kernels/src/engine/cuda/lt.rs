@@ -29,6 +29,12 @@ unsafe impl Sync for Handle {}
 
 impl Handle {
     pub(super) fn new() -> Result<Self, EngineError> {
+        // SAFETY: only tries to open the library (cudarc panics on a call into a missing one).
+        if !unsafe { sys::is_culib_present() } {
+            return Err(EngineError::Unavailable(
+                "cuBLASLt (libcublasLt.so) was not found: add its folder to LD_LIBRARY_PATH".into(),
+            ));
+        }
         result::create_handle().map(Self).map_err(|e| EngineError::Device(format!("creating a cuBLASLt handle: {e:?}")))
     }
 }
