@@ -92,7 +92,7 @@ fn every_case_matches_diffusers_in_every_layout() {
 }
 
 /// Truncation on the device (bisection in f32 instead of torch's sorted f64 running sum) draws
-/// diffusers' tokens on ≥ 99 % of latent pixels, case by case (issue 7's bar for GPU f32), with
+/// diffusers' tokens on ≥ 99 % of latent pixels, case by case (the bar for f32 on a GPU), with
 /// the same torch noise so that only the truncation differs.
 #[test]
 fn device_truncation_draws_diffusers_tokens_on_nearly_every_pixel() {

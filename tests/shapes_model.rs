@@ -1,4 +1,4 @@
-//! The shapes model shipped in `models/shapes` (issue 8) against diffusers 0.42.1: for every
+//! The shapes model shipped in `models/shapes` against diffusers 0.42.1: for every
 //! committed case (`fixtures/reference/shapes_cases.json`, written by
 //! `xtask/python/check_export.py --cases-out` from the same folder), the torch-compatible
 //! generator draws exactly diffusers' final tokens. This is the promise that diffusers loads the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Here (not on the GPU machine): what a multi-call training run carries into its next call.
-#   bash xtask/device/carry.sh runs /work/.device/N    the runs a call returned become .carry/runs.tar.xz.part-*
+#   bash xtask/device/carry.sh runs RESULT_DIR         the runs a call returned become .carry/runs.tar.xz.part-*
 #                                                      (without the exported pipeline and stage 1's checkpoint,
 #                                                      which the next call rebuilds or does not need), and its
 #                                                      kernel caches .carry/cubecl-cache.tar.xz

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine: issue 7's GPU parity — `xtask parity` on the tiny fixture (diffusers 0.42.1's
+# On the lent GPU machine: GPU parity — `xtask parity` on the tiny fixture (diffusers 0.42.1's
 # reference tensors) in each precision, one table per dtype in $OUT/parity-<dtype><TAG>.md.
 #   XTASK_XZ=.carry/xtask-tuned.xz bash xtask/device/parity.sh
 # XTASK_XZ picks the carried build (default .carry/xtask.xz), DTYPES its precisions (default "f32 f16 bf16"),

@@ -21,8 +21,8 @@ export XTASK=/tmp/vq/xtask
 export VQ_KERNEL_CACHE=/tmp/vq/kernels
 # A warm machine keeps the caches of its last call: unpack the carried ones only on a fresh one.
 # Without carried ones, the committed cubecl-cache-h200.tar.xz (the autotuned build's kernels and
-# tuning results on an H200 for stage-2 training at batch 512, session 16: 392 s before the first
-# step without it, none with it; and for stage 1 at batch 64 on cuda-unfused, session 18: 30 steps in
+# tuning results on an H200 for stage-2 training at batch 512: 392 s before the first
+# step without it, none with it; and for stage 1 at batch 64 on cuda-unfused: 30 steps in
 # 7 minutes without it, 3.1 steps/s with it; entries for changed kernels or other shapes are simply
 # compiled anew).
 cache=.carry/cubecl-cache.tar.xz
@@ -30,7 +30,7 @@ cache=.carry/cubecl-cache.tar.xz
 [ ! -d /tmp/vq/cc ] && tar -xJf "$cache" -C /tmp/vq
 # AUTOTUNE_LEVEL (default minimal) only sets how finely matmul and kernel tuning keys round problem
 # sizes (minimal: powers of 2.5, so K = 1,024 and 1,408 share one tuned kernel; full: exact sizes; the
-# candidates are the same at every level, BENCHMARKS.md session 17). Another level means new tuning.
+# candidates are the same at every level). Another level means new tuning.
 level=${AUTOTUNE_LEVEL:-minimal}
 printf '[compilation]\ncache = { file = "/tmp/vq/cc" }\n[autotune]\nlevel = "%s"\ncache = { file = "/tmp/vq/at" }\n' "$level" > cubecl.toml
 # CUBECL_LOG=1: each kernel compilation and autotune decision, with timings, and the memory

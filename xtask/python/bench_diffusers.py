@@ -1,7 +1,7 @@
 """Time diffusers 0.42.1's VQDiffusionPipeline at the microsoft/vq-diffusion-ithq size.
 
 Random weights (the real checkpoint's FLOPs), built in memory from the hub configs, on one CUDA
-device. Protocol (as shared/reference python-reference.md §10.2): one 2-step warm-up call; the
+device. Protocol: one 2-step warm-up call; the
 transformer forward on an all-mask batch of 2 at t = 50, median of 5 calls after 2 warm-ups;
 one sampling step after the transformer (guidance, truncation, clamp, scheduler.step); the VQ
 decode of one image; whole 100-step guided calls timed wall-clock with synchronisation; peak =

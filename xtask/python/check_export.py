@@ -1,7 +1,7 @@
 """Load a pipeline folder exported by `xtask train-transformer` / `xtask export` with diffusers 0.42.1
 and generate, to check that diffusers reads the export and samples the same tokens as the Rust pipeline.
 
-    /work/pyref/venv/bin/python xtask/python/check_export.py --model runs/diffusion/pipeline \
+    ../venv-reference/bin/python xtask/python/check_export.py --model runs/diffusion/pipeline \
         --prompt "a red circle" --seed 0 --guidance 3 [--rust-tokens tokens.json]
 
 Prints diffusers' final token ids (one row per image) as JSON. With --rust-tokens (the `--tokens` file

@@ -1,4 +1,4 @@
-"""A collection of named tensors with descriptions, written as one safetensors file (python-reference.md 6.1).
+"""A collection of named tensors with descriptions, written as one safetensors file (fixtures/README.md).
 
 Every tensor is stored contiguous, row-major, as f32 (floating inputs) or i64 (integers and bools).
 The header metadata key `fixture` holds a JSON document: versions, settings and one line per tensor.

@@ -1,4 +1,4 @@
-"""The four on-disk layouts of the tiny pipeline (python-reference.md section 5).
+"""The four on-disk layouts of the tiny pipeline (fixtures/README.md).
 
 raw      exactly what `VQDiffusionPipeline.save_pretrained` writes (diffusers 0.42.1 + transformers 5)
 hub      the raw weights rewritten into the layout of microsoft/vq-diffusion-ithq (+ fp16 variants)

@@ -1,4 +1,4 @@
-"""Reference tensors of the tiny pipeline: `fixtures/reference/tiny.safetensors` (python-reference.md 6.2 + extras).
+"""Reference tensors of the tiny pipeline: `fixtures/reference/tiny.safetensors` (contents: fixtures/README.md).
 
 Every section below adds tensors to a FixtureStore with a one-line description; the same descriptions end up
 in the file's `fixture` metadata and in fixtures/README.md.
@@ -20,7 +20,7 @@ GUMBEL_RECIPE = (
     "g = -log(-log(u + 1e-30) + 1e-30) in f32; prev_sample = argmax over classes of (log_p + g), first index on ties"
 )
 
-# tok.* prompts (python-reference.md 6.2): plain; `!!!` and parentheses; unicode/CJK/emoji; whitespace; empty; long.
+# tok.* prompts: plain; `!!!` and parentheses; unicode/CJK/emoji; whitespace; empty; long.
 LONG_PROMPT = " ".join(
     [
         "a very detailed oil painting of a small red fox sitting in a snowy forest at dawn,",

@@ -1,6 +1,6 @@
 """The tiny random-weight VQ-Diffusion pipeline: configs, construction, randomisation, loading.
 
-Structure follows python-reference.md section 3.2 (ITHQ's structure at toy widths): VQ attention blocks at
+ITHQ's structure at toy widths (fixtures/README.md): VQ attention blocks at
 the lowest resolution, vq_embed_dim != latent_channels, several heads and layers, every size distinct,
 the real 49,408-token CLIP vocabulary.
 """
@@ -69,7 +69,7 @@ CF_CONFIG = dict(learnable=True, hidden_size=16, length=77)
 PERTURB_SEED = 1234
 
 
-# --- diffusers 0.42.1 loader patches (python-reference.md section 4) ----------------------------------
+# --- diffusers 0.42.1 loader patches (docs/reference.md, "Loading in diffusers 0.42.1") ---------------------
 
 _PATCHED = False
 
@@ -182,7 +182,7 @@ def realign(module: torch.nn.Module) -> None:
     """Copy every parameter and buffer into freshly allocated memory.
 
     safetensors are mmapped at unaligned addresses and torch's CPU GEMMs round differently (~5e-7) for
-    unaligned operands (python-reference.md section 6.1); with the copy every layout gives identical numbers.
+    unaligned operands (docs/reference.md, "Parity tolerances"); with the copy every layout gives identical numbers.
     """
     with torch.no_grad():
         for m in module.modules():

@@ -1,6 +1,6 @@
 """CLIP BPE tokenizer files rebuilt from the merges list shipped in the open_clip_torch wheel.
 
-python-reference.md section 2: vocabulary = 256 byte symbols, the same with `</w>`, the first 48,894
+docs/reference.md ("Tokenizer"): vocabulary = 256 byte symbols, the same with `</w>`, the first 48,894
 merges, then `<|startoftext|>` 49406 and `<|endoftext|>` 49407. The VQ-Diffusion (ITHQ) tokenizer adds
 `pad_token="!"`, which must be id 0.
 """
@@ -71,7 +71,7 @@ def build_vocab_and_merges(bpe_gz: bytes) -> tuple[dict[str, int], list[tuple[st
 
 
 def build_backend_tokenizer(vocab: dict[str, int], merges: list[tuple[str, str]]):
-    """The tokenizers pipeline of python-reference.md section 2.3 (stock CLIP; no `!` added token)."""
+    """The tokenizers pipeline of docs/reference.md ("Tokenizer"; stock CLIP; no `!` added token)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
@@ -141,7 +141,7 @@ def write_hub_tokenizer_dir(dest: Path, vocab: dict[str, int], merges: list[tupl
     """The ITHQ hub tokenizer folder: vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json."""
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "vocab.json", "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)  # one line, id order, 961,143 bytes (pyref 2.2)
+        json.dump(vocab, f, ensure_ascii=False)  # one line, id order, 961,143 bytes
     with open(dest / "merges.txt", "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n")
         for left, right in merges:

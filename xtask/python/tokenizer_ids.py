@@ -77,7 +77,7 @@ def build(hub_tok, stock_tok, backend_with_bang, raw_tok) -> dict:
         "description": (
             "Expected CLIP token ids. ids: transformers 5 CLIPTokenizer from fixtures/tiny/hub/tokenizer (pad '!' = 0), "
             "no padding/truncation (identical for the raw tokenizer.json and the tokenizers pipeline of "
-            "python-reference.md 2.3 plus the added special token '!'). ids_stock_pad: stock tokenizer (pad "
+            "docs/reference.md plus the added special token '!'). ids_stock_pad: stock tokenizer (pad "
             "<|endoftext|>, '!' not special) with padding='max_length', max_length=77, truncation=True. pipeline_row: "
             "what VQDiffusionPipeline._encode_prompt feeds CLIP: padding='max_length', max_length=77, no truncation, "
             "then the first 77 columns (an over-long prompt loses its EOS). keep_eos_row: microsoft/VQ-Diffusion's "

@@ -179,7 +179,7 @@ fn time<B: Backend>(device: &B::Device, warmup: usize, reps: usize, mut f: impl 
 }
 
 /// Waits for `device`. A failed sync reports every failed operation since the last one (on CUDA
-/// once, megabytes of the same error after the first, session 5): the message keeps its start,
+/// once, megabytes of the same error after the first): the message keeps its start,
 /// where the first failure is.
 fn sync<B: Backend>(device: &B::Device) -> Result<(), String> {
     B::sync(device).map_err(|e| {
@@ -194,7 +194,7 @@ fn sync<B: Backend>(device: &B::Device) -> Result<(), String> {
 /// Fails unless every id of `tokens` is a class of the chain, `0..=mask_id`. A step that
 /// samples outside makes the next transformer forward read outside its embedding table, which
 /// on CUDA is an illegal address several kernels later: there, burn's argmax over NaN scores is
-/// −1 (session 6: NaN prompt embeddings of a zero-weight text encoder).
+/// −1 (NaN prompt embeddings, e.g. of a zero-weight text encoder, give NaN scores).
 fn check_token_range<B: Backend>(tokens: Tensor<B, 2, Int>, mask_id: usize, what: &str) -> Result<(), String> {
     let min = tokens.clone().min().into_scalar().elem::<i64>();
     let max = tokens.max().into_scalar().elem::<i64>();

@@ -1,7 +1,7 @@
 //! `grad-check`: one stage-1 training step's gradients on a backend against the CPU reference
 //! (`Autodiff<NdArray>`), parameter by parameter, on the same weights and batch. A training
-//! build whose forward pass is right can still train wrongly (the autotuned CUDA build's
-//! decoder gradients, BENCHMARKS.md sessions 9 and 11); the first parameter it gets wrong, in
+//! build whose forward pass is right can still train wrongly (burn 0.21's nearest-`interpolate`
+//! backward on the autotuned CUDA build); the first parameter it gets wrong, in
 //! backward order, says where to look. `--convolutions` checks single convolutions the same way.
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The matrix products of one transformer forward, timed alone (`xtask bench --what products`).
 //!
-//! Issue 7 asks where a forward's time goes. Session 7's profile put about half of it in the
-//! matrix products and measured them, from a batch-8 forward, at about a third of cuBLAS. This
+//! Where a forward's time goes: on CUDA about half of it is in the matrix products, which a
+//! batch-8 forward ran at about a third of cuBLAS's rate (BENCHMARKS.md, "GPU speed"). This
 //! times each kind of product of the ITHQ forward with the backend's `matmul` on random
 //! operands laid out as the model lays them out (`Linear`: a `[batch, rows, in]` activation
 //! times a broadcast `[1, in, out]` weight; attention: per-head strided views of
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(linear, expected);
         let attention: f64 = products.iter().filter(|p| p.form != Form::Linear).map(Product::flops).sum();
         assert_eq!(attention, 36.0 * 2.0 * 2.0 * 2.0 * 16.0 * 1024.0 * 88.0 * (1024.0 + 77.0));
-        // ≈ 4.6 TFLOP, the figure behind issue 7's 460 TFLOP per 100-step image.
+        // ≈ 4.6 TFLOP: 460 TFLOP for a 100-step guided image.
         let total = (linear + attention) / 1e12;
         assert!((4.5..4.7).contains(&total), "{total}");
     }

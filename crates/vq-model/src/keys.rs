@@ -3,7 +3,7 @@
 //! Module fields carry diffusers' names (`encoder.down_blocks.0.resnets.1.conv1`,
 //! `decoder.mid_block.attentions.0.to_q`, `quantize.embedding`, …), so most keys load as they
 //! are. The rules below cover the rest, for both on-disk layouts
-//! (`shared/reference/diffusers-vq-diffusion.md` §6.7 and §11):
+//! (`docs/reference.md`, "Checkpoint keys and layouts"):
 //!
 //! | checkpoint key | module path | why |
 //! |---|---|---|

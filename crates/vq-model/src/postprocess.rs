@@ -1,5 +1,5 @@
 //! Decoder output → image, exactly as `VQDiffusionPipeline` post-processes it
-//! (`shared/reference/diffusers-vq-diffusion.md` §14 item 8).
+//! (`docs/reference.md`, "VQ decode and the image").
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};

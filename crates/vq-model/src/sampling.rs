@@ -84,7 +84,7 @@ impl<B: KernelBackend> Upsample2d<B> {
 /// burn's `interpolate`, the same copies forward; backward, a sum over each block. Why: on the
 /// autotuned CUDA build (burn 0.21) the gradient through `interpolate`'s nearest mode came back
 /// wrong inside the decoder while every convolution's gradients checked right alone, and
-/// stage-1 training diverged (`xtask grad-check`, BENCHMARKS.md sessions 9 and 11).
+/// stage-1 training diverged (`xtask grad-check` finds such faults).
 ///
 /// # Shapes
 ///

@@ -3,7 +3,7 @@
 //! diffusers has no such file — `VQDiffusionPipeline.__call__` defaults to guidance 5 and
 //! truncation 1 for every model — and loads a folder that has one as if it had not. It is this
 //! project's: a small model can draw best at other settings (the shipped `models/shapes` at
-//! guidance 3 and truncation 0.7, `BENCHMARKS.md`), and `vq-diffusion generate` without
+//! guidance 3 and truncation 0.7, its `README.md`), and `vq-diffusion generate` without
 //! `--guidance-scale` / `--truncation-rate` then uses them. The keys are the pipeline call's
 //! argument names; either may be left out:
 //!

@@ -2,7 +2,7 @@
 //! Diffusion Models*, [arXiv:2205.16007](https://arxiv.org/abs/2205.16007), §3.2 "purity prior"),
 //! which diffusers lacks. The original is `sample_type` `prior_rule` 1 and 2 of
 //! microsoft/VQ-Diffusion (`image_synthesis/modeling/transformers/diffusion_transformer.py`,
-//! `p_sample_with_prior`); `../shared/reference/original-features.md` §6–7 describes it.
+//! `p_sample_with_prior`); `docs/reference.md` ("Improved VQ-Diffusion's samplers") describes it.
 //!
 //! Posterior sampling (diffusers, [`crate::VQDiffusionScheduler::step`]) draws every pixel anew
 //! at every step, each independently of the others: pixels that fit together one by one can

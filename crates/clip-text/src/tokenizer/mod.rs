@@ -1,5 +1,5 @@
 //! The CLIP tokenizer as transformers 5 runs it (the `tokenizers`-backed `CLIPTokenizer`), with
-//! the padding/truncation rules of VQ-Diffusion (diffusers-vq-diffusion.md §2.3, §8).
+//! the padding/truncation rules of VQ-Diffusion (`docs/reference.md`, "Tokenizer").
 //!
 //! Loading ([`Tokenizer::from_dir`]):
 //! - `tokenizer.json` when present (what transformers 5 `save_pretrained` writes), else

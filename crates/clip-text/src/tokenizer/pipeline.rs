@@ -1,5 +1,5 @@
 //! The CLIP tokenizers pipeline built from `vocab.json` + `merges.txt`, with the components
-//! transformers 5's `CLIPTokenizer` sets (python-reference.md §2.3; diffusers-vq-diffusion.md §8.1):
+//! transformers 5's `CLIPTokenizer` sets (`docs/reference.md`, "Tokenizer"):
 //!
 //! | stage | setting |
 //! |---|---|

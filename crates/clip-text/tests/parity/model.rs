@@ -6,7 +6,7 @@ use clip_text::{CLIPTextModel, EosRule};
 
 use crate::common::{device, fixture, int_tensor, max_abs_diff, reference, B};
 
-/// Parity bound for f32 weights (diffusers-vq-diffusion.md §14.1).
+/// Parity bound for f32 weights (`docs/reference.md`, "Parity tolerances").
 const F32_TOLERANCE: f32 = 1e-5;
 
 /// Loads `tiny/<layout>/text_encoder` and returns the max abs errors (last_hidden_state, pooled).
@@ -78,7 +78,7 @@ fn fp16_weights_are_the_f32_weights_rounded() {
 /// `init_random` draws transformers' initialisation: matrices N(0, 0.02²) (sample standard
 /// deviation within 5 % over ≥ 2,048 values, seeded), biases 0, LayerNorms the identity — and so encodes
 /// to finite states that are not all zero, unlike `init`'s zeros (whose L2-normalised prompt
-/// embeddings are NaN: the CUDA benchmark of session 6 sampled id −1 from them).
+/// embeddings are NaN, from which CUDA's argmax samples id −1).
 #[test]
 fn random_initialisation_is_transformers_and_encodes_to_nonzero_states() {
     let config = clip_text::CLIPTextConfig {

@@ -92,12 +92,12 @@ fn ids_of_a_stock_tokenizer() {
     }
 }
 
-/// diffusers-vq-diffusion.md §8.2 and §8.3, asserted directly.
+/// The token-id anchors of `docs/reference.md` ("Tokenizer"), asserted directly.
 #[test]
 fn spec_anchors() {
     for tokenizer in [hub(), raw()] {
         let ids = |text: &str| tokenizer.encode(text).unwrap();
-        // §8.3
+        // plain prompts, whitespace, the empty prompt
         assert_eq!(
             ids("A teddy bear playing in the pool."),
             [49406, 320, 11798, 4298, 1629, 530, 518, 2831, 269, 49407]
@@ -111,7 +111,7 @@ fn spec_anchors() {
             [49406, 6470, 9006, 537, 1218, 3418, 763, 49407]
         );
         assert_eq!(ids(""), [49406, 49407]);
-        // §8.2: `!` is the special pad token, id 0, anywhere in a prompt
+        // `!` is the special pad token, id 0, anywhere in a prompt
         assert_eq!(ids("hello!"), [49406, 3306, 0, 49407]);
         assert_eq!(ids("wow!!! great"), [49406, 2781, 0, 0, 0, 830, 49407]);
         assert_eq!(
@@ -124,7 +124,7 @@ fn spec_anchors() {
         negative.resize(77, 0);
         assert_eq!(row.ids, negative);
     }
-    // a stock tokenizer keeps `!` as BPE (§8.2)
+    // a stock tokenizer keeps `!` as BPE
     let dir = fixture("tiny/hub/tokenizer");
     let stock = Tokenizer::from_vocab_merges(
         &dir.join("vocab.json"),

@@ -66,7 +66,7 @@ fn explicit_ada_norm_parses() {
     assert_eq!(config.num_embeds_ada_norm, 3);
 }
 
-/// The ITHQ config of the Hub (diffusers-vq-diffusion.md §10.2) and diffusers' defaults for
+/// The ITHQ config of the Hub and diffusers' defaults for
 /// the fields it leaves out; unknown fields are ignored.
 #[test]
 fn ithq_config_and_defaults() {

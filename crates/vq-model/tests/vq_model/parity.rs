@@ -7,7 +7,7 @@ use vq_model::{to_rgb8, to_unit_range, VQModel, InputError};
 
 use crate::common::{max_abs_diff, reference, reference_float, reference_int, tiny_vqvae, values, vqvae_dir, B};
 
-/// Decoder output tolerance (reference §14.1: ≤ 1e-5 abs on the tiny model).
+/// Decoder output tolerance (≤ 1e-5 abs on the tiny model; `docs/reference.md`, "Parity tolerances").
 const DECODE_TOL: f32 = 1e-5;
 
 fn decode_reference_indices(model: &VQModel<B>) -> Tensor<B, 4> {

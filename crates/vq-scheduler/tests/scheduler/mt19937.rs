@@ -7,7 +7,7 @@ use crate::common::{device, to_f32, B};
 
 #[test]
 fn raw_outputs_of_seed_0_match_torch() {
-    // diffusers-vq-diffusion.md §4.9: the first raw MT19937 outputs behind torch.rand for seed 0.
+    // `docs/reference.md` ("Noise"): the first raw MT19937 outputs behind torch.rand for seed 0.
     let mut engine = Mt19937::new(0);
     let raw: Vec<u32> = (0..6).map(|_| engine.next_u32()).collect();
     assert_eq!(

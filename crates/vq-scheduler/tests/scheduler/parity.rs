@@ -15,7 +15,7 @@ use vq_scheduler::{
 
 use crate::common::{device, float3, int2, to_f32, to_i64, B};
 
-/// Absolute tolerance on log-probabilities (spec §14.1, tiny pipeline).
+/// Absolute tolerance on log-probabilities (tiny pipeline; `docs/reference.md`, "Parity tolerances").
 const LOG_PROB_TOL: f32 = 1e-5;
 
 fn workspace_path(relative: &str) -> PathBuf {

@@ -6,7 +6,7 @@ use vq_scheduler::{ScheduleProbabilities, ScheduleTables, SchedulerError, VQDiff
 
 use crate::common::{scheduler, to_f32};
 
-/// diffusers-vq-diffusion.md §4.2 (K = 4096, T = 100), as printed by numpy for float32:
+/// diffusers' tables at K = 4096, T = 100 (`docs/reference.md`, "Scheduler"), as printed by numpy for float32:
 /// t, log a_t, log β_t, log γ_t, log ᾱ_t, log β̄_t, log γ̄_t.
 const ITHQ_ANCHORS: [(usize, [&str; 6]); 7] = [
     (
@@ -113,7 +113,7 @@ fn ithq_tables_equal_the_anchor_values_exactly() {
 
 #[test]
 fn ithq_plain_probabilities() {
-    // diffusers-vq-diffusion.md §4.2 "plain values".
+    // The plain probabilities behind the tables at K = 4096, T = 100.
     let p = ScheduleProbabilities::new(&VQDiffusionSchedulerConfig::new(4097));
     let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * b.abs();
     assert_eq!(p.at[0], 0.99999);

@@ -13,7 +13,7 @@
 //! 6. backpropagate, then report `vb` to [`TimestepSampler::update`].
 //!
 //! Paper: Gu et al., arXiv 2111.14822, §4 (eqs. 5–11); the original's loss is described in
-//! `original-features.md` §9.2.
+//! `docs/reference.md` ("The training objective").
 
 mod forward;
 mod kl;

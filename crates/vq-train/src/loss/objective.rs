@@ -1,5 +1,5 @@
 //! The VQ-Diffusion training objective (the original's `_train_loss`, see
-//! `original-features.md` §9.2): the variational-bound KL between the true and the model's
+//! `docs/reference.md`, "The training objective"): the variational-bound KL between the true and the model's
 //! posterior, the decoder NLL at t = 0, and the auxiliary x_0 loss, importance-weighted by the
 //! probability of the drawn timestep.
 

@@ -1,6 +1,6 @@
 //! The posterior q(x_{t−1} | x_t, x_0) of mask-and-replace diffusion with one timestep per
 //! sample: diffusers' `VQDiffusionScheduler.q_posterior` (eq. 11 of the paper, see
-//! `diffusers-vq-diffusion.md` §4.7), batched over t for training. With every t equal it gives
+//! `docs/reference.md`, "Scheduler"), batched over t for training. With every t equal it gives
 //! the scheduler's values, so the loss trains exactly the reverse step the sampler takes.
 
 use burn::tensor::{backend::Backend, Int, Tensor};
