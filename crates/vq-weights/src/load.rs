@@ -248,10 +248,18 @@ impl<B: Backend, R: Read + Seek> ModuleMapper<B> for Loader<'_, R> {
             return param;
         }
         let Some(&(index, transposed)) = self.plan.get(&self.stack.join(".")) else { return param };
+        let device = param.lazy_device();
+        // A backend panics on data of a type it cannot hold (NdArray and F16).
+        if B::dtype_usage(&device, self.dtype).is_empty() {
+            self.error = Some(WeightsError::Unsupported {
+                parameter: format!("{:?}", self.dtype),
+                reason: format!("the backend cannot hold {:?} tensors", self.dtype),
+            });
+            return param;
+        }
         match self.values(index, transposed) {
             Ok(data) => {
                 let id = param.id;
-                let device = param.lazy_device();
                 let tensor = Tensor::from_data(data, (&device, self.dtype));
                 param.transform_for_load(tensor, id)
             }
