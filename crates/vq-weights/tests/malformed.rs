@@ -68,24 +68,8 @@ fn a_valid_bin_loads_exactly_like_its_safetensors_twin() {
     let plain = write(&dir, "plain.bin", &block_bin(|_, _| {}));
     assert_eq!(values(&load_module(block(), &plain, &keys(), DType::F32).unwrap()), expected);
 
-    // One shared storage with offsets, and the weight saved as a transposed (non-contiguous) view.
-    let shared = block_bin(|t, s| {
-        let mut storage = Vec::new();
-        let mut offset = 0;
-        for (i, tensor) in t.iter_mut().enumerate() {
-            tensor.storage = "0".into();
-            tensor.offset = offset;
-            offset += tensor.numel;
-            storage.extend_from_slice(&s[i].1);
-        }
-        // Storage order [[1, 4], [2, 5], [3, 6]] read through strides (1, 2) is [[1, 2, 3], [4, 5, 6]].
-        storage[..24].copy_from_slice(&f32_bytes(&[1., 4., 2., 5., 3., 6.]));
-        t[0].stride = vec![1, 2];
-        let numel = offset;
-        t.iter_mut().for_each(|t| t.numel = numel);
-        *s = vec![("0".into(), storage)];
-    });
-    let shared = write(&dir, "shared.bin", &shared);
+    // One shared storage with offsets, and the weight saved as a transposed view.
+    let shared = write(&dir, "shared.bin", &shared_storage_bin());
     assert_eq!(values(&load_module(block(), &shared, &keys(), DType::F32).unwrap()), expected);
 }
 
@@ -154,6 +138,10 @@ fn deeply_nested_pickles_are_refused() {
     let (path, err) = load_case("deep_nesting");
     assert!(matches!(err, WeightsError::Format { .. }), "{err}");
     assert_names(&err, &path, &["archive/data.pkl", "deeper than 100 levels"]);
+    // A million levels: refused as early, no stack overflow.
+    let path = write(&tempdir("nesting-1m"), "w.bin", &torch_archive("archive", &nested_lists(1_000_000), &[]));
+    let err = load_module(block(), &path, &keys(), DType::F32).unwrap_err();
+    assert_names(&err, &path, &["deeper than 100 levels"]);
 }
 
 #[test]
@@ -164,10 +152,7 @@ fn memo_bombs_are_neither_expanded_nor_followed_without_bound() {
 
     // 10⁹ list elements by reference, next to valid tensors: nothing is copied, the list is
     // no tensor, and the block loads.
-    let storages: Vec<(String, Vec<u8>)> =
-        block_tensors().iter().enumerate().map(|(i, (_, _, v))| (i.to_string(), f32_bytes(v))).collect();
-    let storages: Vec<(&str, Vec<u8>)> = storages.iter().map(|(k, b)| (k.as_str(), b.clone())).collect();
-    let path = write(&tempdir("memo-lists"), "lists.bin", &torch_archive("archive", &shared_lists(), &storages));
+    let path = write(&tempdir("memo-lists"), "lists.bin", &shared_lists_bin());
     let loaded = load_module(block(), &path, &keys(), DType::F32).unwrap();
     assert_eq!(values(&loaded)[2], vec![1.5, 2.5]);
 }
@@ -269,4 +254,42 @@ fn special_files_are_refused_without_blocking() {
     let err = load_module(block(), &fifo, &keys(), DType::F32).unwrap_err();
     assert!(matches!(err, WeightsError::Io { .. }), "{err}");
     assert_names(&err, &fifo, &["is a FIFO (named pipe), not a regular file"]);
+}
+
+/// Where each case goes in the fuzz corpus: the format's own target and `load_module`.
+fn corpus_files() -> Vec<(PathBuf, Vec<u8>)> {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut files = Vec::new();
+    for (name, ext, bytes) in valid_cases().into_iter().chain(malformed_cases()) {
+        let format = if ext == "bin" { "pytorch" } else { "safetensors" };
+        for target in [format, "load_module"] {
+            files.push((corpus.join(target).join(format!("{name}.{ext}")), bytes.clone()));
+        }
+    }
+    files
+}
+
+/// The committed fuzz corpus holds every case of this file, byte for byte (so fuzzing
+/// always starts from each of them).
+#[test]
+fn the_fuzz_corpus_holds_every_case() {
+    for (path, bytes) in corpus_files() {
+        let committed = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (regenerate: cargo test -p vq-weights --test malformed -- --ignored write_fuzz_corpus)",
+                path.display()
+            )
+        });
+        assert!(committed == bytes, "{} is out of date (regenerate with write_fuzz_corpus)", path.display());
+    }
+}
+
+/// Writes the cases into the fuzz corpus.
+#[test]
+#[ignore = "writes into the source tree; run by hand when the cases change"]
+fn write_fuzz_corpus() {
+    for (path, bytes) in corpus_files() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
 }

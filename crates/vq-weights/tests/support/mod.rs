@@ -125,7 +125,10 @@ pub fn state_dict_pickle(tensors: &[TorchTensor]) -> Vec<u8> {
 /// per storage (`<prefix>/data/<key>`).
 pub fn torch_archive(prefix: &str, pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    // A fixed date: the same archive bytes on every run (the fuzz corpus is compared with them).
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
     let mut entry = |name: String, bytes: &[u8]| {
         zip.start_file(name, options).unwrap();
         zip.write_all(bytes).unwrap();
@@ -231,6 +234,46 @@ pub fn shared_lists() -> Vec<u8> {
     p.op(b"u").stop()
 }
 
+/// Valid checkpoints of the test module, in both formats and in the PyTorch layouts torch
+/// writes (the fuzz corpus starts from them too).
+pub fn valid_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    vec![
+        ("valid_block", "safetensors", block_safetensors(|_| {})),
+        ("valid_block", "bin", block_bin(|_, _| {})),
+        ("valid_shared_storage", "bin", shared_storage_bin()),
+        ("valid_memo_bomb_lists", "bin", shared_lists_bin()),
+    ]
+}
+
+/// [`shared_lists`] with the block's storages: a valid checkpoint.
+pub fn shared_lists_bin() -> Vec<u8> {
+    let storages: Vec<(String, Vec<u8>)> =
+        block_tensors().iter().enumerate().map(|(i, (_, _, v))| (i.to_string(), f32_bytes(v))).collect();
+    let storages: Vec<(&str, Vec<u8>)> = storages.iter().map(|(k, b)| (k.as_str(), b.clone())).collect();
+    torch_archive("archive", &shared_lists(), &storages)
+}
+
+/// The block with every tensor in one storage at increasing offsets, and the Linear weight
+/// saved as a transposed (non-contiguous) view.
+pub fn shared_storage_bin() -> Vec<u8> {
+    block_bin(|t, s| {
+        let mut storage = Vec::new();
+        let mut offset = 0;
+        for (i, tensor) in t.iter_mut().enumerate() {
+            tensor.storage = "0".into();
+            tensor.offset = offset;
+            offset += tensor.numel;
+            storage.extend_from_slice(&s[i].1);
+        }
+        // Storage order [[1, 4], [2, 5], [3, 6]] read through strides (1, 2) is [[1, 2, 3], [4, 5, 6]].
+        storage[..24].copy_from_slice(&f32_bytes(&[1., 4., 2., 5., 3., 6.]));
+        t[0].stride = vec![1, 2];
+        let numel = offset;
+        t.iter_mut().for_each(|t| t.numel = numel);
+        *s = vec![("0".into(), storage)];
+    })
+}
+
 /// Every malformed checkpoint the tests build, by name, with its file extension: the
 /// cases the loader must reject with a typed error (and the seeds of the fuzz corpus).
 pub fn malformed_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
@@ -254,7 +297,7 @@ pub fn malformed_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("dtype_byte_storage", "bin", restore("ByteStorage", 1)),
         ("dtype_long_storage", "bin", restore("LongStorage", 8)),
         ("dtype_bool_storage", "bin", restore("BoolStorage", 1)),
-        ("deep_nesting", "bin", torch_archive("archive", &nested_lists(1_000_000), &[])),
+        ("deep_nesting", "bin", torch_archive("archive", &nested_lists(1_000), &[])),
         ("memo_bomb_dicts", "bin", torch_archive("archive", &shared_dicts(1000, 3), &[("0", f32_bytes(&[1.0]))])),
         ("huge_shape_bin", "bin", block_bin(|t, _| t[1].size = vec![1_000_000_000_000])),
         ("huge_shape_safetensors", "safetensors", block_safetensors(|e| e[1].2 = vec![1_000_000_000_000])),
