@@ -80,8 +80,10 @@ impl Tokenizer {
 
     /// Loads a `tokenizer.json` as is, then registers `special`'s tokens that it lacks.
     pub fn from_tokenizer_json(path: &Path, special: SpecialTokens) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_bytes(files::read_text(path)?)
-            .map_err(|e| TokenizerError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+        let invalid = |message: String| TokenizerError::Invalid { path: path.to_path_buf(), message };
+        let text = files::read_text(path)?;
+        files::check_tokenizer_json(&text).map_err(invalid)?;
+        let inner = tokenizers::Tokenizer::from_bytes(text).map_err(|e| invalid(e.to_string()))?;
         Self::with_special_tokens(inner, special)
     }
 

@@ -45,8 +45,10 @@ pub struct PostProcessorTokens {
 /// Builds the CLIP pipeline around the BPE of `vocab.json` + `merges.txt`; special tokens are
 /// registered by the caller.
 pub fn build_from_vocab_merges(vocab: &Path, merges: &Path, unk_token: &str) -> Result<Tokenizer, TokenizerError> {
+    let vocab = files::read_vocab(vocab)?;
+    let merges = files::read_merges(merges, &vocab)?;
     let bpe = BPE::builder()
-        .vocab_and_merges(files::read_vocab(vocab)?, files::read_merges(merges)?)
+        .vocab_and_merges(vocab, merges)
         .end_of_word_suffix("</w>".into())
         .continuing_subword_prefix(String::new())
         .unk_token(unk_token.into())
