@@ -97,16 +97,7 @@ impl<B: Backend> NegativeEmbeddings<B> {
         };
         let shape = [field(config.length, "length")?, field(config.hidden_size, "hidden_size")?];
         let weights = find_weights(dir, variant)?;
-        let data = vq_weights::read_tensor(&weights, "embeddings")?;
-        if data.shape.as_slice() != shape {
-            return Err(vq_weights::WeightsError::Shape {
-                path: weights,
-                tensor: "embeddings".into(),
-                expected: shape.to_vec(),
-                found: data.shape.to_vec(),
-            }
-            .into());
-        }
+        let data = vq_weights::read_parameter(&weights, "embeddings", &shape)?;
         Ok(Self::Learned(Tensor::from_data(data, device)))
     }
 }

@@ -157,3 +157,26 @@ fn token_ids_beyond_i32_are_refused() {
     let message = load_error(&dir);
     assert_contains(&message, &[&vocab.display().to_string(), "token `zzzz` has id 2147483648"]);
 }
+
+/// Writes a safetensors file holding one tensor.
+fn write_safetensors(path: &Path, key: &str, dtype: &str, shape: &[usize], data: &[u8]) {
+    let header = format!(r#"{{"{key}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[0,{}]}}}}"#, data.len());
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn learned_embeddings_must_be_finite_floats() {
+    let dir = tiny_copy("embeddings");
+    let path = dir.join("learned_classifier_free_sampling_embeddings/diffusion_pytorch_model.safetensors");
+    write_safetensors(&path, "embeddings", "I64", &[77, 16], &[0; 77 * 16 * 8]);
+    assert_contains(&load_error(&dir), &[&path.display().to_string(), "`embeddings` has dtype I64"]);
+
+    let mut values = vec![0.5f32; 77 * 16];
+    values[5] = f32::NAN;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_safetensors(&path, "embeddings", "F32", &[77, 16], &bytes);
+    assert_contains(&load_error(&dir), &[&path.display().to_string(), "`embeddings` holds NaN at element 5"]);
+}

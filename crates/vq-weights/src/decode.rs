@@ -47,7 +47,7 @@ pub(crate) fn is_float_target(dtype: DType) -> bool {
     matches!(dtype, DType::F64 | DType::F32 | DType::Flex32 | DType::F16 | DType::BF16)
 }
 
-/// The first non-finite element of float data: its index and value.
+/// The first non-finite element of float data (F64, F32, F16, BF16): its index and value.
 pub(crate) fn first_non_finite(data: &TensorData) -> Option<(usize, String)> {
     fn find<T: Copy + Into<f64>>(values: &[T]) -> Option<(usize, String)> {
         let (i, v) = values.iter().enumerate().find(|(_, v)| !(**v).into().is_finite())?;
@@ -55,7 +55,7 @@ pub(crate) fn first_non_finite(data: &TensorData) -> Option<(usize, String)> {
     }
     match data.dtype {
         DType::F64 => find(data.as_slice::<f64>().ok()?),
-        DType::F32 | DType::Flex32 => find(data.as_slice::<f32>().ok()?),
+        DType::F32 => find(data.as_slice::<f32>().ok()?),
         DType::F16 => find(data.as_slice::<f16>().ok()?),
         DType::BF16 => find(data.as_slice::<bf16>().ok()?),
         _ => None,

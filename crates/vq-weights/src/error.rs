@@ -74,8 +74,8 @@ pub enum WeightsError {
         /// What is wrong.
         message: String,
     },
-    /// A tensor that fills a parameter holds NaN or an infinity (after the cast to the
-    /// model's dtype: an f32 value beyond f16's range becomes infinite in f16).
+    /// A tensor that fills a parameter holds NaN or an infinity, as stored or after the cast
+    /// to the model's dtype (an f32 value beyond f16's range becomes infinite in f16).
     #[error("weights file {path}: tensor `{tensor}` holds {value} at element {index} (as {dtype})")]
     NonFinite {
         /// The file.
@@ -86,7 +86,7 @@ pub enum WeightsError {
         index: usize,
         /// The value (`NaN`, `inf`, `-inf`).
         value: String,
-        /// The dtype the tensor was cast to.
+        /// The dtype the value was found in.
         dtype: String,
     },
     /// Two checkpoint keys map to the same parameter (e.g. a key with and without a prefix).

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{DType, TensorData};
 
 use crate::checkpoint::{Checkpoint, Format};
-use crate::decode::tensor_data;
+use crate::decode::{first_non_finite, tensor_data};
 use crate::input::open_regular_file;
 use crate::WeightsError;
 
@@ -41,6 +41,38 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<TensorData, WeightsError> 
     let data = read_data(path, &mut checkpoint, index)?;
     let target = if data.dtype.is_float() { DType::F32 } else { DType::I64 };
     Ok(if data.dtype == target { data } else { data.convert_dtype(target) })
+}
+
+/// Reads one float tensor as an f32 parameter, as strictly as [`load_module`](crate::load_module)
+/// fills a module: the tensor must exist, have a float dtype and `shape` (checked before its
+/// data is read), and hold only finite values.
+pub fn read_parameter(path: &Path, name: &str, shape: &[usize]) -> Result<TensorData, WeightsError> {
+    let mut checkpoint = open_checkpoint(path)?;
+    let index =
+        checkpoint.position(name).ok_or_else(|| WeightsError::NoTensor { path: path.into(), name: name.into() })?;
+    let tensor = &checkpoint.tensors()[index];
+    if !tensor.dtype.is_float() {
+        return Err(WeightsError::Dtype {
+            path: path.into(),
+            tensor: name.into(),
+            found: tensor.dtype.to_string(),
+            expected: "a float type (F32, F16, BF16 or F64)".into(),
+        });
+    }
+    if tensor.shape != shape {
+        return Err(WeightsError::Shape {
+            path: path.into(),
+            tensor: name.into(),
+            expected: shape.to_vec(),
+            found: tensor.shape.clone(),
+        });
+    }
+    let data = read_data(path, &mut checkpoint, index)?;
+    if let Some((index, value)) = first_non_finite(&data) {
+        let dtype = format!("{:?}", data.dtype);
+        return Err(WeightsError::NonFinite { path: path.into(), tensor: name.into(), index, value, dtype });
+    }
+    Ok(data.convert_dtype(DType::F32))
 }
 
 fn read_data(

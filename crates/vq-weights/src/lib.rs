@@ -48,7 +48,7 @@ mod load;
 pub use budget::check_parameter_count;
 pub use dtype::Dtype;
 pub use error::WeightsError;
-pub use files::{find_weights_file, open_checkpoint, read_all_tensors, read_tensor, tensor_names};
+pub use files::{find_weights_file, open_checkpoint, read_all_tensors, read_parameter, read_tensor, tensor_names};
 pub use input::{open_regular_file, read_file_capped, read_text_capped, CONFIG_MAX_BYTES, TOKENIZER_MAX_BYTES};
 pub use keymap::KeyMap;
 pub use load::load_module;

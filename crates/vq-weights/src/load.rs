@@ -214,15 +214,24 @@ impl<R: Read + Seek> Loader<'_, R> {
             message,
         })?;
         drop(bytes);
-        let data = data.convert_dtype(self.dtype);
-        if let Some((index, value)) = first_non_finite(&data) {
-            return Err(WeightsError::NonFinite {
+        // Checked as stored, then after a narrowing cast (an f32 beyond f16's range becomes inf).
+        let non_finite = |data: &TensorData| {
+            first_non_finite(data).map(|(index, value)| WeightsError::NonFinite {
                 path: path.into(),
                 tensor: tensor.key.clone(),
                 index,
                 value,
-                dtype: format!("{:?}", self.dtype),
-            });
+                dtype: format!("{:?}", data.dtype),
+            })
+        };
+        if let Some(error) = non_finite(&data) {
+            return Err(error);
+        }
+        let data = data.convert_dtype(self.dtype);
+        if matches!(self.dtype, DType::F16 | DType::BF16) {
+            if let Some(error) = non_finite(&data) {
+                return Err(error);
+            }
         }
         if !transposed {
             return Ok(data);
