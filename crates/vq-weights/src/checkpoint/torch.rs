@@ -20,8 +20,8 @@ use super::{checked_num_elements, view_extent, FormatError, Layout, TensorInfo};
 /// Largest `data.pkl` read: 64 MiB (a state dict pickle takes about 300 bytes per tensor).
 pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
 /// Most dict entries visited while collecting tensors (nested dicts shared through the memo
-/// could otherwise describe exponentially many keys).
-const MAX_VISITS: usize = 1 << 22;
+/// could otherwise describe exponentially many keys); a state dict has a few thousand.
+const MAX_VISITS: usize = 1 << 18;
 /// Most bytes of tensor keys collected.
 const MAX_KEY_BYTES: usize = 64 << 20;
 
