@@ -42,8 +42,8 @@ pub(super) enum Value {
     Str(Rc<str>),
     Bytes,
     Tuple(Rc<Tuple>),
-    List(Rc<Container<Vec<Value>>>),
-    Dict(Rc<Container<Vec<(Value, Value)>>>),
+    List(Rc<List>),
+    Dict(Rc<Dict>),
     Global(Global),
     Storage(Rc<Storage>),
     Tensor(Rc<TensorRef>),
@@ -55,6 +55,11 @@ pub(super) struct Tuple {
     pub items: Vec<Value>,
     depth: usize,
 }
+
+/// A list's items.
+pub(super) type List = Container<Vec<Value>>;
+/// A dict's entries, in insertion order.
+pub(super) type Dict = Container<Vec<(Value, Value)>>;
 
 /// A list or dict: filled while it is on the stack, frozen once inside another container.
 #[derive(Debug)]
@@ -455,14 +460,14 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn top_list(&self) -> Result<Rc<Container<Vec<Value>>>, String> {
+    fn top_list(&self) -> Result<Rc<List>, String> {
         match self.top()? {
             Value::List(l) => Ok(l.clone()),
             other => Err(format!("appending to a {}", other.type_name())),
         }
     }
 
-    fn top_dict(&self) -> Result<Rc<Container<Vec<(Value, Value)>>>, String> {
+    fn top_dict(&self) -> Result<Rc<Dict>, String> {
         match self.top()? {
             Value::Dict(d) => Ok(d.clone()),
             other => Err(format!("setting an item of a {}", other.type_name())),
@@ -597,15 +602,15 @@ fn admit<T>(container: &Rc<Container<T>>, items: &[Value]) -> Result<usize, Stri
     Ok(depth)
 }
 
-fn fill_list(list: &Rc<Container<Vec<Value>>>, items: Vec<Value>) -> Result<(), String> {
+fn fill_list(list: &Rc<List>, items: Vec<Value>) -> Result<(), String> {
     let depth = admit(list, &items)?;
     list.depth.set(depth);
     list.items.borrow_mut().extend(items);
     Ok(())
 }
 
-fn fill_dict(dict: &Rc<Container<Vec<(Value, Value)>>>, items: Vec<Value>) -> Result<(), String> {
-    if items.len() % 2 != 0 {
+fn fill_dict(dict: &Rc<Dict>, items: Vec<Value>) -> Result<(), String> {
+    if !items.len().is_multiple_of(2) {
         return Err(format!("SETITEMS with an odd number of values ({})", items.len()));
     }
     let depth = admit(dict, &items)?;
