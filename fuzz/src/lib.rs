@@ -19,7 +19,7 @@ use burn::tensor::DType;
 use clip_text::tokenizer::MAX_TOKEN_ID;
 use clip_text::{CLIPTextConfig, Tokenizer, Truncation};
 use transformer2d::Transformer2DConfig;
-use vq_model::VqModelConfig;
+use vq_model::VQModelConfig;
 use vq_scheduler::VQDiffusionSchedulerConfig;
 use vq_weights::checkpoint::{Checkpoint, Format};
 use vq_weights::{load_module, KeyMap};
@@ -72,27 +72,29 @@ pub fn load(data: &[u8]) {
 }
 
 /// `clip_config`: a validated config has a countable size, and a small one builds a model of
-/// exactly that size.
+/// exactly that size (building a validated config never fails).
 pub fn clip_config(data: &[u8]) {
-    let Some(config) = json(data).and_then(|j| CLIPTextConfig::from_json_str(j).ok()) else { return };
+    let Some(config) = json(data).and_then(|j| CLIPTextConfig::from_json(j).ok()) else { return };
     let count = config.num_parameters().expect("a validated config's size is countable");
     if count <= MAX_BUILT_PARAMETERS {
-        assert_eq!(config.init::<B>(&Default::default()).num_params() as u64, count);
+        let model = config.init::<B>(&Default::default()).expect("a validated config builds");
+        assert_eq!(model.num_params() as u64, count);
     }
 }
 
 /// `transformer_config`: as [`clip_config`].
 pub fn transformer_config(data: &[u8]) {
-    let Some(config) = json(data).and_then(|j| Transformer2DConfig::from_diffusers_json(j).ok()) else { return };
+    let Some(config) = json(data).and_then(|j| Transformer2DConfig::from_json(j).ok()) else { return };
     let count = config.num_parameters().expect("a validated config's size is countable");
     if count <= MAX_BUILT_PARAMETERS {
-        assert_eq!(config.init::<B>(&Default::default()).num_params() as u64, count);
+        let model = config.init::<B>(&Default::default()).expect("a validated config builds");
+        assert_eq!(model.num_params() as u64, count);
     }
 }
 
-/// `vqvae_config`: as [`clip_config`]; building a validated config never fails.
+/// `vqvae_config`: as [`clip_config`].
 pub fn vqvae_config(data: &[u8]) {
-    let Some(config) = json(data).and_then(|j| VqModelConfig::from_json_str(j).ok()) else { return };
+    let Some(config) = json(data).and_then(|j| VQModelConfig::from_json(j).ok()) else { return };
     let count = config.num_parameters().expect("a validated config's size is countable");
     if count <= MAX_BUILT_PARAMETERS {
         let model = config.init::<B>(&Default::default()).expect("a validated config builds");
@@ -102,7 +104,7 @@ pub fn vqvae_config(data: &[u8]) {
 
 /// `scheduler_config`: a validated config builds its scheduler or fails with a typed error.
 pub fn scheduler_config(data: &[u8]) {
-    let Some(config) = json(data).and_then(|j| VQDiffusionSchedulerConfig::from_json_str(j).ok()) else { return };
+    let Some(config) = json(data).and_then(|j| VQDiffusionSchedulerConfig::from_json(j).ok()) else { return };
     if config.num_vec_classes <= 1 << 16 {
         let _ = config.init::<B>(&Default::default());
     }
