@@ -14,8 +14,8 @@ impl Transformer2DConfig {
         self.count(&self.size_fields().map(|(_, v)| v))
     }
 
-    /// Fails, naming the size field most to blame, when the config describes more parameter
-    /// values than the weights file holds (reads only the file's index).
+    /// Fails, naming the size field most to blame, when the config describes more than
+    /// twice the parameter values the weights file holds (reads only the file's index).
     pub fn check_against_weights(&self, config: &Path, weights: &Path) -> Result<(), WeightsError> {
         vq_weights::check_parameter_count(config, weights, &self.size_fields(), |v| self.count(v))
     }

@@ -15,8 +15,8 @@ impl VQModelConfig {
         self.count(&values)
     }
 
-    /// Fails, naming the size field most to blame, when the config describes more parameter
-    /// values than the weights file holds (reads only the file's index).
+    /// Fails, naming the size field most to blame, when the config describes more than
+    /// twice the parameter values the weights file holds (reads only the file's index).
     pub fn check_against_weights(&self, config: &Path, weights: &Path) -> Result<(), WeightsError> {
         let fields = self.size_fields();
         let fields: Vec<(&str, usize)> = fields.iter().map(|(f, v)| (f.as_str(), *v)).collect();

@@ -110,8 +110,8 @@ pub enum WeightsError {
         /// Why.
         reason: String,
     },
-    /// A config describes a model with more parameter values than the weights file holds, so
-    /// the model is not built (it would be a large allocation bound to fail to load).
+    /// A config describes a model with more than twice the parameter values the weights file
+    /// holds, so the model is not built (it would be a large allocation bound to fail to load).
     #[error(
         "{config}: `{field}` = {value} describes a model of {required} parameter values, but the weights \
          file {weights} holds only {held}"
