@@ -88,10 +88,8 @@ impl CLIPTextConfig {
 
     /// Reads and validates a transformers `config.json` (e.g. `text_encoder/config.json`).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
+            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
@@ -101,6 +99,11 @@ impl CLIPTextConfig {
     }
 
     /// Checks the invariants the model relies on; the error names the offending field.
+    ///
+    /// Size fields are bounded far above any released CLIP (ViT-bigG: vocabulary 49,408,
+    /// width 1,280, 32 layers), so that no single field asks for an absurd allocation:
+    /// `vocab_size` ≤ 2²⁰, `hidden_size` ≤ 16,384, `intermediate_size` ≤ 65,536,
+    /// `num_hidden_layers` ≤ 256, `num_attention_heads` ≤ 1,024, `max_position_embeddings` ≤ 65,536.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("vocab_size", self.vocab_size),
@@ -112,6 +115,10 @@ impl CLIPTextConfig {
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
+        }
+        let limits = [1 << 20, 16_384, 65_536, 256, 1_024, 65_536];
+        if let Some(((field, value), max)) = positive.iter().zip(limits).find(|((_, value), max)| value > max) {
+            return Err(ConfigError::Invalid { field, reason: format!("{value} is larger than the limit of {max}") });
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(ConfigError::HeadsDoNotDivideHidden {

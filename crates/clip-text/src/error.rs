@@ -99,6 +99,22 @@ pub enum TokenizerError {
         /// The token text.
         token: String,
     },
+    /// A tokenizer file's content is invalid (`tokenizer.json`, `vocab.json`, `merges.txt`).
+    #[error("invalid {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A token id is larger than [`MAX_TOKEN_ID`](crate::tokenizer::MAX_TOKEN_ID).
+    #[error("token `{token}` has id {id}, larger than the largest supported id 2147483647")]
+    IdOutOfRange {
+        /// The token.
+        token: String,
+        /// Its id.
+        id: u32,
+    },
     /// The `tokenizers` library failed (bad `tokenizer.json`, vocab/merges, or encoding).
     #[error("tokenizers: {0}")]
     Tokenizers(#[source] tokenizers::Error),

@@ -66,6 +66,7 @@ mod error;
 pub mod keys;
 mod mlp;
 mod model;
+mod params;
 mod pooling;
 pub mod tokenizer;
 

@@ -102,6 +102,7 @@ impl<B: Backend> CLIPTextModel<B> {
         device: &B::Device,
     ) -> Result<Self, LoadError> {
         let weights = vq_weights::find_weights_file(folder, "model", variant)?;
+        config.check_against_weights(&folder.join("config.json"), &weights)?;
         let dtype = get_device_settings::<B>(device).float_dtype.into();
         config.init(device)?.load_weights(&weights, dtype)
     }

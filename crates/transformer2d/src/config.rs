@@ -104,6 +104,12 @@ impl Transformer2DConfig {
     }
 
     /// Checks the sizes a model can be built from.
+    ///
+    /// Size fields are bounded far above any released model (ITHQ: 4,097 classes, a 32 × 32
+    /// grid, width 1,408, 36 layers), so that no single field asks for an absurd allocation:
+    /// `num_vector_embeds` ≤ 2²⁰ + 1, `sample_size` ≤ 1,024, `num_embeds_ada_norm` ≤ 65,536,
+    /// `cross_attention_dim` ≤ 16,384, `num_attention_heads` ≤ 1,024, `attention_head_dim`
+    /// ≤ 1,024, model width (heads × head width) ≤ 65,536, `num_layers` ≤ 256.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("sample_size", self.sample_size),
@@ -121,6 +127,25 @@ impl Transformer2DConfig {
                 "num_vector_embeds",
                 self.num_vector_embeds,
                 "needs at least one class plus the mask class",
+            ));
+        }
+        let limits = [
+            ("num_vector_embeds", self.num_vector_embeds, (1 << 20) + 1, "must be at most 1048577"),
+            ("sample_size", self.sample_size, 1_024, "must be at most 1024"),
+            ("num_embeds_ada_norm", self.num_embeds_ada_norm, 65_536, "must be at most 65536"),
+            ("cross_attention_dim", self.cross_attention_dim, 16_384, "must be at most 16384"),
+            ("num_attention_heads", self.num_attention_heads, 1_024, "must be at most 1024"),
+            ("attention_head_dim", self.attention_head_dim, 1_024, "must be at most 1024"),
+            ("num_layers", self.num_layers, 256, "must be at most 256"),
+        ];
+        if let Some((field, value, _, reason)) = limits.into_iter().find(|(_, value, max, _)| value > max) {
+            return Err(unsupported(field, value, reason));
+        }
+        if self.inner_dim() > 65_536 {
+            return Err(unsupported(
+                "attention_head_dim",
+                self.attention_head_dim,
+                "num_attention_heads × attention_head_dim is larger than the 65536 limit",
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {

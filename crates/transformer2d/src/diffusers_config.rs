@@ -48,10 +48,8 @@ impl Transformer2DConfig {
     /// Reads and parses a diffusers `transformer/config.json` file, see
     /// [`from_json`](Self::from_json).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
+            .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 }

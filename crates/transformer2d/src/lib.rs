@@ -106,6 +106,7 @@ pub mod keys;
 mod load;
 mod model;
 mod norm;
+mod params;
 mod prepared;
 mod timesteps;
 

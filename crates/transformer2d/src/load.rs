@@ -29,6 +29,7 @@ impl<B: Backend> Transformer2DModel<B> {
         device: &B::Device,
     ) -> Result<Self, LoadError> {
         let weights = find_weights_file(folder, WEIGHTS_STEM, variant)?;
+        config.check_against_weights(&folder.join("config.json"), &weights)?;
         let dtype = get_device_settings::<B>(device).float_dtype.into();
         config.init(device)?.load_weights(&weights, dtype)
     }

@@ -144,7 +144,8 @@ impl VQModelConfig {
 
     /// Reads, parses and validates a diffusers `config.json` file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let json = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
+            .map_err(|source| ConfigError::Io { path: path.into(), source })?;
         Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
@@ -189,6 +190,12 @@ impl VQModelConfig {
     }
 
     /// Checks that the config describes a model diffusers can build and this port implements.
+    ///
+    /// Size fields are bounded far above any released VQ-VAE (ITHQ: channels up to 512, a
+    /// 4,096-entry codebook), so that no single field asks for an absurd allocation:
+    /// `in_channels`, `out_channels` ≤ 1,024; `latent_channels`, `vq_embed_dim`, every
+    /// `block_out_channels` entry ≤ 16,384; `num_vq_embeddings` ≤ 2²⁰; `norm_num_groups`
+    /// ≤ 1,024; `layers_per_block` ≤ 64; at most 16 resolution levels.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self.norm_type.as_str() {
             "group" => {}
@@ -212,6 +219,23 @@ impl VQModelConfig {
             if value == 0 {
                 return Err(invalid(field, &value, "must be at least 1"));
             }
+        }
+        for (field, value, max) in [
+            ("in_channels", self.in_channels, 1_024),
+            ("out_channels", self.out_channels, 1_024),
+            ("latent_channels", self.latent_channels, 16_384),
+            ("num_vq_embeddings", self.num_vq_embeddings, 1 << 20),
+            ("norm_num_groups", self.norm_num_groups, 1_024),
+            ("layers_per_block", self.layers_per_block, 64),
+            ("vq_embed_dim", self.embed_dim(), 16_384),
+            ("block_out_channels", self.block_out_channels.iter().copied().max().unwrap_or(0), 16_384),
+        ] {
+            if value > max {
+                return Err(invalid(field, &value, format!("larger than the limit of {max}")));
+            }
+        }
+        if self.block_out_channels.len() > 16 {
+            return Err(invalid("block_out_channels", &self.block_out_channels, "more than 16 resolution levels"));
         }
         if self.vq_embed_dim == Some(0) {
             return Err(invalid("vq_embed_dim", &0, "must be at least 1 (or null for latent_channels)"));

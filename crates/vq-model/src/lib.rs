@@ -104,6 +104,7 @@ mod error;
 pub mod keys;
 mod model;
 pub mod norm;
+mod params;
 mod postprocess;
 mod quantizer;
 mod resnet;

@@ -105,6 +105,7 @@ impl<B: KernelBackend> VQModel<B> {
         device: &B::Device,
     ) -> Result<Self, LoadError> {
         let weights = vq_weights::find_weights_file(folder, "diffusion_pytorch_model", variant)?;
+        config.check_against_weights(&folder.join("config.json"), &weights)?;
         let dtype = get_device_settings::<B>(device).float_dtype.into();
         config.init(device)?.load_weights(&weights, dtype)
     }

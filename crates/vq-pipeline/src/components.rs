@@ -48,8 +48,11 @@ pub fn read_model_index(dir: &Path) -> Result<BTreeMap<String, serde_json::Value
     Ok(index)
 }
 
+/// A small JSON file of the pipeline folder: a regular file of at most
+/// [`vq_weights::CONFIG_MAX_BYTES`].
 pub(crate) fn read(path: &Path) -> Result<String, PipelineError> {
-    std::fs::read_to_string(path).map_err(|source| PipelineError::Io { path: path.into(), source })
+    vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
+        .map_err(|source| PipelineError::Io { path: path.into(), source })
 }
 
 /// `learned_classifier_free_sampling_embeddings/config.json`.
@@ -94,16 +97,7 @@ impl<B: Backend> NegativeEmbeddings<B> {
         };
         let shape = [field(config.length, "length")?, field(config.hidden_size, "hidden_size")?];
         let weights = find_weights(dir, variant)?;
-        let data = vq_weights::read_tensor(&weights, "embeddings")?;
-        if data.shape.as_slice() != shape {
-            return Err(vq_weights::WeightsError::Shape {
-                path: weights,
-                tensor: "embeddings".into(),
-                expected: shape.to_vec(),
-                found: data.shape.to_vec(),
-            }
-            .into());
-        }
+        let data = vq_weights::read_parameter(&weights, "embeddings", &shape)?;
         Ok(Self::Learned(Tensor::from_data(data, device)))
     }
 }

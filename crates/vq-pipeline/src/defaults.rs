@@ -37,7 +37,9 @@ impl SamplingDefaults {
     /// when the folder has no such file.
     pub fn from_dir(dir: &Path) -> Result<Self, PipelineError> {
         let path = dir.join(SAMPLING_DEFAULTS_FILE);
-        if !path.is_file() {
+        // Absent means no recommendation; anything else there (a FIFO, a directory) is read and
+        // refused with an error.
+        if !path.exists() {
             return Ok(Self::default());
         }
         let invalid = |message: String| PipelineError::Config { path: path.clone(), message };

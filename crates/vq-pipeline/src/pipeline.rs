@@ -204,6 +204,14 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
                 t.cross_attention_dim, text.hidden_size
             ));
         }
+        if self.tokenizer.max_id() as usize >= text.vocab_size {
+            problems.push(format!(
+                "tokenizer ids reach {} but the text encoder's vocab_size is {} (ids 0 to {})",
+                self.tokenizer.max_id(),
+                text.vocab_size,
+                text.vocab_size - 1
+            ));
+        }
         if self.tokenizer.model_max_length() > text.max_position_embeddings {
             problems.push(format!(
                 "tokenizer model_max_length {} > text encoder max_position_embeddings {}",

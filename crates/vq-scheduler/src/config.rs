@@ -71,10 +71,8 @@ impl VQDiffusionSchedulerConfig {
 
     /// Reads, parses and validates a `scheduler_config.json` file.
     pub fn from_file(path: &Path) -> Result<Self, SchedulerError> {
-        let json = std::fs::read_to_string(path).map_err(|source| SchedulerError::ReadConfig {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
+            .map_err(|source| SchedulerError::ReadConfig { path: path.to_path_buf(), source })?;
         Self::parse(&json, &path.display().to_string())
     }
 
@@ -94,6 +92,9 @@ impl VQDiffusionSchedulerConfig {
 
     /// Checks every field's range. The combined check (every schedule probability in (0, 1])
     /// happens when the tables are built ([`crate::ScheduleTables::new`]).
+    ///
+    /// The sizes are bounded far above any released model (ITHQ: 4,097 classes, 100 steps):
+    /// `num_vec_classes` ≤ 2²⁰ + 1, `num_train_timesteps` ≤ 100,000.
     pub fn validate(&self) -> Result<(), SchedulerError> {
         let invalid = |field, value: String, reason| SchedulerError::InvalidConfig { field, value, reason };
         if self.num_vec_classes < 2 {
@@ -109,6 +110,14 @@ impl VQDiffusionSchedulerConfig {
                 self.num_train_timesteps.to_string(),
                 "must be at least 2: the schedules interpolate over T − 1 intervals",
             ));
+        }
+        for (field, value, max, reason) in [
+            ("num_vec_classes", self.num_vec_classes, (1 << 20) + 1, "must be at most 1048577"),
+            ("num_train_timesteps", self.num_train_timesteps, 100_000, "must be at most 100000"),
+        ] {
+            if value > max {
+                return Err(invalid(field, value.to_string(), reason));
+            }
         }
         // Logs of ᾱ, γ̄ and 1 − γ̄ are taken: ᾱ may be 1 (no corruption), γ̄ neither 0 nor 1.
         const ALPHA: (fn(f64) -> bool, &str) = (|v| v > 0.0 && v <= 1.0, "must be in (0, 1]");

@@ -10,6 +10,7 @@
 //!   makes the pad token `!` (id 0) a special, non-normalised token: a `!` anywhere in a prompt
 //!   becomes id 0 (`"hello!"` → `[49406, 3306, 0, 49407]`).
 
+mod files;
 pub mod pipeline;
 mod special;
 
@@ -17,6 +18,7 @@ use std::path::Path;
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
+pub use files::MAX_TOKEN_ID;
 pub use pipeline::CLIP_SPLIT_REGEX;
 pub use special::{SpecialTokens, TokenSpec, BOS_TOKEN, CLIP_CONTEXT_LENGTH, EOS_TOKEN};
 
@@ -56,6 +58,7 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     eos_id: u32,
     pad_id: u32,
+    max_id: u32,
     model_max_length: usize,
 }
 
@@ -77,7 +80,10 @@ impl Tokenizer {
 
     /// Loads a `tokenizer.json` as is, then registers `special`'s tokens that it lacks.
     pub fn from_tokenizer_json(path: &Path, special: SpecialTokens) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(TokenizerError::Tokenizers)?;
+        let invalid = |message: String| TokenizerError::Invalid { path: path.to_path_buf(), message };
+        let text = files::read_text(path)?;
+        files::check_tokenizer_json(&text).map_err(invalid)?;
+        let inner = tokenizers::Tokenizer::from_bytes(text).map_err(|e| invalid(e.to_string()))?;
         Self::with_special_tokens(inner, special)
     }
 
@@ -111,7 +117,13 @@ impl Tokenizer {
                     .map_err(TokenizerError::Tokenizers)?;
             }
         }
+        // The largest id the tokenizer can produce, for the text encoder's vocabulary check.
+        let (token, max_id) = inner.get_vocab(true).into_iter().max_by_key(|(_, id)| *id).unwrap_or_default();
+        if max_id > MAX_TOKEN_ID {
+            return Err(TokenizerError::IdOutOfRange { token, id: max_id });
+        }
         Ok(Self {
+            max_id,
             eos_id: special_id(&inner, "eos", &special.eos)?,
             pad_id: special_id(&inner, "pad", &special.pad)?,
             model_max_length: special.model_max_length,
@@ -138,6 +150,12 @@ impl Tokenizer {
     /// Id of the EOS token (49407).
     pub fn eos_id(&self) -> u32 {
         self.eos_id
+    }
+
+    /// The largest id the tokenizer can produce (49407 for CLIP): the text encoder's
+    /// `vocab_size` must be larger.
+    pub fn max_id(&self) -> u32 {
+        self.max_id
     }
 
     /// The underlying `tokenizers` tokenizer.

@@ -25,6 +25,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{SplitDelimiterBehavior, Tokenizer};
 
+use super::files;
 use crate::error::TokenizerError;
 
 /// CLIP's pre-tokenisation regex: special-token texts, English contractions, letter runs,
@@ -44,7 +45,10 @@ pub struct PostProcessorTokens {
 /// Builds the CLIP pipeline around the BPE of `vocab.json` + `merges.txt`; special tokens are
 /// registered by the caller.
 pub fn build_from_vocab_merges(vocab: &Path, merges: &Path, unk_token: &str) -> Result<Tokenizer, TokenizerError> {
-    let bpe = BPE::from_file(&path_str(vocab)?, &path_str(merges)?)
+    let vocab = files::read_vocab(vocab)?;
+    let merges = files::read_merges(merges, &vocab)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
         .end_of_word_suffix("</w>".into())
         .continuing_subword_prefix(String::new())
         .unk_token(unk_token.into())
@@ -82,17 +86,4 @@ pub fn set_post_processor(tokenizer: &mut Tokenizer, tokens: PostProcessorTokens
         .trim_offsets(false)
         .add_prefix_space(false);
     tokenizer.with_post_processor(Some(processor));
-}
-
-fn path_str(path: &Path) -> Result<String, TokenizerError> {
-    if !path.is_file() {
-        return Err(TokenizerError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-        });
-    }
-    path.to_str().map(str::to_owned).ok_or_else(|| TokenizerError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not UTF-8"),
-    })
 }

@@ -72,6 +72,10 @@ impl TokenSpec {
     }
 }
 
+/// Largest `model_max_length` taken from a config (CLIP's text encoders have 77 positions;
+/// [`CLIPTextConfig`](crate::CLIPTextConfig) allows at most 65,536).
+const MAX_MODEL_MAX_LENGTH: usize = 65_536;
+
 /// The fields of `tokenizer_config.json` / `special_tokens_map.json` this crate reads; every
 /// other field is ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -141,7 +145,9 @@ impl SpecialTokens {
                 .as_ref()
                 .and_then(serde_json::Value::as_u64)
                 .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n > 0 && n <= u32::MAX as usize)
+                // Longer than any text encoder's positions means "no limit" (transformers writes
+                // 1e30), and padding to it would allocate gigabytes.
+                .filter(|&n| n > 0 && n <= MAX_MODEL_MAX_LENGTH)
                 .unwrap_or(CLIP_CONTEXT_LENGTH),
         })
     }
@@ -159,10 +165,7 @@ fn read_optional(path: &Path) -> Result<TokenizerConfigFile, TokenizerError> {
     if !path.exists() {
         return Ok(TokenizerConfigFile::default());
     }
-    let text = std::fs::read_to_string(path).map_err(|source| TokenizerError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = super::files::read_text(path)?;
     serde_json::from_str(&text).map_err(|source| TokenizerError::Json {
         path: path.to_path_buf(),
         source,
