@@ -23,6 +23,7 @@
 //! # Ok::<(), vq_pipeline::PipelineError>(())
 //! ```
 
+mod batch;
 mod components;
 mod defaults;
 mod error;
@@ -35,6 +36,7 @@ mod precision;
 mod prompt;
 mod request;
 
+pub use batch::{BatchKey, PerRequestNoise};
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
