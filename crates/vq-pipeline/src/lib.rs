@@ -30,6 +30,7 @@ mod error;
 mod generate;
 pub mod hub;
 pub mod ithq;
+mod metadata;
 mod output;
 mod pipeline;
 mod precision;
@@ -41,7 +42,8 @@ pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsCon
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
 pub use generate::StepState;
-pub use output::{write_png, Generation};
+pub use metadata::{ImageMetadata, BATCH_PROMPTS};
+pub use output::{encode_png, write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};
 pub use prompt::{l2_normalize_last, PromptEmbeddings};
