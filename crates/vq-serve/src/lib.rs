@@ -24,7 +24,8 @@
 //! let device = Default::default();
 //! let pipeline = VQDiffusionPipeline::<Flex>::from_pretrained("models/shapes", &LoadOptions::default(), &device)?;
 //! let engine = PipelineEngine::new(pipeline, "models/shapes", "flex", "f32");
-//! vq_serve::run("127.0.0.1:8080", ServeConfig::default(), engine, |addr| println!("http://{addr}/"))?;
+//! let listener = vq_serve::bind("127.0.0.1:8080")?;
+//! vq_serve::run(listener, ServeConfig::default(), engine)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -38,7 +39,6 @@ mod routes;
 mod worker;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -75,26 +75,25 @@ pub async fn serve<E: Engine>(
     }
 }
 
-/// Binds `addr`, calls `on_listening` with the bound address (port 0 picks a free one), and
-/// serves on a runtime of its own until Ctrl-C or SIGTERM ([`shutdown_signal`]).
-pub fn run<E: Engine>(
-    addr: &str,
-    config: ServeConfig,
-    engine: E,
-    on_listening: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
+/// Binds `addr` (`HOST:PORT`; port 0 picks a free port), before the model is loaded: an
+/// address in use fails at once, and connections made while the model loads wait.
+pub fn bind(addr: &str) -> Result<std::net::TcpListener, ServeError> {
+    let bind_error = |source| ServeError::Bind { addr: addr.to_string(), source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Serves `engine` on `listener` (from [`bind`]) on a runtime of its own until Ctrl-C or
+/// SIGTERM ([`shutdown_signal`]).
+pub fn run<E: Engine>(listener: std::net::TcpListener, config: ServeConfig, engine: E) -> Result<(), ServeError> {
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("vq-serve-io")
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let listener =
-            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
-        on_listening(listener.local_addr()?);
-        serve(listener, config, engine, shutdown_signal()).await
-    })
+    runtime.block_on(async { serve(TcpListener::from_std(listener)?, config, engine, shutdown_signal()).await })
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM, saying so on stderr.

@@ -100,8 +100,8 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             "num_train_timesteps": model.num_train_timesteps,
             "defaults": {
                 "steps": model.default_steps,
-                "guidance_scale": model.guidance_scale,
-                "truncation_rate": model.truncation_rate,
+                "guidance_scale": shortest(model.guidance_scale),
+                "truncation_rate": shortest(model.truncation_rate),
                 "sampler": "posterior",
             },
             "limits": { "n": MAX_IMAGES, "prompt_chars": MAX_PROMPT_CHARS, "max_batch": state.config.max_batch },
@@ -109,6 +109,12 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             "dtype": model.dtype,
         }],
     }))
+}
+
+/// `x` as the f64 with its shortest decimal form (0.7, not the 0.699999988… of `x as f64`), so
+/// that clients and the page show the numbers the model's files hold.
+fn shortest(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -196,4 +202,27 @@ async fn method_not_allowed(request: Request) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{} is not allowed on {}", request.method(), request.uri().path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_settings_reach_json_in_their_shortest_form() {
+        assert_eq!(shortest(0.7), 0.7);
+        assert_eq!(shortest(3.0), 3.0);
+        assert_eq!(shortest(0.86), 0.86);
+        assert_ne!(f64::from(0.7f32), 0.7, "what a plain conversion gives instead");
+    }
+
+    #[test]
+    fn only_the_exact_bearer_key_passes() {
+        let headers = |value: &str| HeaderMap::from_iter([(header::AUTHORIZATION, value.parse().unwrap())]);
+        assert!(bearer_matches(&headers("Bearer s3cret"), "s3cret"));
+        for wrong in ["Bearer s3cre", "Bearer s3cret!", "Basic s3cret", "bearer s3cret", "s3cret", "Bearer "] {
+            assert!(!bearer_matches(&headers(wrong), "s3cret"), "{wrong}");
+        }
+        assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
+    }
 }
