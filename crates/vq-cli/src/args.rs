@@ -263,6 +263,11 @@ pub struct ServeArgs {
     /// $VQ_DIFFUSION_API_KEY when set (which, unlike the flag, other users cannot read in `ps`).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+
+    /// The transformer's whole-forward engine, as `generate --engine` (auto: where the backend has
+    /// one; off: burn's tensor ops; on: the engine or an error). Each batch prepares it once.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
 }
 
 /// The help of `--backend`, naming the backends of this build.

@@ -37,7 +37,8 @@ pub fn dispatch(backend: BackendKind, command: &impl OnBackend) -> Result<(), Cl
         BackendKind::Wgpu => command.run::<burn::backend::Wgpu>(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::WgpuGl => {
-            let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
+            let device =
+                vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
             command.run::<burn::backend::Wgpu>(device)
         }
         #[cfg(feature = "cuda")]

@@ -26,7 +26,8 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &ServeArgs) -> Result<(), 
     let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::from_pretrained(&model, &LoadOptions::default(), &device)?;
     report(&format!("Loaded {} in {:.1} s", pipeline.dir.display(), start.elapsed().as_secs_f32()));
-    let engine = PipelineEngine::new(pipeline, &model, args.backend.name(), precision.name());
+    let engine =
+        PipelineEngine::new(pipeline, &model, args.backend.name(), precision.name()).with_engine(args.engine.choice());
     let guarded = if config.api_key.is_some() { ", API key required" } else { "" };
     report(&format!("Serving on http://{addr}/ (batches of up to {} images{guarded}; Ctrl-C stops)", config.max_batch));
     crate::print_line(&format!("http://{addr}/"));

@@ -20,12 +20,13 @@ use crate::{GenerateRequest, Generation, KernelBackend, NoiseSource, PipelineErr
 /// except its own rows (prompts, images per prompt, start tokens) and its seed.
 ///
 /// ```
-/// use vq_pipeline::{BatchKey, GenerateRequest, NoiseSource};
+/// use vq_pipeline::{BatchKey, EngineChoice, GenerateRequest, NoiseSource};
 ///
 /// let a = GenerateRequest::new(["a red circle"]).with_noise(NoiseSource::Torch { seed: 1 });
 /// let b = GenerateRequest::new(["a blue square"]).with_images_per_prompt(3);
 /// assert_eq!(BatchKey::of(&a), BatchKey::of(&b));
-/// assert_ne!(BatchKey::of(&a), BatchKey::of(&b.with_steps(20)));
+/// assert_ne!(BatchKey::of(&a), BatchKey::of(&b.clone().with_steps(20)));
+/// assert_ne!(BatchKey::of(&a), BatchKey::of(&b.with_engine(EngineChoice::Off)));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchKey(GenerateRequest);
@@ -82,7 +83,9 @@ impl<B: Backend> UniformSource<B> for PerRequestNoise {
 impl<B: KernelBackend> VQDiffusionPipeline<B> {
     /// Generates the images of several requests as one batch, one [`Generation`] per request in
     /// order. The requests must have the same [`BatchKey`] and torch noise
-    /// ([`NoiseSource::Torch`]); each gets the tokens it gets alone (see the module docs).
+    /// ([`NoiseSource::Torch`]); each gets the tokens it gets alone (see the module docs). The
+    /// transformer is prepared once for the whole batch, with the engine the requests share
+    /// ([`GenerateRequest::engine`] is part of the [`BatchKey`]).
     ///
     /// The callback sees the whole batch: request i's rows follow those of requests 0..i, in its
     /// own prompt-major order. [`ControlFlow::Break`] stops the chain with

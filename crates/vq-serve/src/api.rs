@@ -67,11 +67,16 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The PNG text chunks of this job's images, as the command line writes them.
-    pub fn metadata<'a>(&self, model: &'a ModelInfo) -> ImageMetadata<'a> {
+    /// The PNG text chunks of this job's images (see [`ImageMetadata::chunks`]), as the command
+    /// line writes them for the same prompt, n and seed.
+    pub fn metadata<'a>(&'a self, model: &'a ModelInfo) -> ImageMetadata<'a> {
         ImageMetadata {
             model: &model.id,
             seed: self.seed,
+            // One request is one `generate` run: its prompt, n images of it, one generator.
+            seed_per_image: false,
+            prompts: &self.request.prompts,
+            num_images_per_prompt: self.request.num_images_per_prompt,
             rng: "torch",
             steps: self.request.num_inference_steps,
             guidance_scale: self.request.guidance_scale,

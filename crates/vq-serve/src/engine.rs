@@ -6,8 +6,7 @@ use std::ops::ControlFlow;
 
 use image::RgbImage;
 use serde::Serialize;
-use vq_pipeline::burn::tensor::backend::Backend;
-use vq_pipeline::{GenerateRequest, PipelineError, VQDiffusionPipeline};
+use vq_pipeline::{EngineChoice, GenerateRequest, KernelBackend, PipelineError, VQDiffusionPipeline};
 
 /// What is loaded: `GET /v1/models`, the page's defaults, the PNG metadata.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,12 +55,13 @@ pub trait Engine: Send + 'static {
 
 /// The pipeline as an [`Engine`].
 #[derive(Debug)]
-pub struct PipelineEngine<B: Backend> {
+pub struct PipelineEngine<B: KernelBackend> {
     pipeline: VQDiffusionPipeline<B>,
     model: ModelInfo,
+    engine: EngineChoice,
 }
 
-impl<B: Backend> PipelineEngine<B> {
+impl<B: KernelBackend> PipelineEngine<B> {
     /// Serves `pipeline`, recording `model` (as the operator named it), `backend` and `dtype`
     /// in the PNGs.
     pub fn new(pipeline: VQDiffusionPipeline<B>, model: &str, backend: &'static str, dtype: &'static str) -> Self {
@@ -82,11 +82,18 @@ impl<B: Backend> PipelineEngine<B> {
             backend,
             dtype,
         };
-        Self { pipeline, model }
+        Self { pipeline, model, engine: EngineChoice::Auto }
+    }
+
+    /// Runs the transformer on the backend's whole-forward engine or not (`generate --engine`);
+    /// default [`EngineChoice::Auto`], as the command line.
+    pub fn with_engine(mut self, engine: EngineChoice) -> Self {
+        self.engine = engine;
+        self
     }
 }
 
-impl<B: Backend> Engine for PipelineEngine<B> {
+impl<B: KernelBackend> Engine for PipelineEngine<B> {
     fn model(&self) -> &ModelInfo {
         &self.model
     }
@@ -96,7 +103,10 @@ impl<B: Backend> Engine for PipelineEngine<B> {
         requests: &[GenerateRequest],
         progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> Result<Vec<Vec<RgbImage>>, PipelineError> {
-        let generations = self.pipeline.generate_batch(requests, |step| progress(step.index + 1))?;
+        // One engine for the whole server: the batch prepares the transformer once with it.
+        let requests: Vec<GenerateRequest> =
+            requests.iter().map(|request| request.clone().with_engine(self.engine)).collect();
+        let generations = self.pipeline.generate_batch(&requests, |step| progress(step.index + 1))?;
         Ok(generations.iter().map(|generation| generation.rgb8()).collect())
     }
 }

@@ -98,12 +98,13 @@ fn run_batch<E: Engine>(engine: &mut E, model: &ModelInfo, metrics: &Metrics, jo
 
 /// The response of `job`: its images as PNGs with the command line's text chunks.
 fn respond(job: &Job, model: &ModelInfo, images: &[RgbImage]) -> Result<ImagesResponse, ApiError> {
-    let chunks = job.spec.metadata(model).chunks(job.spec.prompt());
+    let metadata = job.spec.metadata(model);
     let data = images
         .iter()
-        .map(|image| {
+        .enumerate()
+        .map(|(index, image)| {
             let mut png = Vec::new();
-            encode_png(&mut png, image, &chunks)
+            encode_png(&mut png, image, &metadata.chunks(index))
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the PNG: {e}")))?;
             let b64_json = base64::engine::general_purpose::STANDARD.encode(png);
             Ok(ImageData { b64_json, seed: job.spec.seed })

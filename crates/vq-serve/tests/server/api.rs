@@ -59,8 +59,9 @@ fn images_equal_the_pipeline_s_and_carry_the_command_line_s_metadata() {
     let expected = alone(&pipeline, &request);
     assert_eq!(images.iter().map(|png| png.image.clone()).collect::<Vec<_>>(), expected);
     let version = format!("vq-diffusion {}", env!("CARGO_PKG_VERSION"));
-    for png in &images {
+    for (index, png) in images.iter().enumerate() {
         assert_eq!(png.seed, 4294967301);
+        let index = index.to_string();
         let text: Vec<(&str, &str)> = png.text.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             text,
@@ -77,6 +78,10 @@ fn images_equal_the_pipeline_s_and_carry_the_command_line_s_metadata() {
                 ("backend", "flex"),
                 ("dtype", "f32"),
                 ("software", version.as_str()),
+                ("batch_index", index.as_str()),
+                ("seed_per_image", "false"),
+                ("num_images_per_prompt", "2"),
+                ("prompts", r#"["a red car"]"#),
             ]
         );
     }
