@@ -1,7 +1,8 @@
 //! The web page of `vq-diffusion serve` in headless Chromium, through chromedriver (WebDriver):
 //! type a prompt, press Generate, watch the progress bar move, and get the PNG file
 //! `vq-diffusion generate` writes for the same seed. Skipped, saying so, only where Debian's
-//! `chromium` and `chromium-driver` are not installed (`.ci/run` installs them).
+//! `chromium` and `chromium-driver` are not installed and `VQ_REQUIRE_BROWSER` is not set
+//! (`.ci/run` installs them and sets it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,9 @@ use serde_json::{json, Value};
 
 use crate::common::{tiny, Scratch};
 use crate::serve::{generate_pngs, Server};
+
+/// Set (as `.ci/run` sets it), missing browser tools fail the test instead of skipping it.
+const REQUIRE_BROWSER: &str = "VQ_REQUIRE_BROWSER";
 
 /// The first of `names` found on `PATH`.
 fn find_on_path(names: &[&str]) -> Option<PathBuf> {
@@ -163,6 +167,7 @@ async fn generate_on_page(client: &Client, prompt: &str, seed: u64, steps: usize
 async fn the_page_makes_the_command_line_s_image_with_moving_progress() {
     let (chromium, chromedriver) = match browser_tools() {
         Ok(tools) => tools,
+        Err(why) if std::env::var_os(REQUIRE_BROWSER).is_some() => panic!("{why}, and {REQUIRE_BROWSER} is set"),
         Err(why) => {
             eprintln!("SKIPPED the browser test: {why}");
             return;
