@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use vq_pipeline::{EngineChoice, Precision, RevealOrder, Sampler, TruncationMode};
+use vq_serve::{ServeConfig, API_KEY_ENV};
 
 use crate::error::CliError;
 use crate::format::ImageFormat;
@@ -45,7 +46,7 @@ macro_rules! exit_codes {
     after_help = concat!(
         "Example:\n  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
         "    --prompt \"teddy bear playing in the pool\" --seed 0 --output teddy.png\n\n",
-        "Run `vq-diffusion generate --help` for every option.\n\n",
+        "Run `vq-diffusion generate --help` for every option, `vq-diffusion serve --help` for the HTTP server.\n\n",
         exit_codes!(),
     ),
 )]
@@ -60,6 +61,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate images from one or more prompts.
     Generate(GenerateArgs),
+    /// Serve a model over HTTP: an images API, metrics and a web page.
+    Serve(ServeArgs),
 }
 
 /// `vq-diffusion generate`.
@@ -208,6 +211,63 @@ impl EngineArg {
             Self::On => EngineChoice::On,
         }
     }
+}
+
+/// `vq-diffusion serve`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Serve a model over HTTP until Ctrl-C or SIGTERM (then it stops accepting, answers the \
+        requests in flight and exits 0).\n\n\
+        Endpoints: POST /v1/images/generations (the OpenAI images API where it applies: prompt, n, size, \
+        response_format b64_json; plus seed, steps, guidance_scale, truncation_rate, sampler, purity_weight, \
+        and stream for server-sent progress events), GET /v1/models, GET /healthz, GET /metrics \
+        (Prometheus text), and GET /, a web page. Requests with the same settings that wait together run as \
+        one batch; each draws its own noise, so a seed gives the images of `vq-diffusion generate --rng \
+        torch`. The URL is printed to stdout once the server listens; everything else goes to stderr.",
+    after_help = concat!(
+        "Examples:\n",
+        "  vq-diffusion serve\n",
+        "      (the shipped model on http://127.0.0.1:8080/)\n",
+        "  VQ_DIFFUSION_API_KEY=s3cret vq-diffusion serve --addr 0.0.0.0:8080 --max-batch 16\n",
+        "  curl http://127.0.0.1:8080/v1/images/generations -H 'Content-Type: application/json' \\\n",
+        "      -d '{\"prompt\": \"a red circle\", \"seed\": 0}'\n\n",
+        "Exit status: 0 after Ctrl-C or SIGTERM; 2 usage error (a value out of range, a backend not\n\
+         compiled in); 1 any other error (model not found or unreadable, address in use).",
+    )
+)]
+pub struct ServeArgs {
+    /// Pipeline folder, or Hugging Face repository id such as microsoft/vq-diffusion-ithq.
+    /// Default: $VQ_DIFFUSION_MODEL, else models/shapes of this repository (where a checkout has it).
+    #[arg(long, value_name = "DIR|REPO_ID")]
+    pub model: Option<String>,
+
+    /// Address to listen on; port 0 picks a free port. The default accepts connections from this
+    /// machine only: use 0.0.0.0:PORT (with --api-key) to serve others.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+
+    /// Compute backend; only the backends compiled in (cargo features of vq-cli) can run.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendKind::preferred(),
+          help = backend_help(), long_help = backend_help())]
+    pub backend: BackendKind,
+
+    /// Most images in one transformer batch (≥ 1); a request for more images runs alone.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_batch)]
+    pub max_batch: usize,
+
+    /// Most requests waiting for the model (≥ 1); one more is answered 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().queue)]
+    pub queue: usize,
+
+    /// Require `Authorization: Bearer KEY` on every endpoint but /healthz. Default:
+    /// $VQ_DIFFUSION_API_KEY when set (which, unlike the flag, other users cannot read in `ps`).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+
+    /// The transformer's whole-forward engine, as `generate --engine` (auto: where the backend has
+    /// one; off: burn's tensor ops; on: the engine or an error). Each batch prepares it once.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
 }
 
 /// The help of `--backend`, naming the backends of this build.
@@ -365,21 +425,7 @@ impl GenerateArgs {
 
     /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
     pub fn model(&self) -> Result<String, CliError> {
-        if let Some(model) = &self.model {
-            return Ok(model.clone());
-        }
-        if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
-            return Ok(model.to_string_lossy().into_owned());
-        }
-        let shipped = std::path::Path::new(SHIPPED_MODEL);
-        match shipped.join("model_index.json").is_file() {
-            true => Ok(normalize(shipped)),
-            false => Err(CliError::Failure(format!(
-                "no --model given, {MODEL_ENV} is not set and the shipped model is not at {}: \
-                 pass --model DIR|REPO_ID",
-                normalize(shipped)
-            ))),
-        }
+        resolve_model(self.model.as_deref())
     }
 
     /// The prompts, from `--prompt` or the positional arguments (clap lets only one form through).
@@ -443,6 +489,40 @@ impl GenerateArgs {
     }
 }
 
+impl ServeArgs {
+    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
+    pub fn model(&self) -> Result<String, CliError> {
+        resolve_model(self.model.as_deref())
+    }
+
+    /// The server's settings: the flags, and the API key from [`API_KEY_ENV`] without `--api-key`.
+    pub fn config(&self) -> Result<ServeConfig, CliError> {
+        let api_key = self.api_key.clone().or_else(|| std::env::var(API_KEY_ENV).ok());
+        let config = ServeConfig { max_batch: self.max_batch, queue: self.queue, api_key, ..ServeConfig::default() };
+        config.validate().map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(config)
+    }
+}
+
+/// `model` when given, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
+fn resolve_model(model: Option<&str>) -> Result<String, CliError> {
+    if let Some(model) = model {
+        return Ok(model.to_string());
+    }
+    if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
+        return Ok(model.to_string_lossy().into_owned());
+    }
+    let shipped = std::path::Path::new(SHIPPED_MODEL);
+    match shipped.join("model_index.json").is_file() {
+        true => Ok(normalize(shipped)),
+        false => Err(CliError::Failure(format!(
+            "no --model given, {MODEL_ENV} is not set and the shipped model is not at {}: \
+             pass --model DIR|REPO_ID",
+            normalize(shipped)
+        ))),
+    }
+}
+
 /// `path` without its `..` components where it exists (the compile-time path of the shipped
 /// model reads `crates/vq-cli/../../models/shapes`).
 fn normalize(path: &std::path::Path) -> String {
@@ -457,13 +537,46 @@ mod tests {
 
     fn truncation_mode(flags: &[&str]) -> TruncationMode {
         let args = ["vq-diffusion", "generate", "--prompt", "a cat"].iter().chain(flags);
-        let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command;
+        let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command else {
+            panic!("generate");
+        };
         generate.truncation_mode()
     }
 
     fn parse(args: &[&str]) -> Result<GenerateArgs, clap::Error> {
-        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command;
+        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command
+        else {
+            panic!("generate");
+        };
         Ok(generate)
+    }
+
+    fn parse_serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let Command::Serve(serve) = Cli::try_parse_from(["vq-diffusion", "serve"].iter().chain(args))?.command else {
+            panic!("serve");
+        };
+        Ok(serve)
+    }
+
+    #[test]
+    fn serve_flags_and_their_defaults() {
+        let defaults = parse_serve(&[]).expect("no flags needed");
+        assert_eq!(defaults.addr, "127.0.0.1:8080", "this machine only");
+        assert_eq!((defaults.max_batch, defaults.queue, defaults.api_key), (8, 32, None));
+        assert_eq!(defaults.backend, BackendKind::preferred());
+        let flags = ["--model", "m", "--addr", "0.0.0.0:9", "--max-batch", "16", "--queue", "4", "--api-key", "k"];
+        let serve = parse_serve(&flags).expect("flags");
+        let config = serve.config().expect("in range");
+        assert_eq!((serve.model().expect("model"), serve.addr.as_str()), ("m".to_string(), "0.0.0.0:9"));
+        assert_eq!((config.max_batch, config.queue, config.api_key.as_deref()), (16, 4, Some("k")));
+        for (flags, message) in [
+            (["--max-batch", "0"], "--max-batch must be at least 1, got 0"),
+            (["--queue", "0"], "--queue must be at least 1, got 0"),
+            (["--api-key", " "], "--api-key (or VQ_DIFFUSION_API_KEY) must not be empty"),
+        ] {
+            let error = parse_serve(&flags).expect("parses").config().expect_err("out of range");
+            assert_eq!((error.exit_code(), error.one_line()), (2, message.to_string()));
+        }
     }
 
     #[test]

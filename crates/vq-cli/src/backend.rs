@@ -1,28 +1,48 @@
-//! `--backend`: one monomorphised [`run`] per backend compiled in (cargo features of vq-cli).
+//! `--backend`: one monomorphised run per backend compiled in (cargo features of vq-cli).
 
-use crate::args::{BackendKind, GenerateArgs};
+use vq_kernels::KernelBackend;
+
+use crate::args::{BackendKind, GenerateArgs, ServeArgs};
 use crate::error::CliError;
-use crate::generate::run;
 
 #[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu", feature = "cuda")))]
 compile_error!("vq-cli needs at least one backend feature: ndarray, flex, wgpu or cuda");
 
-/// Runs `args` on the backend it names, or says that backend is not compiled in.
-pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
-    match args.backend {
+/// A subcommand that runs on any backend.
+pub trait OnBackend {
+    /// Runs on `device` of backend `B`.
+    fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError>;
+}
+
+impl OnBackend for GenerateArgs {
+    fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError> {
+        crate::generate::run::<B>(device, self)
+    }
+}
+
+impl OnBackend for ServeArgs {
+    fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError> {
+        crate::serve::run::<B>(device, self)
+    }
+}
+
+/// Runs `command` on `backend`, or says that backend is not compiled in.
+pub fn dispatch(backend: BackendKind, command: &impl OnBackend) -> Result<(), CliError> {
+    match backend {
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => run::<burn::backend::NdArray>(Default::default(), args),
+        BackendKind::Ndarray => command.run::<burn::backend::NdArray>(Default::default()),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => run::<burn::backend::Flex>(Default::default(), args),
+        BackendKind::Flex => command.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => run::<burn::backend::Wgpu>(Default::default(), args),
+        BackendKind::Wgpu => command.run::<burn::backend::Wgpu>(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::WgpuGl => {
-            let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
-            run::<burn::backend::Wgpu>(device, args)
+            let device =
+                vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
+            command.run::<burn::backend::Wgpu>(device)
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => run::<burn::backend::Cuda>(Default::default(), args),
+        BackendKind::Cuda => command.run::<burn::backend::Cuda>(Default::default()),
         #[allow(unreachable_patterns)] // every backend compiled in
         other => Err(not_compiled_in(other)),
     }

@@ -66,7 +66,7 @@ impl ImageFormat {
     ) -> Result<Kept, String> {
         let software = concat!("vq-diffusion ", env!("CARGO_PKG_VERSION"));
         match self {
-            Self::Png => write_png(image, parameters, out).map(|()| Kept::All),
+            Self::Png => vq_pipeline::encode_png(out, image, parameters).map(|()| Kept::All).map_err(|e| e.to_string()),
             Self::WebP => {
                 let mut encoder = image::codecs::webp::WebPEncoder::new_lossless(out);
                 encoder.set_exif_metadata(exif(software, &ascii_json(parameters))).map_err(|e| e.to_string())?;
@@ -94,19 +94,6 @@ fn write(encoder: impl ImageEncoder, image: &RgbImage) -> Result<(), String> {
     encoder
         .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::Rgb8)
         .map_err(|e| e.to_string())
-}
-
-/// An RGB PNG with one iTXt chunk (UTF-8 text) per parameter.
-fn write_png(image: &RgbImage, parameters: &[(&str, String)], out: impl Write) -> Result<(), String> {
-    let mut encoder = png::Encoder::new(out, image.width(), image.height());
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    for (keyword, value) in parameters {
-        encoder.add_itxt_chunk(keyword.to_string(), value.clone()).map_err(|e| e.to_string())?;
-    }
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(image.as_raw()).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -8,13 +8,14 @@ use std::time::Instant;
 use vq_kernels::KernelBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vq_pipeline::{
-    set_precision, GenerateRequest, LoadOptions, NoiseSource, PipelineError, RevealOrder, Sampler, VQDiffusionPipeline,
+    set_precision, GenerateRequest, ImageMetadata, LoadOptions, NoiseSource, PipelineError, RevealOrder, Sampler,
+    VQDiffusionPipeline, BATCH_PROMPTS,
 };
 
 use crate::args::{truncation_mode_name, GenerateArgs, Rng};
 use crate::error::CliError;
 use crate::format::{ImageFormat, Kept};
-use crate::output::{image_path, tokens_json, Metadata, BATCH_PROMPTS};
+use crate::output::{image_path, tokens_json};
 use crate::report;
 use crate::staging::{plan, Staged};
 
@@ -85,7 +86,7 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         .with_sampler(args.sampler())
         .with_engine(args.engine.choice());
 
-    let metadata = Metadata {
+    let metadata = ImageMetadata {
         model,
         seed,
         seed_per_image: args.seed_per_image,

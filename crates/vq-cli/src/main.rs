@@ -12,6 +12,7 @@ mod exif;
 mod format;
 mod generate;
 mod output;
+mod serve;
 mod staging;
 
 use std::io::Write;
@@ -59,7 +60,11 @@ fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Generate(args) => {
             args.check()?;
-            backend::dispatch(&args)
+            backend::dispatch(args.backend, &args)
+        }
+        Command::Serve(args) => {
+            args.config()?;
+            backend::dispatch(args.backend, &args)
         }
     }
 }
@@ -72,6 +77,11 @@ pub(crate) fn report(line: &str) {
 /// A written file's path on stdout, one per line, for scripts.
 pub(crate) fn print_path(path: &Path) {
     let _ = writeln!(std::io::stdout(), "{}", path.display());
+}
+
+/// A line on stdout, for scripts (e.g. the address a server listens on).
+pub(crate) fn print_line(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 #[cfg(test)]

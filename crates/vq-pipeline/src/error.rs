@@ -70,6 +70,12 @@ pub enum PipelineError {
     /// The backend's transformer engine was required and is not available, or failed to start.
     #[error(transparent)]
     Engine(#[from] vq_kernels::EngineError),
+    /// The step callback stopped the chain (e.g. its client went away).
+    #[error("cancelled after step {step}")]
+    Cancelled {
+        /// Index of the last step taken, from 0.
+        step: usize,
+    },
     /// An image could not be written.
     #[error("cannot write {path}: {message}")]
     Output {

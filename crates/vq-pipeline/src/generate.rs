@@ -1,5 +1,7 @@
 //! The sampling loop of `VQDiffusionPipeline.__call__`.
 
+use std::ops::ControlFlow;
+
 use burn::tensor::backend::Backend;
 use vq_kernels::KernelBackend;
 use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
@@ -42,15 +44,6 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         request: &GenerateRequest,
         mut callback: impl FnMut(&StepState<'_, B>),
     ) -> Result<Generation<B>, PipelineError> {
-        let (h, w) = self.latent_size();
-        let mask_id = self.scheduler_config.num_vec_classes - 1;
-        request.validate(self.scheduler_config.num_train_timesteps, h * w, mask_id)?;
-        let batch = request.batch_size();
-        let guided = request.guided();
-
-        let prompt = self.encode_prompts(&request.prompts, request.num_images_per_prompt, guided)?;
-        let mut scheduler = self.scheduler()?;
-        scheduler.set_timesteps(request.num_inference_steps)?;
         let mut noise: Box<dyn UniformSource<B>> = match request.noise {
             NoiseSource::Torch { seed } => Box::new(TorchGenerator::new(seed)),
             NoiseSource::Device { seed } => {
@@ -60,7 +53,31 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
                 Box::new(DeviceNoise)
             }
         };
+        self.generate_with_noise(request, noise.as_mut(), |step| {
+            callback(step);
+            ControlFlow::Continue(())
+        })
+    }
 
+    /// Generates images as [`Self::generate_with_callback`] does, drawing the sampling noise from
+    /// `noise` instead of `request.noise` (e.g. [`crate::PerRequestNoise`] for a batch of
+    /// several requests). `callback` may stop the chain: [`ControlFlow::Break`] ends it with
+    /// [`PipelineError::Cancelled`].
+    pub fn generate_with_noise(
+        &self,
+        request: &GenerateRequest,
+        noise: &mut dyn UniformSource<B>,
+        mut callback: impl FnMut(&StepState<'_, B>) -> ControlFlow<()>,
+    ) -> Result<Generation<B>, PipelineError> {
+        let (h, w) = self.latent_size();
+        let mask_id = self.scheduler_config.num_vec_classes - 1;
+        request.validate(self.scheduler_config.num_train_timesteps, h * w, mask_id)?;
+        let batch = request.batch_size();
+        let guided = request.guided();
+
+        let prompt = self.encode_prompts(&request.prompts, request.num_images_per_prompt, guided)?;
+        let mut scheduler = self.scheduler()?;
+        scheduler.set_timesteps(request.num_inference_steps)?;
         let mut sample = match &request.latents {
             Some(rows) => {
                 let ids: Vec<i64> = rows.iter().flatten().copied().collect();
@@ -96,11 +113,13 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             };
             let log_p_x_0 = clamp_log_probs(log_p_x_0);
             sample = match request.sampler {
-                Sampler::Reveal(order) if t > 0 => reveal_step(log_p_x_0, t, sample, order, noise.as_mut()),
-                _ => scheduler.step(log_p_x_0, t, sample, noise.as_mut()),
+                Sampler::Reveal(order) if t > 0 => reveal_step(log_p_x_0, t, sample, order, noise),
+                _ => scheduler.step(log_p_x_0, t, sample, noise),
             };
-            if index % request.callback_steps == 0 {
-                callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample });
+            if index % request.callback_steps == 0
+                && callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample }).is_break()
+            {
+                return Err(PipelineError::Cancelled { step: index });
             }
         }
         let images = self.decode(sample.clone())?;

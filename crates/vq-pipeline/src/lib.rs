@@ -23,23 +23,27 @@
 //! # Ok::<(), vq_pipeline::PipelineError>(())
 //! ```
 
+mod batch;
 mod components;
 mod defaults;
 mod error;
 mod generate;
 pub mod hub;
 pub mod ithq;
+mod metadata;
 mod output;
 mod pipeline;
 mod precision;
 mod prompt;
 mod request;
 
+pub use batch::{BatchKey, PerRequestNoise};
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
 pub use error::PipelineError;
 pub use generate::StepState;
-pub use output::{write_png, Generation};
+pub use metadata::{ImageMetadata, BATCH_PROMPTS};
+pub use output::{encode_png, write_png, Generation};
 pub use pipeline::{LoadOptions, PipelineConfigs, VQDiffusionPipeline};
 pub use precision::{set_precision, Precision};
 pub use prompt::{l2_normalize_last, PromptEmbeddings};

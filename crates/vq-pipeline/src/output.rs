@@ -1,6 +1,6 @@
 //! Generated images and tokens: raw arrays, `image` buffers, PNG files with metadata, JSON.
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -48,18 +48,27 @@ impl<B: Backend> Generation<B> {
     }
 }
 
-/// Writes an RGB image as PNG with `tEXt` chunks (keyword, text), e.g. the prompt and seed.
+/// Writes an RGB image as PNG with text chunks (keyword, text), e.g. the prompt and seed.
 pub fn write_png(path: &Path, image: &image::RgbImage, text: &[(&str, String)]) -> Result<(), PipelineError> {
     let error = |message: String| PipelineError::Output { path: path.into(), message };
     let file = std::fs::File::create(path).map_err(|e| error(e.to_string()))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), image.width(), image.height());
+    encode_png(BufWriter::new(file), image, text).map_err(|e| error(e.to_string()))
+}
+
+/// Encodes an RGB image as PNG into `writer`, with one iTXt chunk per (keyword, text).
+pub fn encode_png(
+    writer: impl Write,
+    image: &image::RgbImage,
+    text: &[(&str, String)],
+) -> Result<(), png::EncodingError> {
+    let mut encoder = png::Encoder::new(writer, image.width(), image.height());
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     for (keyword, value) in text {
         // tEXt is Latin-1; iTXt carries any UTF-8 prompt.
-        encoder.add_itxt_chunk(keyword.to_string(), value.clone()).map_err(|e| error(e.to_string()))?;
+        encoder.add_itxt_chunk(keyword.to_string(), value.clone())?;
     }
-    let mut writer = encoder.write_header().map_err(|e| error(e.to_string()))?;
-    writer.write_image_data(image.as_raw()).map_err(|e| error(e.to_string()))?;
-    writer.finish().map_err(|e| error(e.to_string()))
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(image.as_raw())?;
+    writer.finish()
 }

@@ -32,17 +32,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         images_per_prompt: usize,
         guided: bool,
     ) -> Result<PromptEmbeddings<B>, PipelineError> {
-        let mut warnings = Vec::new();
-        for prompt in prompts {
-            let padded = self.tokenizer.encode_padded(prompt, Truncation::Diffusers)?;
-            if padded.truncated() {
-                warnings.push(format!(
-                    "the prompt {prompt:?} has {} tokens; CLIP reads the first {} (the rest is ignored)",
-                    padded.untruncated_len,
-                    padded.ids.len()
-                ));
-            }
-        }
+        let warnings = self.prompt_warnings(prompts)?;
         let texts: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let positive = repeat_interleave(self.encode_normalized(&texts)?, images_per_prompt);
         if !guided {
@@ -55,6 +45,22 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         };
         let negative = negative.expand([batch, length, hidden]);
         Ok(PromptEmbeddings { embeddings: Tensor::cat(vec![negative, positive], 0), warnings })
+    }
+
+    /// One message per prompt longer than the tokenizer's `model_max_length`.
+    pub(crate) fn prompt_warnings(&self, prompts: &[String]) -> Result<Vec<String>, PipelineError> {
+        let mut warnings = Vec::new();
+        for prompt in prompts {
+            let padded = self.tokenizer.encode_padded(prompt, Truncation::Diffusers)?;
+            if padded.truncated() {
+                warnings.push(format!(
+                    "the prompt {prompt:?} has {} tokens; CLIP reads the first {} (the rest is ignored)",
+                    padded.untruncated_len,
+                    padded.ids.len()
+                ));
+            }
+        }
+        Ok(warnings)
     }
 
     /// CLIP's last hidden state, each token vector divided by its L2 norm.

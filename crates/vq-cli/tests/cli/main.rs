@@ -1,8 +1,9 @@
 //! The `vq-diffusion` binary on the committed tiny fixture pipelines (16×16 images, ≤ 10
 //! steps): diffusers' tokens and pixels through the command line, image metadata, output files
-//! (formats, atomic writes, refusals), and one `error: …` line with the right exit status for
-//! every bad input.
+//! (formats, atomic writes, refusals), one `error: …` line with the right exit status for every
+//! bad input, and `vq-diffusion serve` (over HTTP, and its web page in headless Chromium).
 
+mod browser;
 mod common;
 mod default_model;
 mod errors;
@@ -11,3 +12,4 @@ mod metadata;
 #[cfg(unix)]
 mod outputs;
 mod parity;
+mod serve;
