@@ -44,7 +44,7 @@ pub enum SkipPosterior {
 /// assert_eq!(strided_timesteps(0, 5), [0]);
 /// ```
 pub fn strided_timesteps(start: usize, skip: usize) -> Vec<usize> {
-    let mut timesteps: Vec<usize> = (0..=start).rev().step_by(skip + 1).collect();
+    let mut timesteps: Vec<usize> = (0..=start).rev().step_by(skip.saturating_add(1)).collect();
     if timesteps.last() != Some(&0) {
         timesteps.push(0);
     }

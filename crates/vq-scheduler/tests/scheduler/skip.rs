@@ -25,6 +25,7 @@ fn strided_chains_call_at_every_k_plus_first_timestep_and_at_zero() {
     assert_eq!(strided_timesteps(99, 1).len(), 51, "the original's infer_speed 2: 51 calls");
     assert_eq!(strided_timesteps(99, 2).len(), 34, "infer_speed 3: 34 calls");
     assert_eq!(strided_timesteps(99, 200), [99, 0]);
+    assert_eq!(strided_timesteps(99, usize::MAX), [99, 0]);
     for start in [0, 1, 7, 49, 99] {
         assert_eq!(strided_timesteps(start, 0), (0..=start).rev().collect::<Vec<_>>());
         for skip in 0..12 {
