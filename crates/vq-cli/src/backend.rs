@@ -1,28 +1,47 @@
-//! `--backend`: one monomorphised [`run`] per backend compiled in (cargo features of vq-cli).
+//! `--backend`: one monomorphised run per backend compiled in (cargo features of vq-cli).
+
+use vq_pipeline::KernelBackend;
 
 use crate::args::{BackendKind, GenerateArgs};
 use crate::error::CliError;
-use crate::generate::run;
+
+/// A subcommand that runs on the backend its `--backend` names.
+pub trait OnBackend {
+    /// The backend asked for.
+    fn backend(&self) -> BackendKind;
+    /// Runs on `device` of backend `B`.
+    fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError>;
+}
+
+impl OnBackend for GenerateArgs {
+    fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError> {
+        crate::generate::run::<B>(device, self)
+    }
+}
 
 #[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu", feature = "cuda")))]
 compile_error!("vq-cli needs at least one backend feature: ndarray, flex, wgpu or cuda");
 
-/// Runs `args` on the backend it names, or says that backend is not compiled in.
-pub fn dispatch(args: &GenerateArgs) -> Result<(), CliError> {
-    match args.backend {
+/// Runs `job` on the backend it names, or says that backend is not compiled in.
+pub fn dispatch(job: &impl OnBackend) -> Result<(), CliError> {
+    match job.backend() {
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => run::<burn::backend::NdArray>(Default::default(), args),
+        BackendKind::Ndarray => job.run::<burn::backend::NdArray>(Default::default()),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => run::<burn::backend::Flex>(Default::default(), args),
+        BackendKind::Flex => job.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => run::<burn::backend::Wgpu>(Default::default(), args),
+        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::WgpuGl => {
             let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
-            run::<burn::backend::Wgpu>(device, args)
+            job.run::<burn::backend::Wgpu>(device)
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => run::<burn::backend::Cuda>(Default::default(), args),
+        BackendKind::Cuda => job.run::<burn::backend::Cuda>(Default::default()),
         #[allow(unreachable_patterns)] // every backend compiled in
         other => Err(not_compiled_in(other)),
     }

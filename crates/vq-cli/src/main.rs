@@ -7,6 +7,8 @@
 
 mod args;
 mod backend;
+mod codec;
+mod edit;
 mod error;
 mod exif;
 mod format;
@@ -61,6 +63,8 @@ fn execute(cli: Cli) -> Result<(), CliError> {
             args.check()?;
             backend::dispatch(&args)
         }
+        Command::Encode(args) => backend::dispatch(&args),
+        Command::Decode(args) => backend::dispatch(&args),
     }
 }
 

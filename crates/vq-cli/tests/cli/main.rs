@@ -5,6 +5,7 @@
 
 mod common;
 mod default_model;
+mod edit;
 mod errors;
 mod help;
 mod metadata;
