@@ -9,6 +9,7 @@
 //!   `transformer`, `export` and `eval` (the same code, `crates/vq-train-cli`), kept under these
 //!   names for the device scripts (`xtask/device/`), which carry one release xtask build.
 //! * `grad-check` — one training step's gradients on a backend against the CPU's.
+//! * `edit-eval` — score inpainting, image variations and fast sampling on a trained shapes model.
 
 use std::process::ExitCode;
 
@@ -73,6 +74,7 @@ pub(crate) fn precision(name: &str) -> Result<vq_pipeline::Precision, String> {
 
 mod bench;
 mod convert;
+mod edit_eval;
 mod fixtures;
 mod grad_check;
 mod parity;
@@ -104,6 +106,8 @@ enum Command {
     Export(vq_train_cli::ExportArgs),
     /// `vq-train eval`: score a trained pipeline on held-out prompts.
     Eval(vq_train_cli::EvalArgs),
+    /// Score inpainting, image variations and fast sampling on a trained pipeline.
+    EditEval(edit_eval::Args),
     /// Compare one VQ-VAE training step's gradients on a backend with the CPU's, per parameter.
     GradCheck(grad_check::Args),
 }
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
         Command::TrainTransformer(args) => vq_train(|| vq_train_cli::transformer(&args)),
         Command::Export(args) => vq_train(|| vq_train_cli::export(&args)),
         Command::Eval(args) => vq_train(|| vq_train_cli::eval(&args)),
+        Command::EditEval(args) => edit_eval::run(args),
         Command::GradCheck(args) => grad_check::run(args),
     };
     match result {

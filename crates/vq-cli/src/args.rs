@@ -33,7 +33,8 @@ macro_rules! exit_codes {
          outputs that are the same file, a backend not compiled in, --steps above the model's\n\
          num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights,\n\
          invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or\n\
-         folder). Errors are one line on stderr starting with `error:`."
+         folder, a picture, mask or token file that is missing, unreadable or of the wrong size).\n\
+         Errors are one line on stderr starting with `error:`."
     };
 }
 
@@ -59,10 +60,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate images from one or more prompts.
+    /// Generate images from one or more prompts, or edit a picture (inpainting, variations).
     Generate(GenerateArgs),
     /// Serve a model over HTTP: an images API, metrics and a web page.
     Serve(ServeArgs),
+    /// Encode a picture into the model's token ids (JSON).
+    Encode(crate::codec::EncodeArgs),
+    /// Decode token ids (JSON, as --tokens writes them) into pictures.
+    Decode(crate::codec::DecodeArgs),
 }
 
 /// `vq-diffusion generate`.
@@ -80,14 +85,20 @@ pub enum Command {
         in the EXIF UserComment. The files appear whole or not at all: each is written under a \
         temporary name in its folder and renamed once every file of the run is written, so a \
         failure leaves nothing new behind. The paths of the written files are printed to stdout, \
-        one per line; everything else goes to stderr.",
+        one per line; everything else goes to stderr. With --init-image it edits a picture instead: \
+        inpainting with --mask, variations with --strength; the images then also record init_image, \
+        mask and strength, and skip and skip_posterior with --skip.",
     after_help = concat!(
         "Examples:\n",
         "  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",
         "      --prompt \"teddy bear playing in the pool\" --seed 0 --truncation-rate 0.86\n",
         "  vq-diffusion generate --model ./vq-diffusion-ithq --prompt \"a red car\" --prompt \"a cat\" \\\n",
         "      --num-images-per-prompt 2 --steps 50 --output out.png --tokens out.json\n",
-        "      (writes out-0.png … out-3.png: both images of \"a red car\", then those of \"a cat\")\n\n",
+        "      (writes out-0.png … out-3.png: both images of \"a red car\", then those of \"a cat\")\n",
+        "  vq-diffusion generate --prompt \"a small green square in the center on a yellow background\" \\\n",
+        "      --init-image in.png --mask mask.png --output out.png --tokens out.json\n",
+        "      (inpainting: white in mask.png is drawn anew, the rest keeps its tokens exactly)\n",
+        "  vq-diffusion generate --prompt \"a red circle\" --steps 50 --skip 4   (11 network calls instead of 50)\n\n",
         exit_codes!(),
     )
 )]
@@ -189,6 +200,10 @@ pub struct GenerateArgs {
     /// on fails where there is no engine.
     #[arg(long, value_enum, value_name = "MODE", default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
+
+    /// Inpainting, image variations and fast sampling.
+    #[command(flatten)]
+    pub edit: crate::edit::EditArgs,
 }
 
 /// `--engine`.
@@ -425,7 +440,7 @@ impl GenerateArgs {
 
     /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
     pub fn model(&self) -> Result<String, CliError> {
-        resolve_model(self.model.as_deref())
+        resolve_model(&self.model)
     }
 
     /// The prompts, from `--prompt` or the positional arguments (clap lets only one form through).
@@ -474,6 +489,7 @@ impl GenerateArgs {
         if self.num_images_per_prompt == 0 {
             return Err(CliError::Usage("--num-images-per-prompt must be at least 1, got 0".into()));
         }
+        self.edit.check()?;
         let batch = self.batch_size()?;
         if let (true, Some(seed)) = (self.seed_per_image, self.seed) {
             if seed.checked_add(batch as u64 - 1).is_none() {
@@ -492,7 +508,7 @@ impl GenerateArgs {
 impl ServeArgs {
     /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
     pub fn model(&self) -> Result<String, CliError> {
-        resolve_model(self.model.as_deref())
+        resolve_model(&self.model)
     }
 
     /// The server's settings: the flags, and the API key from [`API_KEY_ENV`] without `--api-key`.
@@ -504,10 +520,11 @@ impl ServeArgs {
     }
 }
 
-/// `model` when given, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
-fn resolve_model(model: Option<&str>) -> Result<String, CliError> {
+/// The model to load: `model` (a `--model` flag), else `$VQ_DIFFUSION_MODEL`, else the shipped
+/// shapes model.
+pub fn resolve_model(model: &Option<String>) -> Result<String, CliError> {
     if let Some(model) = model {
-        return Ok(model.to_string());
+        return Ok(model.clone());
     }
     if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
         return Ok(model.to_string_lossy().into_owned());
@@ -538,17 +555,16 @@ mod tests {
     fn truncation_mode(flags: &[&str]) -> TruncationMode {
         let args = ["vq-diffusion", "generate", "--prompt", "a cat"].iter().chain(flags);
         let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command else {
-            panic!("generate");
+            panic!("parsed as another subcommand")
         };
         generate.truncation_mode()
     }
 
     fn parse(args: &[&str]) -> Result<GenerateArgs, clap::Error> {
-        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command
-        else {
-            panic!("generate");
-        };
-        Ok(generate)
+        match Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command {
+            Command::Generate(generate) => Ok(generate),
+            other => panic!("parsed as another subcommand: {other:?}"),
+        }
     }
 
     fn parse_serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {

@@ -5,44 +5,53 @@ use vq_kernels::KernelBackend;
 use crate::args::{BackendKind, GenerateArgs, ServeArgs};
 use crate::error::CliError;
 
-#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu", feature = "cuda")))]
-compile_error!("vq-cli needs at least one backend feature: ndarray, flex, wgpu or cuda");
-
-/// A subcommand that runs on any backend.
+/// A subcommand that runs on the backend its `--backend` names.
 pub trait OnBackend {
+    /// The backend asked for.
+    fn backend(&self) -> BackendKind;
     /// Runs on `device` of backend `B`.
     fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError>;
 }
 
 impl OnBackend for GenerateArgs {
+    fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
     fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError> {
         crate::generate::run::<B>(device, self)
     }
 }
 
 impl OnBackend for ServeArgs {
+    fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
     fn run<B: KernelBackend>(&self, device: B::Device) -> Result<(), CliError> {
         crate::serve::run::<B>(device, self)
     }
 }
 
-/// Runs `command` on `backend`, or says that backend is not compiled in.
-pub fn dispatch(backend: BackendKind, command: &impl OnBackend) -> Result<(), CliError> {
-    match backend {
+#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu", feature = "cuda")))]
+compile_error!("vq-cli needs at least one backend feature: ndarray, flex, wgpu or cuda");
+
+/// Runs `job` on the backend it names, or says that backend is not compiled in.
+pub fn dispatch(job: &impl OnBackend) -> Result<(), CliError> {
+    match job.backend() {
         #[cfg(feature = "ndarray")]
-        BackendKind::Ndarray => command.run::<burn::backend::NdArray>(Default::default()),
+        BackendKind::Ndarray => job.run::<burn::backend::NdArray>(Default::default()),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => command.run::<burn::backend::Flex>(Default::default()),
+        BackendKind::Flex => job.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => command.run::<burn::backend::Wgpu>(Default::default()),
+        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::WgpuGl => {
-            let device =
-                vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
-            command.run::<burn::backend::Wgpu>(device)
+            let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
+            job.run::<burn::backend::Wgpu>(device)
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => command.run::<burn::backend::Cuda>(Default::default()),
+        BackendKind::Cuda => job.run::<burn::backend::Cuda>(Default::default()),
         #[allow(unreachable_patterns)] // every backend compiled in
         other => Err(not_compiled_in(other)),
     }

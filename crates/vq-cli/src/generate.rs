@@ -36,6 +36,8 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         other => other.into(),
     })?;
 
+    // The pictures to edit are read before the model, so that a bad file fails at once.
+    let edit_inputs = args.edit.read_inputs()?;
     let model = &args.model()?;
     let truncation_mode = args.truncation_mode();
     report(&format!("Loading {} ({} backend, {})…", model, args.backend.name(), args.dtype.precision().name()));
@@ -85,6 +87,8 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         .with_truncation_mode(truncation_mode)
         .with_sampler(args.sampler())
         .with_engine(args.engine.choice());
+    let request = edit_inputs.apply(&args.edit, &pipeline, request)?;
+    let calls = request.network_calls(max_steps);
 
     let metadata = ImageMetadata {
         model,
@@ -110,7 +114,9 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
     let mut lost = Kept::All;
     let mut write_image = |i: usize, image: &image::RgbImage| {
         staged.write(&targets[i], |out| {
-            let kept = format.encode(image, &metadata.chunks(i), BATCH_PROMPTS, out)?;
+            let mut parameters = metadata.chunks(i);
+            parameters.extend(args.edit.chunks());
+            let kept = format.encode(image, &parameters, BATCH_PROMPTS, out)?;
             lost = lost.max(kept);
             Ok(())
         })
@@ -120,7 +126,7 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
     let mut warnings: Vec<String> = Vec::new();
     let tokens: Vec<Vec<i64>> = if args.seed_per_image {
         // Image i alone with seed + i: the request of `--prompt P --seed S+i`.
-        let bar = progress_bar(steps * batch);
+        let bar = progress_bar(calls * batch);
         let mut tokens = Vec::with_capacity(batch);
         for i in 0..batch {
             let one = GenerateRequest {
@@ -129,7 +135,7 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
                 noise: noise(seed + i as u64),
                 ..request.clone()
             };
-            let done = (i * steps) as u64;
+            let done = (i * calls) as u64;
             let generation =
                 pipeline.generate_with_callback(&one, |step| bar.set_position(done + step.index as u64 + 1))?;
             warnings.extend(generation.warnings.iter().filter(|w| !warnings.contains(w)).cloned().collect::<Vec<_>>());
@@ -139,7 +145,7 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         bar.finish_and_clear();
         tokens
     } else {
-        let bar = progress_bar(steps);
+        let bar = progress_bar(calls);
         let generation = pipeline.generate_with_callback(&request, |step| bar.set_position(step.index as u64 + 1))?;
         bar.finish_and_clear();
         warnings = generation.warnings.clone();

@@ -7,6 +7,8 @@
 
 mod args;
 mod backend;
+mod codec;
+mod edit;
 mod error;
 mod exif;
 mod format;
@@ -60,12 +62,14 @@ fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Generate(args) => {
             args.check()?;
-            backend::dispatch(args.backend, &args)
+            backend::dispatch(&args)
         }
         Command::Serve(args) => {
             args.config()?;
-            backend::dispatch(args.backend, &args)
+            backend::dispatch(&args)
         }
+        Command::Encode(args) => backend::dispatch(&args),
+        Command::Decode(args) => backend::dispatch(&args),
     }
 }
 

@@ -76,6 +76,25 @@ pub enum PipelineError {
         /// Index of the last step taken, from 0.
         step: usize,
     },
+    /// A picture was to be encoded, but the VQ-VAE was loaded without its encoder.
+    #[error(
+        "{path} has no encoder weights: this model draws pictures but cannot encode them into tokens \
+         (editing a picture needs the VQ-VAE's encoder)"
+    )]
+    NoEncoder {
+        /// The VQ-VAE's folder.
+        path: PathBuf,
+    },
+    /// A picture or mask does not have the model's size.
+    #[error("the {what} is {}×{} pixels, the model's pictures are {}×{}", found.0, found.1, expected.0, expected.1)]
+    ImageSize {
+        /// `picture` or `mask`.
+        what: &'static str,
+        /// Its (width, height).
+        found: (u32, u32),
+        /// The model's (width, height).
+        expected: (u32, u32),
+    },
     /// An image could not be written.
     #[error("cannot write {path}: {message}")]
     Output {

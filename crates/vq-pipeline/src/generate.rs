@@ -3,16 +3,16 @@
 use std::ops::ControlFlow;
 
 use burn::tensor::backend::Backend;
-use vq_kernels::KernelBackend;
-use burn::tensor::{ElementConversion, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, FloatDType, Int, Tensor};
 use transformer2d::{PrepareOptions, Timesteps};
+use vq_kernels::KernelBackend;
 use vq_scheduler::{
     clamp_log_probs, classifier_free_guidance, reveal_step, truncate, truncate_on_device, DeviceNoise, TorchGenerator,
     UniformSource, LOG_PROB_FLOOR,
 };
 
 use crate::output::Generation;
-use crate::{GenerateRequest, NoiseSource, PipelineError, Sampler, TruncationMode, VQDiffusionPipeline};
+use crate::{GenerateRequest, KeptRegion, NoiseSource, PipelineError, Sampler, TruncationMode, VQDiffusionPipeline};
 
 /// What the step callback sees.
 pub struct StepState<'a, B: Backend> {
@@ -77,22 +77,21 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
 
         let prompt = self.encode_prompts(&request.prompts, request.num_images_per_prompt, guided)?;
         let mut scheduler = self.scheduler()?;
-        scheduler.set_timesteps(request.num_inference_steps)?;
-        let mut sample = match &request.latents {
-            Some(rows) => {
-                let ids: Vec<i64> = rows.iter().flatten().copied().collect();
-                Tensor::from_data(TensorData::new(ids, [batch, h * w]), &self.device)
-            }
-            None => Tensor::full([batch, h * w], mask_id as i64, &self.device),
-        };
+        let num_train_timesteps = self.scheduler_config.num_train_timesteps;
+        scheduler.set_strided_timesteps(request.start_steps(num_train_timesteps), request.skip)?;
         // What stays constant over the steps (the text's keys and values, or the whole engine).
         let transformer = self
             .transformer
             .prepare(prompt.embeddings.clone(), &PrepareOptions::default().with_engine(request.engine))?;
         let timesteps = scheduler.timesteps().to_vec();
+        let (mut sample, kept) = self.start_tokens(request, &scheduler, timesteps[0], &mut *noise);
         // Steps whose log-probabilities held a NaN, counted on the device (read once at the end).
         let mut nan_steps = Tensor::<B, 1, Int>::zeros([1], &self.device);
         for (index, &t) in timesteps.iter().enumerate() {
+            if let (Some(kept), KeptRegion::Renoised) = (&kept, request.kept_region) {
+                // The kept tokens drawn from q(x_t | x_0) before the call: a state consistent with t.
+                sample = scheduler.q_sample(sample, t, Some(kept.keep.clone()), &mut *noise);
+            }
             let input = if guided { Tensor::cat(vec![sample.clone(), sample.clone()], 0) } else { sample.clone() };
             // Guidance, truncation and the scheduler run in f32 whatever the model's precision:
             // small differences of log-probabilities decide which classes survive truncation.
@@ -112,10 +111,17 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
                 TruncationMode::Device => truncate_on_device(log_p_x_0, request.truncation_rate),
             };
             let log_p_x_0 = clamp_log_probs(log_p_x_0);
+            // The reveal sampler spreads the masked pixels over the calls left before t = 0 (t
+            // itself on an unstrided chain).
+            let next = timesteps.get(index + 1).copied().unwrap_or(0);
+            let calls_left = timesteps.len() - 1 - index;
             sample = match request.sampler {
-                Sampler::Reveal(order) if t > 0 => reveal_step(log_p_x_0, t, sample, order, noise),
-                _ => scheduler.step(log_p_x_0, t, sample, noise),
+                Sampler::Reveal(order) if t > 0 => reveal_step(log_p_x_0, calls_left, sample, order, &mut *noise),
+                _ => scheduler.step_to(log_p_x_0, t, next, sample, request.skip_posterior, &mut *noise),
             };
+            if let Some(kept) = &kept {
+                sample = kept.impose(sample);
+            }
             if index % request.callback_steps == 0
                 && callback(&StepState { index, total: timesteps.len(), timestep: t, sample: &sample }).is_break()
             {

@@ -22,10 +22,38 @@
 //! generation.rgb8()[0].save("teddy.png").unwrap();
 //! # Ok::<(), vq_pipeline::PipelineError>(())
 //! ```
+//!
+//! # Editing a picture, and fast sampling
+//!
+//! Beyond diffusers: inpainting ([`GenerateRequest::with_mask`]: the masked latent pixels are drawn
+//! anew, every other one keeps its token exactly), image variations
+//! ([`GenerateRequest::with_strength`]: the picture's tokens are noised forward to timestep
+//! ⌊s·T⌋ − 1 and denoised from there), both on tokens from
+//! [`VQDiffusionPipeline::encode_images`]; and fast sampling over a strided chain
+//! ([`GenerateRequest::with_skip`], [`SkipPosterior`]). `docs/editing-and-fast-sampling.md` in the
+//! repository has the details and the choices.
+//!
+//! ```no_run
+//! use burn::backend::NdArray;
+//! use vq_pipeline::{GenerateRequest, VQDiffusionPipeline};
+//!
+//! let device = Default::default();
+//! let pipeline = VQDiffusionPipeline::<NdArray>::from_dir("models/shapes".as_ref(), None, &device)?;
+//! let picture = image::open("in.png").unwrap().to_rgb8(); // pipeline.image_size(): 64 × 64 here
+//! let mask = image::open("mask.png").unwrap().to_luma8(); // white: draw anew, black: keep
+//! let request = GenerateRequest::new(["a small green square in the center on a yellow background"])
+//!     .with_guidance_scale(3.0)
+//!     .with_init_tokens(pipeline.encode_images(&[picture])?)
+//!     .with_mask(vec![pipeline.latent_mask(&mask)?])
+//!     .with_skip(4); // 11 network calls instead of 50
+//! pipeline.generate(&request)?.rgb8()[0].save("out.png").unwrap();
+//! # Ok::<(), vq_pipeline::PipelineError>(())
+//! ```
 
 mod batch;
 mod components;
 mod defaults;
+mod edit;
 mod error;
 mod generate;
 pub mod hub;
@@ -36,10 +64,13 @@ mod pipeline;
 mod precision;
 mod prompt;
 mod request;
+mod schedule;
+mod vqvae;
 
 pub use batch::{BatchKey, PerRequestNoise};
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
+pub use edit::{check_strength, fit_image, KeptRegion};
 pub use error::PipelineError;
 pub use generate::StepState;
 pub use metadata::{ImageMetadata, BATCH_PROMPTS};
@@ -52,6 +83,6 @@ pub use request::{
     TruncationMode,
 };
 pub use vq_kernels::{EngineChoice, KernelBackend};
-pub use vq_scheduler::RevealOrder;
+pub use vq_scheduler::{RevealOrder, SkipPosterior};
 
 pub use burn;

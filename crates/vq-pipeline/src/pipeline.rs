@@ -64,6 +64,8 @@ pub struct VQDiffusionPipeline<B: Backend> {
     pub sampling_defaults: SamplingDefaults,
     /// The folder the pipeline was read from.
     pub dir: PathBuf,
+    /// Whether `vqvae` holds its encoder's weights (see [`Self::can_encode`]).
+    pub(crate) vqvae_has_encoder: bool,
     pub(crate) device: B::Device,
 }
 
@@ -104,7 +106,8 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             variant_of("transformer", diffusers),
             device,
         )?;
-        let vqvae = VQModel::from_config(&configs.vqvae, &dir.join("vqvae"), variant_of("vqvae", diffusers), device)?;
+        let (vqvae, vqvae_has_encoder) =
+            crate::vqvae::load_vqvae(&configs.vqvae, &dir.join("vqvae"), variant_of("vqvae", diffusers), device)?;
         let scheduler_config =
             VQDiffusionSchedulerConfig::from_file(&dir.join("scheduler").join("scheduler_config.json"))?;
         let cf = "learned_classifier_free_sampling_embeddings";
@@ -120,6 +123,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             negative,
             sampling_defaults,
             dir: dir.to_path_buf(),
+            vqvae_has_encoder,
             device: device.clone(),
         };
         pipeline.check_compatible()?;
@@ -152,6 +156,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             configs,
             sampling_defaults: SamplingDefaults::default(),
             dir: PathBuf::new(),
+            vqvae_has_encoder: true,
             device: device.clone(),
         };
         pipeline.check_compatible()?;

@@ -1,9 +1,9 @@
 //! The arguments of a generation, as diffusers' `VQDiffusionPipeline.__call__` takes them.
 
 use vq_kernels::EngineChoice;
-use vq_scheduler::RevealOrder;
+use vq_scheduler::{RevealOrder, SkipPosterior};
 
-use crate::PipelineError;
+use crate::{KeptRegion, PipelineError};
 
 /// Where the Gumbel noise of each step comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,23 @@ pub struct GenerateRequest {
     pub noise: NoiseSource,
     /// Start tokens, one row of `h·w` ids per image (mask id allowed); all-mask when `None`.
     pub latents: Option<Vec<Vec<i64>>>,
+    /// The picture to edit, as codebook ids: one row of `h·w` for the whole batch or one per
+    /// image. With it the request is an image variation or an inpainting
+    /// ([`Self::with_init_tokens`]); without, text-to-image.
+    pub init_tokens: Option<Vec<Vec<i64>>>,
+    /// Which latent pixels of `init_tokens` are drawn anew (`true`); the others keep their ids
+    /// exactly. One row for the batch or one per image; every pixel when `None`.
+    pub mask: Option<Vec<Vec<bool>>>,
+    /// How much of the chain draws `init_tokens` anew, in (0, 1]: the tokens are noised forward
+    /// to timestep ⌊strength·T⌋ − 1 and denoised from there; 1 starts from the mask.
+    pub strength: f32,
+    /// Timesteps skipped between network calls: 0 calls the network at every timestep
+    /// (diffusers'); K calls it at t = start, start − (K + 1), …, and 0.
+    pub skip: usize,
+    /// How a chain with `skip > 0` jumps from one call's timestep to the next.
+    pub skip_posterior: SkipPosterior,
+    /// What the network sees of an inpainting's kept latent pixels before each call.
+    pub kept_region: KeptRegion,
     /// The step callback runs when `step_index % callback_steps == 0`.
     pub callback_steps: usize,
     /// Whether the transformer runs on the backend's whole-forward engine (burn's CUDA backend
@@ -98,6 +115,12 @@ impl GenerateRequest {
             num_images_per_prompt: 1,
             noise: NoiseSource::Torch { seed: 0 },
             latents: None,
+            init_tokens: None,
+            mask: None,
+            strength: 1.0,
+            skip: 0,
+            skip_posterior: SkipPosterior::OneStep,
+            kept_region: KeptRegion::AsEncoded,
             callback_steps: 1,
             engine: EngineChoice::Auto,
         }
@@ -199,6 +222,7 @@ impl GenerateRequest {
         if self.callback_steps == 0 {
             return Err(PipelineError::invalid("callback_steps", "must be at least 1"));
         }
+        self.validate_edit(pixels, mask_id)?;
         if let Some(latents) = &self.latents {
             let batch = self.batch_size();
             if latents.len() != batch || latents.iter().any(|row| row.len() != pixels) {

@@ -2,7 +2,11 @@
 //! `VQDiffusionScheduler` (`diffusers/schedulers/scheduling_vq_diffusion.py`), plus the sampling
 //! helpers of `VQDiffusionPipeline` (`diffusers/pipelines/deprecated/vq_diffusion/pipeline_vq_diffusion.py`):
 //! classifier-free guidance, truncation and the −70 clamp. Beyond diffusers: Improved VQ-Diffusion's
-//! reveal sampler with the purity prior ([`reveal_step`]).
+//! reveal sampler with the purity prior ([`reveal_step`]); the forward process q(x_t | x_0)
+//! ([`VQDiffusionScheduler::q_sample`]), which starts image variations; and fast sampling over a
+//! strided chain ([`strided_timesteps`], [`VQDiffusionScheduler::step_to`]) with the original's
+//! one-step jump or the exact multi-step posterior ([`SkipPosterior`],
+//! [`VQDiffusionScheduler::q_posterior_jump`]).
 //!
 //! Paper: Gu et al., *Vector Quantized Diffusion Model for Text-to-Image Synthesis*,
 //! [arXiv:2111.14822](https://arxiv.org/abs/2111.14822) — the mask-and-replace forward process
@@ -48,6 +52,7 @@
 mod config;
 mod device_truncation;
 mod error;
+mod forward;
 mod guidance;
 mod gumbel;
 mod logspace;
@@ -56,6 +61,7 @@ mod noise;
 mod reveal;
 mod schedule;
 mod scheduler;
+mod skip;
 mod truncation;
 
 pub use config::VQDiffusionSchedulerConfig;
@@ -69,4 +75,5 @@ pub use noise::{DeviceNoise, FixedUniforms, UniformSource};
 pub use reveal::{reveal_count, reveal_step, RevealOrder};
 pub use schedule::{DeviceScheduleTables, ScheduleProbabilities, ScheduleTables};
 pub use scheduler::VQDiffusionScheduler;
+pub use skip::{jump_probabilities, strided_timesteps, SkipPosterior};
 pub use truncation::{truncate, truncation_keep_mask};

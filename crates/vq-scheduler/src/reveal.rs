@@ -65,7 +65,9 @@ pub fn reveal_count(masked: usize, t: usize) -> usize {
 }
 
 /// One reveal step at timestep `t ≥ 1`: reveals [`reveal_count`] masked pixels of each image
-/// with candidate tokens drawn from `log_p_x_0`; every other pixel keeps its id. Draws two
+/// with candidate tokens drawn from `log_p_x_0`; every other pixel keeps its id. On a strided
+/// chain (fast sampling) pass as `t` the number of reveal steps left, this one included: the
+/// masked pixels are spread over the calls that remain. Draws two
 /// uniform tensors from `noise`: `[batch, K, pixels]` for the candidates, then
 /// `[batch, 1, pixels]` for the choice of pixels. The choice runs on the host: the ids,
 /// candidates and keys (`3 × batch × pixels` values) are read back once per step.

@@ -6,7 +6,7 @@ use burn::tensor::{backend::Backend, DType, FloatDType, Int, Tensor};
 
 use crate::{
     gumbel_max_sample, index_to_log_onehot, log_add_exp_scalar, log_sum_exp_classes, DeviceScheduleTables,
-    ScheduleTables, SchedulerError, UniformSource, VQDiffusionSchedulerConfig,
+    ScheduleProbabilities, ScheduleTables, SchedulerError, UniformSource, VQDiffusionSchedulerConfig,
 };
 
 /// diffusers' `VQDiffusionScheduler` on burn tensors.
@@ -16,9 +16,10 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct VQDiffusionScheduler<B: Backend> {
     config: VQDiffusionSchedulerConfig,
+    probabilities: ScheduleProbabilities,
     tables: ScheduleTables,
     device_tables: DeviceScheduleTables<B>,
-    timesteps: Vec<usize>,
+    pub(crate) timesteps: Vec<usize>,
 }
 
 impl<B: Backend> VQDiffusionScheduler<B> {
@@ -26,10 +27,12 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     /// as the full chain `[T − 1, …, 0]`, as in diffusers.
     pub fn new(config: VQDiffusionSchedulerConfig, device: &B::Device) -> Result<Self, SchedulerError> {
         let tables = ScheduleTables::new(&config)?;
+        let probabilities = ScheduleProbabilities::new(&config);
         let device_tables = tables.to_device(device);
         let timesteps = (0..config.num_train_timesteps).rev().collect();
         Ok(Self {
             config,
+            probabilities,
             tables,
             device_tables,
             timesteps,
@@ -49,6 +52,11 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     /// The mask class id, K = `num_vec_classes − 1`.
     pub fn mask_class(&self) -> usize {
         self.config.num_classes()
+    }
+
+    /// The schedule's probabilities in f64, from which the tables were taken.
+    pub fn probabilities(&self) -> &ScheduleProbabilities {
+        &self.probabilities
     }
 
     /// The f32 log tables on the host.
@@ -210,8 +218,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         sample: Tensor<B, 2, Int>,
         noise: &mut N,
     ) -> Tensor<B, 2, Int> {
-        self.check_timestep(t);
-        self.check_model_output(&model_output, &sample);
+        self.check_step(&model_output, t, &sample);
         // The posterior and the sampling run in f32 whatever the model's float type.
         let model_output = model_output.cast(FloatDType::F32);
         let logits = if t == 0 {
@@ -221,6 +228,12 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         };
         let uniform = noise.uniform(logits.dims(), &logits.device()).cast(FloatDType::F32);
         gumbel_max_sample(logits, uniform)
+    }
+
+    /// The checks of a step: `t < T` and the model output's shape against the sample's.
+    pub(crate) fn check_step(&self, model_output: &Tensor<B, 3>, t: usize, sample: &Tensor<B, 2, Int>) {
+        self.check_timestep(t);
+        self.check_model_output(model_output, sample);
     }
 
     fn check_timestep(&self, t: usize) {

@@ -6,6 +6,7 @@
 mod browser;
 mod common;
 mod default_model;
+mod edit;
 mod errors;
 mod help;
 mod metadata;

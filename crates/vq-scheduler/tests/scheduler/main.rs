@@ -2,9 +2,11 @@
 
 mod common;
 mod config;
+mod forward;
 mod guidance;
 mod mt19937;
 mod parity;
 mod posterior;
 mod sampling;
+mod skip;
 mod tables;
