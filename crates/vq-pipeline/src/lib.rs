@@ -25,6 +25,7 @@
 
 mod components;
 mod defaults;
+mod describe;
 mod error;
 mod generate;
 pub mod hub;
@@ -34,9 +35,11 @@ mod pipeline;
 mod precision;
 mod prompt;
 mod request;
+mod vocabulary;
 
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
+pub use describe::ModelDescription;
 pub use error::PipelineError;
 pub use generate::StepState;
 pub use output::{write_png, Generation};
@@ -47,6 +50,7 @@ pub use request::{
     check_guidance_scale, check_purity_weight, check_truncation_rate, GenerateRequest, NoiseSource, Sampler,
     TruncationMode,
 };
+pub use vocabulary::{prompt_words, Vocabulary, VOCABULARY_FILE};
 pub use vq_kernels::{EngineChoice, KernelBackend};
 pub use vq_scheduler::RevealOrder;
 
