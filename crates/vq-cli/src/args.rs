@@ -11,10 +11,6 @@ use crate::format::ImageFormat;
 /// The environment variable naming the model used when `--model` is not given.
 pub const MODEL_ENV: &str = "VQ_DIFFUSION_MODEL";
 
-/// Where a build from this repository looks for the project's own shapes model (trained by
-/// `xtask train-vqvae` and `train-transformer`) when neither `--model` nor [`MODEL_ENV`] names one.
-pub const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes");
-
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
@@ -27,11 +23,11 @@ const ABOUT: &str = "VQ-Diffusion text-to-image on burn, seed for seed identical
 /// The exit-status paragraph of both help texts (a macro so that `concat!` can use it).
 macro_rules! exit_codes {
     () => {
-        "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value\n\
-         out of range, more than 1024 images, an --output extension that is no image format, two\n\
-         outputs that are the same file, a backend not compiled in, --steps above the model's\n\
-         num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights,\n\
-         invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or\n\
+        "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value \
+         out of range, more than 1024 images, an --output extension that is no image format, two \
+         outputs that are the same file, a backend not compiled in, --steps above the model's \
+         num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights, \
+         invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or \
          folder). Errors are one line on stderr starting with `error:`."
     };
 }
@@ -60,6 +56,9 @@ pub struct Cli {
 pub enum Command {
     /// Generate images from one or more prompts.
     Generate(GenerateArgs),
+    /// Describe a model: sizes, vocabulary, sampling defaults, where it is loaded from.
+    #[command(long_about = crate::info::LONG_ABOUT)]
+    Info(crate::info::InfoArgs),
 }
 
 /// `vq-diffusion generate`.
@@ -90,8 +89,8 @@ pub enum Command {
 )]
 pub struct GenerateArgs {
     /// Pipeline folder, or Hugging Face repository id such as microsoft/vq-diffusion-ithq.
-    /// Default: $VQ_DIFFUSION_MODEL, else models/shapes of this repository (the project's own
-    /// small model of coloured shapes, where a checkout has it).
+    /// Default: $VQ_DIFFUSION_MODEL, else the shapes model built into this binary (the project's
+    /// own small model of coloured shapes, models/shapes; `vq-diffusion info` describes it).
     #[arg(long, value_name = "DIR|REPO_ID")]
     pub model: Option<String>,
 
@@ -264,8 +263,8 @@ pub enum TruncationModeArg {
 pub enum BackendKind {
     /// CPU on burn-ndarray (pure Rust); cargo feature `ndarray` (default).
     Ndarray,
-    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16; ≈ 1.5× ndarray's speed); cargo feature
-    /// `flex` (default).
+    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16; the faster CPU backend: 1.35×
+    /// ndarray's speed for the shapes model on a 2-core CPU); cargo feature `flex` (default).
     Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
     Wgpu,
@@ -363,23 +362,10 @@ impl GenerateArgs {
         }
     }
 
-    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
+    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the embedded shapes model
+    /// (see [`crate::model`]).
     pub fn model(&self) -> Result<String, CliError> {
-        if let Some(model) = &self.model {
-            return Ok(model.clone());
-        }
-        if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
-            return Ok(model.to_string_lossy().into_owned());
-        }
-        let shipped = std::path::Path::new(SHIPPED_MODEL);
-        match shipped.join("model_index.json").is_file() {
-            true => Ok(normalize(shipped)),
-            false => Err(CliError::Failure(format!(
-                "no --model given, {MODEL_ENV} is not set and the shipped model is not at {}: \
-                 pass --model DIR|REPO_ID",
-                normalize(shipped)
-            ))),
-        }
+        crate::model::choose_from_env(self.model.as_deref()).map(|choice| choice.model)
     }
 
     /// The prompts, from `--prompt` or the positional arguments (clap lets only one form through).
@@ -443,12 +429,6 @@ impl GenerateArgs {
     }
 }
 
-/// `path` without its `..` components where it exists (the compile-time path of the shipped
-/// model reads `crates/vq-cli/../../models/shapes`).
-fn normalize(path: &std::path::Path) -> String {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -457,12 +437,17 @@ mod tests {
 
     fn truncation_mode(flags: &[&str]) -> TruncationMode {
         let args = ["vq-diffusion", "generate", "--prompt", "a cat"].iter().chain(flags);
-        let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command;
+        let Command::Generate(generate) = Cli::try_parse_from(args).expect("valid flags").command else {
+            panic!("not generate")
+        };
         generate.truncation_mode()
     }
 
     fn parse(args: &[&str]) -> Result<GenerateArgs, clap::Error> {
-        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command;
+        let Command::Generate(generate) = Cli::try_parse_from(["vq-diffusion", "generate"].iter().chain(args))?.command
+        else {
+            panic!("not generate")
+        };
         Ok(generate)
     }
 

@@ -7,12 +7,17 @@
 
 mod args;
 mod backend;
+#[cfg(feature = "embedded-model")]
+mod embedded;
 mod error;
 mod exif;
 mod format;
 mod generate;
+mod info;
+mod model;
 mod output;
 mod staging;
+mod words;
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,6 +66,7 @@ fn execute(cli: Cli) -> Result<(), CliError> {
             args.check()?;
             backend::dispatch(&args)
         }
+        Command::Info(args) => info::run(&args),
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 mod default_model;
 mod errors;
 mod help;
+mod info;
 mod metadata;
 #[cfg(unix)]
 mod outputs;
