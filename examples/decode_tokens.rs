@@ -13,7 +13,8 @@ use vq_model::{to_rgb8, to_unit_range, VQModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().unwrap_or_else(|| "fixtures/tiny/hub".into()));
+    let dir =
+        PathBuf::from(args.next().unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/models/shapes").into()));
     let tokens = args.next().filter(|a| a != "-");
     let out = PathBuf::from(args.next().unwrap_or_else(|| "decoded.png".into()));
     let device = Default::default();
@@ -23,9 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows: Vec<Vec<i64>> = match tokens {
         Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
         None => {
-            // An 8×8 grid (the tiny pipeline's latent size) of ids cycling through the codebook.
+            // A grid of the transformer's latent size of ids cycling through the codebook.
+            let side = transformer2d::Transformer2DConfig::from_file(&dir.join("transformer/config.json"))?.sample_size;
             let k = config.num_vq_embeddings as i64;
-            vec![(0..64).map(|i| (i * 7) % k).collect()]
+            vec![(0..(side * side) as i64).map(|i| (i * 7) % k).collect()]
         }
     };
     let side = (rows[0].len() as f64).sqrt() as usize;

@@ -12,10 +12,6 @@ use crate::format::ImageFormat;
 /// The environment variable naming the model used when `--model` is not given.
 pub const MODEL_ENV: &str = "VQ_DIFFUSION_MODEL";
 
-/// Where a build from this repository looks for the project's own shapes model (trained by
-/// `xtask train-vqvae` and `train-transformer`) when neither `--model` nor [`MODEL_ENV`] names one.
-pub const SHIPPED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/shapes");
-
 /// The file written when `--output` is not given.
 pub const DEFAULT_OUTPUT: &str = "vq-diffusion.png";
 
@@ -28,12 +24,12 @@ const ABOUT: &str = "VQ-Diffusion text-to-image on burn, seed for seed identical
 /// The exit-status paragraph of both help texts (a macro so that `concat!` can use it).
 macro_rules! exit_codes {
     () => {
-        "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value\n\
-         out of range, more than 1024 images, an --output extension that is no image format, two\n\
-         outputs that are the same file, a backend not compiled in, --steps above the model's\n\
-         num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights,\n\
-         invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or\n\
-         folder, a picture, mask or token file that is missing, unreadable or of the wrong size).\n\
+        "Exit status: 0 success; 2 usage error (unknown or malformed flag, missing --prompt, a value \
+         out of range, more than 1024 images, an --output extension that is no image format, two \
+         outputs that are the same file, a backend not compiled in, --steps above the model's \
+         num_train_timesteps); 1 any other error (model not found or unreadable, corrupt weights, \
+         invalid configs, unsupported --dtype, an output that cannot be written or is a FIFO, device or \
+         folder, a picture, mask or token file that is missing, unreadable or of the wrong size). \
          Errors are one line on stderr starting with `error:`."
     };
 }
@@ -68,6 +64,9 @@ pub enum Command {
     Encode(crate::codec::EncodeArgs),
     /// Decode token ids (JSON, as --tokens writes them) into pictures.
     Decode(crate::codec::DecodeArgs),
+    /// Describe a model: sizes, vocabulary, sampling defaults, where it is loaded from.
+    #[command(long_about = crate::info::LONG_ABOUT)]
+    Info(crate::info::InfoArgs),
 }
 
 /// `vq-diffusion generate`.
@@ -104,8 +103,8 @@ pub enum Command {
 )]
 pub struct GenerateArgs {
     /// Pipeline folder, or Hugging Face repository id such as microsoft/vq-diffusion-ithq.
-    /// Default: $VQ_DIFFUSION_MODEL, else models/shapes of this repository (the project's own
-    /// small model of coloured shapes, where a checkout has it).
+    /// Default: $VQ_DIFFUSION_MODEL, else the shapes model built into this binary (the project's
+    /// own small model of coloured shapes, models/shapes; `vq-diffusion info` describes it).
     #[arg(long, value_name = "DIR|REPO_ID")]
     pub model: Option<String>,
 
@@ -339,8 +338,8 @@ pub enum TruncationModeArg {
 pub enum BackendKind {
     /// CPU on burn-ndarray (pure Rust); cargo feature `ndarray` (default).
     Ndarray,
-    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16; ≈ 1.5× ndarray's speed); cargo feature
-    /// `flex` (default).
+    /// CPU on burn-flex (gemm-based, multi-threaded, f16/bf16; the faster CPU backend: 1.35×
+    /// ndarray's speed for the shapes model on a 2-core CPU); cargo feature `flex` (default).
     Flex,
     /// GPU through wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`.
     Wgpu,
@@ -438,7 +437,8 @@ impl GenerateArgs {
         }
     }
 
-    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the shipped shapes model.
+    /// The model to load: `--model`, else `$VQ_DIFFUSION_MODEL`, else the embedded shapes model
+    /// (see [`crate::model`]).
     pub fn model(&self) -> Result<String, CliError> {
         resolve_model(&self.model)
     }
@@ -520,30 +520,10 @@ impl ServeArgs {
     }
 }
 
-/// The model to load: `model` (a `--model` flag), else `$VQ_DIFFUSION_MODEL`, else the shipped
-/// shapes model.
+/// The model to load: `model` (a `--model` flag), else `$VQ_DIFFUSION_MODEL`, else the embedded
+/// shapes model (see [`crate::model`]).
 pub fn resolve_model(model: &Option<String>) -> Result<String, CliError> {
-    if let Some(model) = model {
-        return Ok(model.clone());
-    }
-    if let Some(model) = std::env::var_os(MODEL_ENV).filter(|v| !v.is_empty()) {
-        return Ok(model.to_string_lossy().into_owned());
-    }
-    let shipped = std::path::Path::new(SHIPPED_MODEL);
-    match shipped.join("model_index.json").is_file() {
-        true => Ok(normalize(shipped)),
-        false => Err(CliError::Failure(format!(
-            "no --model given, {MODEL_ENV} is not set and the shipped model is not at {}: \
-             pass --model DIR|REPO_ID",
-            normalize(shipped)
-        ))),
-    }
-}
-
-/// `path` without its `..` components where it exists (the compile-time path of the shipped
-/// model reads `crates/vq-cli/../../models/shapes`).
-fn normalize(path: &std::path::Path) -> String {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+    crate::model::choose_from_env(model.as_deref()).map(|choice| choice.model)
 }
 
 #[cfg(test)]

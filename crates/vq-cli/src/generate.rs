@@ -18,6 +18,7 @@ use crate::format::{ImageFormat, Kept};
 use crate::output::{image_path, tokens_json};
 use crate::report;
 use crate::staging::{plan, Staged};
+use crate::words::unknown_words_warning;
 
 /// Runs a generation on `device` of backend `B`.
 pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(), CliError> {
@@ -44,9 +45,14 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
     let start = Instant::now();
     let pipeline = VQDiffusionPipeline::<B>::from_pretrained(model, &LoadOptions::default(), &device)?;
     report(&format!("Loaded {} in {:.1} s", pipeline.dir.display(), start.elapsed().as_secs_f32()));
+    if let Some(warning) = unknown_words_warning(args.prompts().iter().flat_map(|p| pipeline.unknown_words(p))) {
+        report(&warning);
+    }
+    // The pipeline's own defaults, as the library's `VQDiffusionPipeline::request` gives them.
+    let request = pipeline.request(args.prompts().to_vec());
 
     let max_steps = pipeline.scheduler_config.num_train_timesteps;
-    let steps = args.steps.unwrap_or(100.min(max_steps));
+    let steps = args.steps.unwrap_or(request.num_inference_steps);
     if steps > max_steps {
         return Err(CliError::Usage(format!(
             "--steps {steps} is more than this model's num_train_timesteps {max_steps}"
@@ -65,10 +71,9 @@ pub fn run<B: KernelBackend>(device: B::Device, args: &GenerateArgs) -> Result<(
         Rng::Torch => NoiseSource::Torch { seed },
         Rng::Device => NoiseSource::Device { seed: Some(seed) },
     };
-    let request = GenerateRequest::new(args.prompts().to_vec());
     let recommended = &pipeline.sampling_defaults;
-    let guidance_scale = args.guidance_scale.or(recommended.guidance_scale).unwrap_or(request.guidance_scale);
-    let truncation_rate = args.truncation_rate.or(recommended.truncation_rate).unwrap_or(request.truncation_rate);
+    let guidance_scale = args.guidance_scale.unwrap_or(request.guidance_scale);
+    let truncation_rate = args.truncation_rate.unwrap_or(request.truncation_rate);
     if (args.guidance_scale.is_none() && recommended.guidance_scale.is_some())
         || (args.truncation_rate.is_none() && recommended.truncation_rate.is_some())
     {

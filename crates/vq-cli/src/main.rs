@@ -9,13 +9,18 @@ mod args;
 mod backend;
 mod codec;
 mod edit;
+#[cfg(feature = "embedded-model")]
+mod embedded;
 mod error;
 mod exif;
 mod format;
 mod generate;
+mod info;
+mod model;
 mod output;
 mod serve;
 mod staging;
+mod words;
 
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -70,6 +75,7 @@ fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Encode(args) => backend::dispatch(&args),
         Command::Decode(args) => backend::dispatch(&args),
+        Command::Info(args) => info::run(&args),
     }
 }
 

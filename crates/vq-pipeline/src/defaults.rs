@@ -10,14 +10,18 @@
 //! ```json
 //! { "guidance_scale": 3.0, "truncation_rate": 0.7 }
 //! ```
+//!
+//! [`VQDiffusionPipeline::request`] starts a request from them and from the model's step count,
+//! so that the library draws what the command line draws for the same flags.
 
 use std::path::Path;
 
+use burn::tensor::backend::Backend;
 use serde::Deserialize;
 
 use crate::components::read;
-use crate::request::{check_guidance_scale, check_truncation_rate};
-use crate::PipelineError;
+use crate::request::{check_guidance_scale, check_truncation_rate, DIFFUSERS_STEPS};
+use crate::{GenerateRequest, PipelineError, VQDiffusionPipeline};
 
 /// The file's name at the root of a pipeline folder.
 pub const SAMPLING_DEFAULTS_FILE: &str = "sampling_defaults.json";
@@ -51,6 +55,42 @@ impl SamplingDefaults {
             check_truncation_rate(rate).map_err(|e| invalid(format!("truncation_rate {e}")))?;
         }
         Ok(defaults)
+    }
+}
+
+impl<B: Backend> VQDiffusionPipeline<B> {
+    /// The steps a request of this pipeline starts from: diffusers' 100, or the model's
+    /// `num_train_timesteps` when it has fewer (the shipped shapes model: 50).
+    pub fn default_steps(&self) -> usize {
+        DIFFUSERS_STEPS.min(self.scheduler_config.num_train_timesteps)
+    }
+
+    /// A request for `prompts` that starts from this pipeline's own defaults: [`Self::default_steps`]
+    /// and the guidance scale and truncation rate of its [`SAMPLING_DEFAULTS_FILE`], else
+    /// diffusers' (see [`GenerateRequest::new`]). `vq-diffusion generate` without `--steps`,
+    /// `--guidance-scale` and `--truncation-rate` uses the same values.
+    ///
+    /// ```no_run
+    /// # use vq_pipeline::{LoadOptions, NoiseSource, VQDiffusionPipeline};
+    /// let pipeline = VQDiffusionPipeline::<burn::backend::NdArray>::from_pretrained(
+    ///     "models/shapes",
+    ///     &LoadOptions::default(),
+    ///     &Default::default(),
+    /// )?;
+    /// let request = pipeline.request(["a large red circle in the center on a blue background"]);
+    /// assert_eq!((request.num_inference_steps, request.guidance_scale, request.truncation_rate), (50, 3.0, 0.7));
+    /// let generation = pipeline.generate(&request.with_noise(NoiseSource::Torch { seed: 7 }))?;
+    /// # Ok::<(), vq_pipeline::PipelineError>(())
+    /// ```
+    pub fn request<S: Into<String>>(&self, prompts: impl IntoIterator<Item = S>) -> GenerateRequest {
+        let diffusers = GenerateRequest::new(prompts);
+        let recommended = &self.sampling_defaults;
+        GenerateRequest {
+            num_inference_steps: self.default_steps(),
+            guidance_scale: recommended.guidance_scale.unwrap_or(diffusers.guidance_scale),
+            truncation_rate: recommended.truncation_rate.unwrap_or(diffusers.truncation_rate),
+            ..diffusers
+        }
     }
 }
 

@@ -29,12 +29,12 @@ pub use options::{HubOptions, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT};
 
 use self::cache::RepoCache;
 use self::client::Client;
-use crate::SAMPLING_DEFAULTS_FILE;
+use crate::{SAMPLING_DEFAULTS_FILE, VOCABULARY_FILE};
 
 /// The local folder of a pipeline given as a folder or a hub repository id.
 ///
 /// For a repository only the files the pipeline reads are fetched: `model_index.json` (and
-/// [`SAMPLING_DEFAULTS_FILE`] where there is one), the component configs, the tokenizer, and one
+/// [`SAMPLING_DEFAULTS_FILE`] and [`VOCABULARY_FILE`] where there are), the component configs, the tokenizer, and one
 /// weights file per component (the `variant` — e.g. `"fp16"` — when the repository has it, else
 /// safetensors, else `.bin`). Files already in the cache for the revision's commit are not
 /// fetched again; `refs/<revision>` is written once every file is there.
@@ -106,6 +106,7 @@ pub fn pipeline_files(files: &[String], variant: Option<&str>) -> Vec<String> {
         .filter(|f| {
             f.as_str() == "model_index.json"
                 || f.as_str() == SAMPLING_DEFAULTS_FILE
+                || f.as_str() == VOCABULARY_FILE
                 || f.ends_with("/config.json")
                 || f.starts_with("scheduler/") && f.ends_with(".json")
                 || f.starts_with("tokenizer/")

@@ -53,6 +53,7 @@
 mod batch;
 mod components;
 mod defaults;
+mod describe;
 mod edit;
 mod error;
 mod generate;
@@ -66,10 +67,12 @@ mod prompt;
 mod request;
 mod schedule;
 mod vqvae;
+mod vocabulary;
 
 pub use batch::{BatchKey, PerRequestNoise};
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};
 pub use defaults::{SamplingDefaults, SAMPLING_DEFAULTS_FILE};
+pub use describe::ModelDescription;
 pub use edit::{check_strength, fit_image, KeptRegion};
 pub use error::PipelineError;
 pub use generate::StepState;
@@ -82,6 +85,7 @@ pub use request::{
     check_guidance_scale, check_purity_weight, check_truncation_rate, GenerateRequest, NoiseSource, Sampler,
     TruncationMode,
 };
+pub use vocabulary::{prompt_words, Vocabulary, VOCABULARY_FILE};
 pub use vq_kernels::{EngineChoice, KernelBackend};
 pub use vq_scheduler::{RevealOrder, SkipPosterior};
 

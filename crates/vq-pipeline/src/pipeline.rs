@@ -11,7 +11,7 @@ use vq_scheduler::{VQDiffusionScheduler, VQDiffusionSchedulerConfig};
 
 use crate::components::{read_model_index, NegativeEmbeddings};
 use crate::hub::{resolve_pipeline_dir, HubOptions};
-use crate::{PipelineError, SamplingDefaults};
+use crate::{PipelineError, SamplingDefaults, Vocabulary};
 
 /// How to load a pipeline.
 #[derive(Debug, Clone)]
@@ -62,6 +62,9 @@ pub struct VQDiffusionPipeline<B: Backend> {
     /// The guidance scale and truncation rate the folder recommends (`sampling_defaults.json`,
     /// this project's file; none for diffusers' own pipelines).
     pub sampling_defaults: SamplingDefaults,
+    /// The words the model learned (`vocabulary.json`, this project's file; none for diffusers'
+    /// own pipelines): see [`VQDiffusionPipeline::unknown_words`].
+    pub vocabulary: Option<Vocabulary>,
     /// The folder the pipeline was read from.
     pub dir: PathBuf,
     /// Whether `vqvae` holds its encoder's weights (see [`Self::can_encode`]).
@@ -85,14 +88,8 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         let variant_of = |component: &str, stem: &str| {
             variant.filter(|_| vq_weights::find_weights_file(&dir.join(component), stem, variant).is_ok())
         };
-        let config_file = |component: &str| dir.join(component).join("config.json");
         let tokenizer = Tokenizer::from_dir(&dir.join("tokenizer"))?;
-        let configs = PipelineConfigs {
-            text_encoder: CLIPTextConfig::from_file(&config_file("text_encoder")).map_err(clip_text::LoadError::from)?,
-            transformer: Transformer2DConfig::from_file(&config_file("transformer"))
-                .map_err(transformer2d::LoadError::from)?,
-            vqvae: VQModelConfig::from_file(&config_file("vqvae")).map_err(vq_model::LoadError::from)?,
-        };
+        let configs = PipelineConfigs::from_dir(dir)?;
         let (model, diffusers) = ("model", "diffusion_pytorch_model");
         let text_encoder = CLIPTextModel::from_config(
             &configs.text_encoder,
@@ -113,6 +110,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         let cf = "learned_classifier_free_sampling_embeddings";
         let negative = NegativeEmbeddings::from_dir(&dir.join(cf), variant_of(cf, diffusers), device)?;
         let sampling_defaults = SamplingDefaults::from_dir(dir)?;
+        let vocabulary = Vocabulary::from_dir(dir)?;
         let pipeline = Self {
             configs,
             tokenizer,
@@ -122,6 +120,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             scheduler_config,
             negative,
             sampling_defaults,
+            vocabulary,
             dir: dir.to_path_buf(),
             vqvae_has_encoder,
             device: device.clone(),
@@ -155,6 +154,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
             negative,
             configs,
             sampling_defaults: SamplingDefaults::default(),
+            vocabulary: None,
             dir: PathBuf::new(),
             vqvae_has_encoder: true,
             device: device.clone(),

@@ -46,7 +46,12 @@ pub enum Sampler {
     Reveal(RevealOrder),
 }
 
-/// One text-to-image request. Defaults are diffusers' (100 steps, guidance 5, truncation 1).
+/// diffusers' number of denoising steps.
+pub(crate) const DIFFUSERS_STEPS: usize = 100;
+
+/// One text-to-image request. Defaults are diffusers' (100 steps, guidance 5, truncation 1);
+/// [`crate::VQDiffusionPipeline::request`] starts from a loaded pipeline's own defaults instead
+/// (a model trained with fewer than 100 steps refuses 100).
 ///
 /// ```
 /// use vq_pipeline::{GenerateRequest, NoiseSource};
@@ -107,7 +112,7 @@ impl GenerateRequest {
     pub fn new<S: Into<String>>(prompts: impl IntoIterator<Item = S>) -> Self {
         Self {
             prompts: prompts.into_iter().map(Into::into).collect(),
-            num_inference_steps: 100,
+            num_inference_steps: DIFFUSERS_STEPS,
             guidance_scale: 5.0,
             truncation_rate: 1.0,
             truncation_mode: TruncationMode::Exact,
@@ -206,7 +211,8 @@ impl GenerateRequest {
             return Err(PipelineError::invalid(
                 "num_inference_steps",
                 format!(
-                    "{} is outside 1..={num_train_timesteps} (the model's training steps)",
+                    "{} is outside 1..={num_train_timesteps} (the model's training steps; \
+                     VQDiffusionPipeline::request starts from the model's own defaults)",
                     self.num_inference_steps
                 ),
             ));

@@ -180,6 +180,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_model_lists_the_caption_words_as_its_vocabulary() {
+        let shapes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/shapes");
+        let vocabulary = vq_pipeline::Vocabulary::from_dir(&shapes).expect("readable").expect("vocabulary.json");
+        assert_eq!(vocabulary.words.into_iter().collect::<Vec<_>>(), caption_words());
+    }
+
+    #[test]
     fn the_trimmed_tokenizer_splits_every_caption_like_the_full_one() {
         let out = std::env::temp_dir().join(format!("vq-train-tokenizer-{}", std::process::id()));
         let words = caption_words();

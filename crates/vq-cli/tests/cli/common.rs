@@ -31,10 +31,12 @@ pub fn vq_diffusion_with_model_env<S: AsRef<std::ffi::OsStr>>(args: &[S], model:
     Run::of(&mut command)
 }
 
-/// The command `vq-diffusion` with `args`, without `VQ_DIFFUSION_MODEL` in its environment.
+/// The command `vq-diffusion` with `args`, without `VQ_DIFFUSION_MODEL` in its environment, and
+/// with the embedded model unpacked into a cache under the temp folder, not the user's.
 pub fn vq_diffusion_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vq-diffusion"));
     command.args(args).env_remove("VQ_DIFFUSION_MODEL");
+    command.env("XDG_CACHE_HOME", std::env::temp_dir().join("vq-cli-test-cache"));
     command
 }
 

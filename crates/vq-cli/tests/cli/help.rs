@@ -1,12 +1,47 @@
-//! `--help` documents every flag with its default and an example.
+//! `--help` documents every flag with its default and an example, wrapped at the terminal's width.
 
-use crate::common::{default_backend, vq_diffusion};
+use crate::common::{default_backend, vq_diffusion_command, Run};
+
+/// `vq-diffusion ARGS` as in a terminal `columns` wide (clap reads $COLUMNS where stdout is no
+/// terminal).
+fn help_at(columns: usize, args: &[&str]) -> Run {
+    Run::of(vq_diffusion_command(args).env("COLUMNS", columns.to_string()))
+}
+
+/// Help unwrapped in practice, so that phrases can be looked for whole.
+fn vq_diffusion(args: &[&str]) -> Run {
+    help_at(10_000, args)
+}
+
+#[test]
+fn help_wraps_at_the_terminal_width() {
+    for args in [&["--help"][..], &["generate", "--help"], &["info", "--help"], &["generate", "-h"]] {
+        for columns in [60, 100] {
+            let run = help_at(columns, args);
+            run.assert_success();
+            let widest = run.stdout.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+            assert!(widest <= columns, "{args:?} at {columns} columns has a line of {widest}:\n{}", run.stdout);
+        }
+        // The long paragraphs fill the width rather than keep short lines.
+        let wide = help_at(200, args);
+        assert!(wide.stdout.lines().any(|l| l.chars().count() > 100), "{args:?} at 200 columns:\n{}", wide.stdout);
+    }
+}
+
+#[test]
+fn info_help_names_the_flag_and_what_is_printed() {
+    let run = vq_diffusion(&["info", "--help"]);
+    run.assert_success();
+    for word in ["--model <DIR|REPO_ID>", "vocabulary.json", "built into this binary", "vq-diffusion info --model"] {
+        assert!(run.stdout.contains(word), "{word:?} missing from:\n{}", run.stdout);
+    }
+}
 
 #[test]
 fn top_level_help_has_an_example() {
     let run = vq_diffusion(&["--help"]);
     run.assert_success();
-    for word in ["generate", "Example", "--prompt", "Exit status"] {
+    for word in ["generate", "info", "Example", "--prompt", "Exit status"] {
         assert!(run.stdout.contains(word), "{word:?} missing from:\n{}", run.stdout);
     }
 }

@@ -9,6 +9,7 @@ mod default_model;
 mod edit;
 mod errors;
 mod help;
+mod info;
 mod metadata;
 #[cfg(unix)]
 mod outputs;

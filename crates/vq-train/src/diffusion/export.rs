@@ -7,9 +7,11 @@ use std::path::Path;
 
 use serde_json::json;
 use vq_model::{VQModel, VQModelConfig};
+use vq_pipeline::Vocabulary;
 use vq_scheduler::VQDiffusionSchedulerConfig;
 
 use super::model::{TextToTokens, TextToTokensConfig};
+use crate::text::caption_words;
 use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, TRANSFORMER_RENAMES};
 use crate::vqvae::write_vqvae_dir;
 use crate::TrainError;
@@ -17,9 +19,11 @@ use crate::TrainError;
 /// diffusers version written into the configs (the one this workspace mirrors).
 const DIFFUSERS_VERSION: &str = "0.42.1";
 
-/// Writes `out_dir/{model_index.json, vqvae, transformer, text_encoder, tokenizer, scheduler,
-/// learned_classifier_free_sampling_embeddings}` with weights in `dtype`. The VQ-VAE is read
-/// from `vqvae_dir` (stage 1's output) and the tokenizer files copied from `tokenizer_dir`.
+/// Writes `out_dir/{model_index.json, vocabulary.json, vqvae, transformer, text_encoder,
+/// tokenizer, scheduler, learned_classifier_free_sampling_embeddings}` with weights in `dtype`.
+/// The VQ-VAE is read from `vqvae_dir` (stage 1's output) and the tokenizer files copied from
+/// `tokenizer_dir`; `vocabulary.json` lists the caption words, so that the command line names a
+/// prompt's other words as never learned.
 pub fn write_pipeline<B: KernelBackend>(
     model: &TextToTokens<B>,
     config: &TextToTokensConfig,
@@ -42,6 +46,7 @@ pub fn write_pipeline<B: KernelBackend>(
         "vqvae": ["diffusers", "VQModel"],
     });
     write_json(&out_dir.join("model_index.json"), &model_index)?;
+    Vocabulary::new(caption_words()).write(out_dir).map_err(|e| TrainError::model("vocabulary", e))?;
 
     // vqvae/
     let vq_config = VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))?;

@@ -103,6 +103,10 @@ fn the_export_loads_in_the_pipeline_with_the_same_parameters() {
     assert_same(&stage1, &pipeline.vqvae, VQ_MODEL_RENAMES, 0.0);
     let NegativeEmbeddings::Learned(null) = &pipeline.negative else { panic!("learned null embedding expected") };
     null.clone().into_data().assert_eq(&model.null_embedding.val().into_data(), true);
+    // The caption words are the vocabulary: the command line names the rest.
+    let vocabulary = pipeline.vocabulary.as_ref().expect("vocabulary.json exported");
+    assert_eq!(vocabulary.words.iter().cloned().collect::<Vec<_>>(), caption_words());
+    assert_eq!(pipeline.unknown_words("a photo of a red circle"), ["photo", "of"]);
 
     // The exported keys are diffusers' names.
     let keys = vq_weights::read_tensor(
