@@ -430,9 +430,13 @@ fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>, heading: &str)
     println!("{:>11} | {:>27} | {:>27}", "attribute", heading, ceiling.map_or("", |_| "VQ reconstruction"));
     let ceiling_rows = ceiling.map(EvalReport::attributes);
     for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
-        let cell = |t: vq_train::eval::Tally| {
-            let (accuracy, error) = (100.0 * t.accuracy(), 100.0 * t.standard_error());
-            format!("{accuracy:6.2} % ± {error:4.1} ({:>4}/{:<4})", t.correct, t.total)
+        // "–" where the prompts name no such attribute (no size or position without them).
+        let cell = |t: vq_train::eval::Tally| match t.total {
+            0 => format!("{:>27}", "–"),
+            _ => {
+                let (accuracy, error) = (100.0 * t.accuracy(), 100.0 * t.standard_error());
+                format!("{accuracy:6.2} % ± {error:4.1} ({:>4}/{:<4})", t.correct, t.total)
+            }
         };
         let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
         println!("{name:>11} | {} | {right}", cell(tally));
