@@ -34,6 +34,13 @@
 #   VQ_ARGS="--init-from models/shapes/vqvae --keep-codes --outline-weight 30 --lr 2e-4 --warmup 100 --free-colors 0.5" \
 #   TR_VQ=runs/retargeted/vqvae TR_OUT=runs/moved TR_ARGS="--init-from /tmp/vq/runs/retargeted --half-checkpoints" \
 #     bash xtask/device/train.sh vqvae 3 retarget 1 transformer 4
+# Fine-tuning the shipped text encoder and transformer with more two-object scenes whose caption names no
+# position (`--unpositioned-pairs`; a build of this checkout in .carry/xtask.xz, `KEEP_MODEL=1 carry.sh hide`;
+# stage 2 reads the shipped VQ-VAE, copied under /tmp/vq first because TR_VQ is relative to it):
+#   mkdir -p /tmp/vq/runs/shipped && cp -r models/shapes/vqvae /tmp/vq/runs/shipped/ && BACKEND=cuda \
+#   TR_VQ=runs/shipped/vqvae TR_OUT=runs/scenes TR_BATCH=512 TR_STEPS=1000 \
+#   TR_ARGS="--init-from models/shapes --lr 1e-4 --warmup 100 --unpositioned-pairs 0.3 --half-checkpoints" \
+#     bash xtask/device/train.sh transformer 7
 source xtask/device/setup.sh
 backend=${BACKEND:-cuda-unfused}
 mkdir -p /tmp/vq/runs

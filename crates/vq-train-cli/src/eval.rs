@@ -7,6 +7,14 @@
 //! Several prompt sets in one run (`--prompt-seed 1234 --prompt-seed 777 --count 32 --count 64`)
 //! are scored one by one, exactly as separate runs would score them, then together: the total
 //! table is the one to compare models on (each table gives one standard error per attribute).
+//!
+//! `--scenes` picks what the prompts describe: `mixed` (default: the split's one- and two-object
+//! scenes, every attribute named), `one`, `two-positioned` (sizes and positions named) and
+//! `two-unpositioned` ("a red circle and a blue square on a white background": the model picks
+//! the places). Each kind draws its own prompts from each prompt seed and is scored apart — two
+//! objects are harder to draw, and without positions extra copies are the usual failure, which
+//! the `count` row (exactly as many objects detected as named) catches. With several kinds a last
+//! table gives one row per kind.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +24,7 @@ use vq_model::{VQModel, VQModelConfig};
 use vq_pipeline::{RevealOrder, Sampler, VQDiffusionPipeline};
 use vq_train::data::{Dataset, DatasetConfig, HeldOut, MentionRates, Split};
 use vq_train::eval::EvalReport;
-use vq_train::sampling::{contact_sheet, evaluate_pipeline, SamplingEval};
+use vq_train::sampling::{contact_sheet, evaluate_pipeline, PromptSet, SamplingEval};
 use vq_train::vqvae::reconstruction_report;
 
 use crate::args::BackendArgs;
@@ -66,12 +74,18 @@ pub struct EvalArgs {
     /// set, scored alone and then with the others (the ceiling reads the first).
     #[arg(long)]
     prompt_seed: Vec<u64>,
+    /// What the prompts describe, scored apart: mixed (one or two objects, every attribute named),
+    /// one, two-positioned, two-unpositioned; several with commas (`--scenes
+    /// one,two-positioned,two-unpositioned`). Each kind gets --count prompts per --prompt-seed.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mixed")]
+    scenes: Vec<ScenesArg>,
     /// Ground-truth images reconstructed by the VQ-VAE for the ceiling (0 to skip).
     #[arg(long, default_value_t = 32)]
     reconstructions: usize,
     /// Where to write a contact sheet of the generated images (8 per row); their captions go to the
     /// same path with the extension `txt`. With several prompt seeds, one sheet per set, the seed
-    /// added to the file name (`sheet-777.png`).
+    /// added to the file name (`sheet-777.png`); with several --scenes, the kind too
+    /// (`sheet-two-unpositioned-777.png`).
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Where to write a contact sheet of the reconstructions: rows of 8 ground-truth images, each
@@ -87,6 +101,30 @@ enum SplitArg {
     HeldOut,
     /// Combinations seen in training, on other scenes.
     Validation,
+}
+
+/// `--scenes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScenesArg {
+    /// One or two objects (the split's own mix), every attribute named.
+    Mixed,
+    /// One object, every attribute named.
+    One,
+    /// Two objects, sizes, positions and background named.
+    TwoPositioned,
+    /// Two objects, colours, shapes and background named: no sizes, no positions.
+    TwoUnpositioned,
+}
+
+impl From<ScenesArg> for PromptSet {
+    fn from(scenes: ScenesArg) -> Self {
+        match scenes {
+            ScenesArg::Mixed => PromptSet::Mixed,
+            ScenesArg::One => PromptSet::One,
+            ScenesArg::TwoPositioned => PromptSet::TwoPositioned,
+            ScenesArg::TwoUnpositioned => PromptSet::TwoUnpositioned,
+        }
+    }
 }
 
 /// `--sampler`.
@@ -174,45 +212,57 @@ fn score<B: KernelBackend>(args: &EvalArgs, device: B::Device) -> Result<(), Cli
         println!("{} reconstructions of {split:?} images (the ceiling):", args.reconstructions);
         print_ceiling_breakdown(ceiling, split);
     }
-    let mut total = EvalReport::default();
-    for &(prompt_seed, count) in &sets {
-        let start = Instant::now();
-        let eval = SamplingEval {
-            split,
-            count,
-            batch_size: args.batch_size,
-            guidance_scale,
-            truncation_rate,
-            sampler,
-            dataset_seed: prompt_seed,
-            seed: args.seed,
-        };
-        let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(failure)?;
-        println!(
-            "{} images for {:?} prompts (prompt seed {prompt_seed}), guidance {guidance_scale}, truncation \
-             {truncation_rate}, sampler {sampler:?}, {} steps, torch seed {}: {:.1} s",
-            images.len(),
-            split,
-            pipeline.scheduler_config.num_train_timesteps,
-            args.seed,
-            start.elapsed().as_secs_f64()
-        );
-        print_report(&report, ceiling.as_ref(), split);
-        for (caption, _) in images.iter().take(4) {
-            println!("  e.g. {caption:?}");
+    let mut kinds: Vec<PromptSet> = Vec::new();
+    for scenes in &args.scenes {
+        let set = PromptSet::from(*scenes);
+        if !kinds.contains(&set) {
+            kinds.push(set);
         }
-        if let Some(path) = &args.sheet {
-            let path = match sets.len() {
-                1 => path.clone(),
-                _ => seeded_path(path, prompt_seed),
-            };
-            save_captioned_sheet(images, &path)?;
-        }
-        total.merge(&report);
     }
-    if sets.len() > 1 {
-        println!("all {} prompt sets ({} images):", sets.len(), total.count.total);
-        print_report(&total, ceiling.as_ref(), split);
+    let mut totals = Vec::with_capacity(kinds.len());
+    for &kind in &kinds {
+        let mut total = EvalReport::default();
+        for &(prompt_seed, count) in &sets {
+            let start = Instant::now();
+            let eval = SamplingEval {
+                split,
+                count,
+                batch_size: args.batch_size,
+                guidance_scale,
+                truncation_rate,
+                sampler,
+                prompts: kind,
+                dataset_seed: prompt_seed,
+                seed: args.seed,
+            };
+            let (report, images) = evaluate_pipeline(&pipeline, &eval, image_size).map_err(failure)?;
+            println!(
+                "{} images for {:?} prompts ({}; prompt seed {prompt_seed}), guidance {guidance_scale}, \
+                 truncation {truncation_rate}, sampler {sampler:?}, {} steps, torch seed {}: {:.1} s",
+                images.len(),
+                split,
+                kind.label(),
+                pipeline.scheduler_config.num_train_timesteps,
+                args.seed,
+                start.elapsed().as_secs_f64()
+            );
+            print_report(&report, ceiling.as_ref(), split);
+            for (caption, _) in images.iter().take(4) {
+                println!("  e.g. {caption:?}");
+            }
+            if let Some(path) = &args.sheet {
+                save_captioned_sheet(images, &sheet_path(path, kind, kinds.len(), prompt_seed, sets.len()))?;
+            }
+            total.merge(&report);
+        }
+        if sets.len() > 1 {
+            println!("all {} prompt sets of {} ({} images):", sets.len(), kind.label(), total.count.total);
+            print_report(&total, ceiling.as_ref(), split);
+        }
+        totals.push((kind, total));
+    }
+    if totals.len() > 1 {
+        print!("{}", kinds_table(&totals));
     }
     Ok(())
 }
@@ -242,11 +292,61 @@ fn prompt_sets(args: &EvalArgs) -> Result<Vec<(u64, usize)>, String> {
     Ok(seeds.into_iter().zip(counts).collect())
 }
 
-/// `path` with `-{seed}` added to its file stem (`sheet.png` → `sheet-777.png`).
-fn seeded_path(path: &Path, seed: u64) -> PathBuf {
+/// The contact sheet of one prompt set: `path`, with the kind added when several are scored and
+/// the seed added when several are (`sheet-two-unpositioned-777.png`).
+fn sheet_path(path: &Path, kind: PromptSet, kinds: usize, seed: u64, seeds: usize) -> PathBuf {
+    let path = match kinds {
+        1 => path.to_path_buf(),
+        _ => suffixed_path(path, scenes_name(kind)),
+    };
+    match seeds {
+        1 => path,
+        _ => seeded_path(&path, seed),
+    }
+}
+
+/// The `--scenes` value of a kind.
+fn scenes_name(kind: PromptSet) -> &'static str {
+    match kind {
+        PromptSet::Mixed => "mixed",
+        PromptSet::One => "one",
+        PromptSet::TwoPositioned => "two-positioned",
+        PromptSet::TwoUnpositioned => "two-unpositioned",
+    }
+}
+
+/// `path` with `-{suffix}` added to its file stem.
+fn suffixed_path(path: &Path, suffix: &str) -> PathBuf {
     let stem = path.file_stem().map_or_else(|| "sheet".into(), |stem| stem.to_string_lossy().into_owned());
     let extension = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-    path.with_file_name(format!("{stem}-{seed}{extension}"))
+    path.with_file_name(format!("{stem}-{suffix}{extension}"))
+}
+
+/// One row per kind of scene: every attribute's accuracy and its count of judgements ("–" where
+/// the prompts name no such attribute).
+fn kinds_table(totals: &[(PromptSet, EvalReport)]) -> String {
+    let names = totals[0].1.attributes().map(|(name, _)| name);
+    let mut text = format!("by kind of scene:\n{:>42} |", "scenes");
+    for name in names {
+        text += &format!(" {name:>17} |");
+    }
+    text += "\n";
+    for (kind, report) in totals {
+        text += &format!("{:>42} |", kind.label());
+        for (_, tally) in report.attributes() {
+            text += &match tally.total {
+                0 => format!(" {:>17} |", "–"),
+                _ => format!(" {:6.1} % ({:>3}/{:<3}) |", 100.0 * tally.accuracy(), tally.correct, tally.total),
+            };
+        }
+        text += "\n";
+    }
+    text
+}
+
+/// `path` with `-{seed}` added to its file stem (`sheet.png` → `sheet-777.png`).
+fn seeded_path(path: &Path, seed: u64) -> PathBuf {
+    suffixed_path(path, &seed.to_string())
 }
 
 /// A report's table (beside the ceiling's), its shape and colour confusion tables and, for held-out
@@ -330,9 +430,13 @@ fn print_table(report: &EvalReport, ceiling: Option<&EvalReport>, heading: &str)
     println!("{:>11} | {:>27} | {:>27}", "attribute", heading, ceiling.map_or("", |_| "VQ reconstruction"));
     let ceiling_rows = ceiling.map(EvalReport::attributes);
     for (i, (name, tally)) in report.attributes().into_iter().enumerate() {
-        let cell = |t: vq_train::eval::Tally| {
-            let (accuracy, error) = (100.0 * t.accuracy(), 100.0 * t.standard_error());
-            format!("{accuracy:6.2} % ± {error:4.1} ({:>4}/{:<4})", t.correct, t.total)
+        // "–" where the prompts name no such attribute (no size or position without them).
+        let cell = |t: vq_train::eval::Tally| match t.total {
+            0 => format!("{:>27}", "–"),
+            _ => {
+                let (accuracy, error) = (100.0 * t.accuracy(), 100.0 * t.standard_error());
+                format!("{accuracy:6.2} % ± {error:4.1} ({:>4}/{:<4})", t.correct, t.total)
+            }
         };
         let right = ceiling_rows.map(|rows| cell(rows[i].1)).unwrap_or_default();
         println!("{name:>11} | {} | {right}", cell(tally));

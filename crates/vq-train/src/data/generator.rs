@@ -43,6 +43,16 @@ pub struct DatasetConfig {
     pub two_objects: f64,
     /// How often captions name the optional attributes.
     pub mentions: MentionRates,
+    /// The share of all scenes that are two objects whose caption names no position ("a red
+    /// circle and a blue square …"). `None` (default): it follows from the other rates,
+    /// `two_objects × (1 − mentions.position)` (8.75 % by default). `Some(s)`: a scene is such a
+    /// pair with probability `s`; the other scenes — single objects, and pairs with positions
+    /// named — keep their proportions to each other, and a single object's caption names its
+    /// position at `mentions.position` as before ([`DatasetConfig::unpositioned_pair_share`]).
+    /// Unpositioned pairs are where a model must choose two places itself, which a sampler that
+    /// draws every latent pixel independently turns into extra copies; this raises their share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpositioned_pairs: Option<f64>,
     /// Combinations kept out of [`Split::Train`] and [`Split::Validation`].
     pub held_out: HeldOut,
 }
@@ -53,6 +63,7 @@ impl Default for DatasetConfig {
             image_size: 64,
             supersampling: 4,
             two_objects: 0.35,
+            unpositioned_pairs: None,
             mentions: MentionRates {
                 size: 0.75,
                 position: 0.75,
@@ -87,6 +98,21 @@ impl DatasetConfig {
                 return invalid(field, format!("= {p} is not a probability in [0, 1]"));
             }
         }
+        if let Some(share) = self.unpositioned_pairs {
+            if !(0.0..=1.0).contains(&share) {
+                return invalid("unpositioned_pairs", format!("= {share} is not a probability in [0, 1]"));
+            }
+            if share < 1.0 && self.other_scenes() <= 0.0 {
+                return invalid(
+                    "unpositioned_pairs",
+                    format!(
+                        "= {share} leaves {} of scenes to other kinds, but two_objects = 1 and \
+                         mentions.position = 0 allow none",
+                        1.0 - share
+                    ),
+                );
+            }
+        }
         if self.held_out.is_empty() {
             return invalid("held_out", "must name at least one combination".into());
         }
@@ -112,6 +138,28 @@ impl DatasetConfig {
         }
         Ok(())
     }
+
+    /// The share of scenes that are two objects with no position named: `unpositioned_pairs`, or
+    /// what the other rates give without it.
+    pub fn unpositioned_pair_share(&self) -> f64 {
+        self.unpositioned_pairs.unwrap_or(self.two_objects * (1.0 - self.mentions.position))
+    }
+
+    /// The weight of the scene kinds other than unpositioned pairs under the rates alone: single
+    /// objects (1 − two_objects) and pairs with positions named (two_objects × mentions.position).
+    fn other_scenes(&self) -> f64 {
+        (1.0 - self.two_objects) + self.two_objects * self.mentions.position
+    }
+}
+
+/// A scene's layout when [`DatasetConfig::unpositioned_pairs`] fixes it: the object count, and
+/// whether the caption names positions (`None`: drawn at `mentions.position`).
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Whether the scene has two objects.
+    two: bool,
+    /// Whether the caption names positions; `None`: drawn at `mentions.position`.
+    positions_named: Option<bool>,
 }
 
 /// One generated example.
@@ -176,9 +224,11 @@ impl Dataset {
     /// Sample `index` of `split`.
     pub fn sample(&self, split: Split, index: u64) -> Sample {
         let mut rng = SplitMix64::for_item(self.seed, split.stream(), index);
+        let layout = self.config.unpositioned_pairs.map(|share| self.layout(share, &mut rng));
+        let two = layout.map(|layout| layout.two);
         let scene = match split {
-            Split::Train | Split::Validation => self.training_scene(&mut rng),
-            Split::HeldOut => self.held_out_scene(&mut rng),
+            Split::Train | Split::Validation => self.training_scene(two, &mut rng),
+            Split::HeldOut => self.held_out_scene(two, &mut rng),
         };
         let grid = self.grid();
         let placements: Vec<Placement> = scene
@@ -189,7 +239,10 @@ impl Dataset {
         let rates = self.config.mentions;
         let mentions = Mentions {
             size: rng.bernoulli(rates.size),
-            position: rng.bernoulli(rates.position),
+            position: match layout.and_then(|layout| layout.positions_named) {
+                Some(named) => named,
+                None => rng.bernoulli(rates.position),
+            },
             background: rng.bernoulli(rates.background),
         };
         let prompt = Prompt::describe(&scene, mentions);
@@ -211,12 +264,25 @@ impl Dataset {
         }
     }
 
-    /// A scene without held-out combinations. The object count is drawn first; each object is
-    /// then drawn by rejection (≈ 22 % of draws are rejected with the default lists), so the
-    /// two-object rate stays `two_objects` exactly.
-    fn training_scene(&self, rng: &mut SplitMix64) -> Scene {
+    /// The layout of a scene under `unpositioned_pairs = share`: an unpositioned pair with
+    /// probability `share`, else a single object or a positioned pair in the proportions of
+    /// `two_objects` and `mentions.position` (`validate` makes their weight positive when
+    /// `share < 1`).
+    fn layout(&self, share: f64, rng: &mut SplitMix64) -> Layout {
+        if rng.bernoulli(share) {
+            return Layout { two: true, positions_named: Some(false) };
+        }
+        let positioned_pairs = self.config.two_objects * self.config.mentions.position;
+        let two = rng.bernoulli(positioned_pairs / self.config.other_scenes());
+        Layout { two, positions_named: two.then_some(true) }
+    }
+
+    /// A scene without held-out combinations. The object count is drawn first (unless `two`
+    /// gives it); each object is then drawn by rejection (≈ 22 % of draws are rejected with the
+    /// default lists), so the two-object rate stays `two_objects` exactly.
+    fn training_scene(&self, two: Option<bool>, rng: &mut SplitMix64) -> Scene {
         let held_out = &self.config.held_out;
-        let objects = self.random_objects(rng, None, |object| !held_out.holds_out(object));
+        let objects = self.random_objects(rng, two, None, |object| !held_out.holds_out(object));
         Scene {
             background: contrasting_background(&objects, rng),
             objects,
@@ -226,7 +292,7 @@ impl Dataset {
     /// A scene with at least one held-out object: a combination drawn uniformly from both
     /// lists, the other attributes at random, an optional second (unconstrained) object, and a
     /// random order.
-    fn held_out_scene(&self, rng: &mut SplitMix64) -> Scene {
+    fn held_out_scene(&self, two: Option<bool>, rng: &mut SplitMix64) -> Scene {
         let held_out = &self.config.held_out;
         let mut object = random_object(rng, &Position::ALL);
         let choice = rng.below(held_out.len());
@@ -237,7 +303,7 @@ impl Dataset {
                 (object.shape, object.position) = (shape, position);
             }
         }
-        let mut objects = self.random_objects(rng, Some(object), |_| true);
+        let mut objects = self.random_objects(rng, two, Some(object), |_| true);
         if objects.len() == 2 && rng.bernoulli(0.5) {
             objects.swap(0, 1);
         }
@@ -247,16 +313,17 @@ impl Dataset {
         }
     }
 
-    /// One or two objects in distinct cells, starting from `first` if given; drawn objects are
-    /// redrawn until `allowed` accepts them (`validate` guarantees that allowed objects exist in
-    /// at least two cells, so this ends).
+    /// One or two objects (`two`, else drawn at `two_objects`) in distinct cells, starting from
+    /// `first` if given; drawn objects are redrawn until `allowed` accepts them (`validate`
+    /// guarantees that allowed objects exist in at least two cells, so this ends).
     fn random_objects(
         &self,
         rng: &mut SplitMix64,
+        two: Option<bool>,
         first: Option<ObjectSpec>,
         allowed: impl Fn(&ObjectSpec) -> bool,
     ) -> Vec<ObjectSpec> {
-        let two = rng.bernoulli(self.config.two_objects);
+        let two = two.unwrap_or_else(|| rng.bernoulli(self.config.two_objects));
         let draw = |rng: &mut SplitMix64, positions: &[Position]| loop {
             let object = random_object(rng, positions);
             if allowed(&object) {

@@ -302,3 +302,109 @@ fn hard_edged_small_objects_are_rarely_misnamed() {
     }
     assert!(misnamed < 10, "{misnamed} of {judged} misnamed");
 }
+
+/// The three kinds of scene, by what a model must decide for itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    One,
+    PositionedPair,
+    UnpositionedPair,
+}
+
+fn kind(sample: &Sample) -> Kind {
+    match (sample.objects.len(), sample.prompt.objects[0].position) {
+        (1, _) => Kind::One,
+        (_, Some(_)) => Kind::PositionedPair,
+        (_, None) => Kind::UnpositionedPair,
+    }
+}
+
+#[test]
+fn unpositioned_pairs_set_their_share_and_the_other_kinds_keep_their_proportions() {
+    let n = 4000;
+    for share in [None, Some(0.0), Some(0.3), Some(0.5), Some(1.0)] {
+        let config = DatasetConfig { unpositioned_pairs: share, ..DatasetConfig::default() };
+        let dataset = Dataset::new(config.clone(), 21).unwrap();
+        let mut counts = [0usize; 3];
+        let (mut singles_named, mut singles) = (0, 0);
+        for index in 0..n {
+            let sample = dataset.sample(Split::Train, index);
+            let kind = kind(&sample);
+            counts[kind as usize] += 1;
+            // Every object of a caption names its position, or none does.
+            let named = sample.prompt.objects.iter().filter(|o| o.position.is_some()).count();
+            assert!(named == 0 || named == sample.objects.len(), "{}", sample.caption);
+            assert!(!config.held_out.holds_out_scene(&sample.scene()), "{}", sample.caption);
+            if kind == Kind::One {
+                singles += 1;
+                singles_named += named;
+            }
+        }
+        let rate = |count: usize| count as f64 / n as f64;
+        let (t, p) = (config.two_objects, config.mentions.position);
+        let s = config.unpositioned_pair_share();
+        // The rest of the scenes split between single objects and positioned pairs as the rates do.
+        let rest = 1.0 - s;
+        let other = (1.0 - t) + t * p;
+        let expected = [rest * (1.0 - t) / other, rest * t * p / other, s];
+        // Binomial(4000, p): sd ≤ 0.008; allow 5 sd. Shares of 0 and 1 are exact.
+        for (kind, (&count, &want)) in counts.iter().zip(&expected).enumerate() {
+            let tolerance = if want == 0.0 || want == 1.0 { 0.0 } else { 0.04 };
+            assert!(
+                (rate(count) - want).abs() <= tolerance,
+                "share {share:?}: kind {kind} at {} instead of {want}",
+                rate(count)
+            );
+        }
+        if singles > 0 {
+            let named = singles_named as f64 / singles as f64;
+            assert!((named - p).abs() < 0.05, "share {share:?}: single objects' positions named at {named}");
+        }
+    }
+    // Without the field the share is what the rates give: 0.35 × (1 − 0.75).
+    assert!((DatasetConfig::default().unpositioned_pair_share() - 0.0875).abs() < 1e-12);
+}
+
+#[test]
+fn the_held_out_split_follows_the_unpositioned_share_too() {
+    let config = DatasetConfig { unpositioned_pairs: Some(1.0), ..DatasetConfig::default() };
+    let dataset = Dataset::new(config.clone(), 4).unwrap();
+    for index in 0..500 {
+        let sample = dataset.sample(Split::HeldOut, index);
+        assert_eq!(kind(&sample), Kind::UnpositionedPair, "{}", sample.caption);
+        assert!(config.held_out.holds_out_scene(&sample.scene()), "{}", sample.caption);
+    }
+}
+
+#[test]
+fn an_unpositioned_share_the_rates_cannot_give_is_refused() {
+    let refused = |config: DatasetConfig| match Dataset::new(config, 0) {
+        Err(TrainError::InvalidConfig { field, reason }) => (field, reason),
+        other => panic!("expected an invalid config, got {other:?}"),
+    };
+    let (field, reason) = refused(DatasetConfig { unpositioned_pairs: Some(1.5), ..DatasetConfig::default() });
+    assert_eq!((field, reason.as_str()), ("unpositioned_pairs", "= 1.5 is not a probability in [0, 1]"));
+    // Every scene a pair with no position named leaves nothing for the other 70 %.
+    let only_unpositioned = DatasetConfig {
+        two_objects: 1.0,
+        mentions: MentionRates { position: 0.0, ..MentionRates::ALWAYS },
+        unpositioned_pairs: Some(0.3),
+        ..DatasetConfig::default()
+    };
+    let (field, reason) = refused(only_unpositioned.clone());
+    assert_eq!(field, "unpositioned_pairs");
+    assert!(reason.starts_with("= 0.3 leaves 0.7 of scenes"), "{reason}");
+    assert!(Dataset::new(DatasetConfig { unpositioned_pairs: Some(1.0), ..only_unpositioned }, 0).is_ok());
+}
+
+#[test]
+fn configs_without_the_unpositioned_share_read_and_write_as_before() {
+    let json = serde_json::to_value(DatasetConfig::default()).unwrap();
+    assert!(json.get("unpositioned_pairs").is_none(), "{json}");
+    let read: DatasetConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(read, DatasetConfig::default());
+    let mixed = DatasetConfig { unpositioned_pairs: Some(0.25), ..DatasetConfig::default() };
+    let json = serde_json::to_value(&mixed).unwrap();
+    assert_eq!(json["unpositioned_pairs"], 0.25);
+    assert_eq!(serde_json::from_value::<DatasetConfig>(json).unwrap(), mixed);
+}

@@ -284,6 +284,12 @@ impl EvalReport {
         self.objects.extend_from_slice(&other.objects);
     }
 
+    /// Named objects matched to a detected object (every named object): the others are missing
+    /// from the picture, or merged into another object.
+    pub fn found(&self) -> Tally {
+        self.tally(|object| Some(object.found()))
+    }
+
     /// Object colours (every named object).
     pub fn color(&self) -> Tally {
         self.tally(|object| Some(object.color()))
@@ -338,9 +344,11 @@ impl EvalReport {
         matrix
     }
 
-    /// The attributes with their names, in display order.
-    pub fn attributes(&self) -> [(&'static str, Tally); 7] {
+    /// The attributes with their names, in display order. "count" is the share of images with
+    /// exactly as many detected objects as named: extra copies and lost objects both fail it.
+    pub fn attributes(&self) -> [(&'static str, Tally); 8] {
         [
+            ("found", self.found()),
             ("color", self.color()),
             ("shape", self.shape()),
             ("size", self.size()),
