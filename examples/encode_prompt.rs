@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer = Tokenizer::from_dir(&dir.join("tokenizer"))?;
     let text_encoder = CLIPTextModel::<NdArray>::from_pretrained(&dir.join("text_encoder"), None, &device)?;
     let padded = tokenizer.encode_padded(&prompt, Truncation::Diffusers)?;
-    println!("{prompt:?} → {} tokens: {:?}", padded.untruncated_len, &padded.ids[..padded.untruncated_len.min(padded.ids.len())]);
+    println!(
+        "{prompt:?} → {} tokens: {:?}",
+        padded.untruncated_len,
+        &padded.ids[..padded.untruncated_len.min(padded.ids.len())]
+    );
 
     let ids = tokenizer.encode_to_tensor::<NdArray>(&[prompt.as_str()], Truncation::Diffusers, &device)?;
     let hidden = text_encoder.forward(ids).last_hidden_state;

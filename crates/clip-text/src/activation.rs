@@ -4,8 +4,8 @@
 use std::fmt;
 
 use burn::tensor::{activation, Tensor};
-use vq_kernels::KernelBackend;
 use serde::{Deserialize, Serialize};
+use vq_kernels::KernelBackend;
 
 use crate::error::ConfigError;
 

@@ -20,7 +20,13 @@ impl CLIPAttentionConfig {
     pub(crate) fn init<B: Backend>(&self, device: &B::Device) -> CLIPAttention<B> {
         let linear =
             || LinearConfig::new(self.hidden_size, self.hidden_size).with_initializer(Initializer::Zeros).init(device);
-        CLIPAttention { q_proj: linear(), k_proj: linear(), v_proj: linear(), out_proj: linear(), num_heads: self.num_heads }
+        CLIPAttention {
+            q_proj: linear(),
+            k_proj: linear(),
+            v_proj: linear(),
+            out_proj: linear(),
+            num_heads: self.num_heads,
+        }
     }
 }
 

@@ -71,12 +71,7 @@ impl CLIPTextConfig {
     /// The text tower of `openai/clip-vit-large-patch14`: width 768, 12 layers, 12 heads,
     /// MLP 3072, quick_gelu.
     pub fn vit_l_14() -> Self {
-        Self {
-            hidden_size: 768,
-            intermediate_size: 3072,
-            num_attention_heads: 12,
-            ..Self::vit_b_32()
-        }
+        Self { hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, ..Self::vit_b_32() }
     }
 
     /// Parses a transformers `config.json` text and validates it.
@@ -90,7 +85,8 @@ impl CLIPTextConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
             .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json)
+            .map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// Width of one attention head (`hidden_size / num_attention_heads`).
@@ -163,9 +159,9 @@ mod eos_token_id {
                 "eos_token_id: a list of {} ids is not supported (the pooled output needs one id)",
                 ids.len()
             ))),
-            None => Err(serde::de::Error::custom(
-                "eos_token_id: null is not supported (the pooled output needs one id)",
-            )),
+            None => {
+                Err(serde::de::Error::custom("eos_token_id: null is not supported (the pooled output needs one id)"))
+            }
         }
     }
 

@@ -52,9 +52,7 @@ impl<B: KernelBackend> CLIPEncoderLayer<B> {
     /// - `hidden_states`: `[B, L, H]`; `key_padding_mask`: `[B, L]` (`true` = padding)
     /// - output: `[B, L, H]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, key_padding_mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        let attended = self
-            .self_attn
-            .forward(self.layer_norm1.forward(hidden_states.clone()), key_padding_mask);
+        let attended = self.self_attn.forward(self.layer_norm1.forward(hidden_states.clone()), key_padding_mask);
         let hidden_states = hidden_states + attended;
         let transformed = self.mlp.forward(self.layer_norm2.forward(hidden_states.clone()));
         hidden_states + transformed
@@ -73,8 +71,6 @@ impl<B: KernelBackend> CLIPEncoder<B> {
     /// - `hidden_states`: `[B, L, H]`; `key_padding_mask`: `[B, L]` (`true` = padding)
     /// - output: `[B, L, H]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, key_padding_mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        self.layers
-            .iter()
-            .fold(hidden_states, |x, layer| layer.forward(x, key_padding_mask.clone()))
+        self.layers.iter().fold(hidden_states, |x, layer| layer.forward(x, key_padding_mask.clone()))
     }
 }

@@ -116,7 +116,6 @@ impl<B: Backend> CLIPTextModel<B> {
 }
 
 impl<B: KernelBackend> CLIPTextModel<B> {
-
     /// Encodes token ids without an attention mask (only the causal mask applies), as
     /// diffusers' pipelines do.
     ///

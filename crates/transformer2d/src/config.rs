@@ -158,15 +158,7 @@ impl Transformer2DConfig {
     }
 }
 
-pub(crate) fn unsupported(
-    field: &'static str,
-    value: impl Serialize,
-    reason: &'static str,
-) -> ConfigError {
+pub(crate) fn unsupported(field: &'static str, value: impl Serialize, reason: &'static str) -> ConfigError {
     let value = serde_json::to_string(&value).unwrap_or_else(|_| "?".into());
-    ConfigError::Unsupported {
-        field,
-        value,
-        reason,
-    }
+    ConfigError::Unsupported { field, value, reason }
 }

@@ -14,8 +14,7 @@ use crate::config::unsupported;
 use crate::{ConfigError, FeedForwardActivation, Transformer2DConfig};
 
 /// What `activation_fn` may name.
-const ACTIVATIONS: &str =
-    "expected gelu, gelu-approximate, geglu, geglu-approximate, swiglu or linear-silu";
+const ACTIVATIONS: &str = "expected gelu, gelu-approximate, geglu, geglu-approximate, swiglu or linear-silu";
 
 /// `transformer/config.json` of microsoft/vq-diffusion-ithq, as the hub has it (no `norm_type`).
 pub const ITHQ_CONFIG_JSON: &str = r#"{
@@ -50,7 +49,8 @@ impl Transformer2DConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
             .map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json)
+            .map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 }
 
@@ -124,25 +124,17 @@ impl DiffusersConfig {
         if let Some(in_channels) = self.in_channels {
             return Err(ConfigError::ContinuousInput { in_channels });
         }
-        let num_vector_embeds = self.num_vector_embeds.ok_or(ConfigError::Missing {
-            field: "num_vector_embeds",
-        })?;
-        let sample_size = self.sample_size.ok_or(ConfigError::Missing {
-            field: "sample_size",
-        })?;
+        let num_vector_embeds = self.num_vector_embeds.ok_or(ConfigError::Missing { field: "num_vector_embeds" })?;
+        let sample_size = self.sample_size.ok_or(ConfigError::Missing { field: "sample_size" })?;
 
         let norm_type = effective_norm_type(self.norm_type.as_deref(), self.num_embeds_ada_norm);
         if norm_type != "ada_norm" {
-            return Err(ConfigError::NormType {
-                norm_type: norm_type.to_string(),
-            });
+            return Err(ConfigError::NormType { norm_type: norm_type.to_string() });
         }
-        let num_embeds_ada_norm = self.num_embeds_ada_norm.ok_or(ConfigError::Missing {
-            field: "num_embeds_ada_norm",
-        })?;
-        let cross_attention_dim = self.cross_attention_dim.ok_or(ConfigError::Missing {
-            field: "cross_attention_dim",
-        })?;
+        let num_embeds_ada_norm =
+            self.num_embeds_ada_norm.ok_or(ConfigError::Missing { field: "num_embeds_ada_norm" })?;
+        let cross_attention_dim =
+            self.cross_attention_dim.ok_or(ConfigError::Missing { field: "cross_attention_dim" })?;
 
         let activation_fn = FeedForwardActivation::from_diffusers(&self.activation_fn)
             .ok_or_else(|| unsupported("activation_fn", &self.activation_fn, ACTIVATIONS))?;
@@ -161,33 +153,20 @@ impl DiffusersConfig {
             ));
         }
         if self.attention_type != "default" {
-            return Err(unsupported(
-                "attention_type",
-                &self.attention_type,
-                "only \"default\" is implemented",
-            ));
+            return Err(unsupported("attention_type", &self.attention_type, "only \"default\" is implemented"));
         }
         if !self.norm_elementwise_affine {
-            return Err(unsupported(
-                "norm_elementwise_affine",
-                false,
-                "the feed-forward LayerNorm must be affine",
-            ));
+            return Err(unsupported("norm_elementwise_affine", false, "the feed-forward LayerNorm must be affine"));
         }
 
-        let config = Transformer2DConfig::new(
-            num_vector_embeds,
-            sample_size,
-            num_embeds_ada_norm,
-            cross_attention_dim,
-        )
-        .with_num_attention_heads(self.num_attention_heads)
-        .with_attention_head_dim(self.attention_head_dim)
-        .with_num_layers(self.num_layers)
-        .with_dropout(self.dropout)
-        .with_attention_bias(self.attention_bias)
-        .with_activation_fn(activation_fn)
-        .with_norm_eps(self.norm_eps);
+        let config = Transformer2DConfig::new(num_vector_embeds, sample_size, num_embeds_ada_norm, cross_attention_dim)
+            .with_num_attention_heads(self.num_attention_heads)
+            .with_attention_head_dim(self.attention_head_dim)
+            .with_num_layers(self.num_layers)
+            .with_dropout(self.dropout)
+            .with_attention_bias(self.attention_bias)
+            .with_activation_fn(activation_fn)
+            .with_norm_eps(self.norm_eps);
         config.validate()?;
         Ok(config)
     }

@@ -47,7 +47,8 @@ pub fn dispatch(job: &impl OnBackend) -> Result<(), CliError> {
         BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
         #[cfg(feature = "wgpu")]
         BackendKind::WgpuGl => {
-            let device = vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
+            let device =
+                vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
             job.run::<burn::backend::Wgpu>(device)
         }
         #[cfg(feature = "cuda")]

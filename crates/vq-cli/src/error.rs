@@ -29,12 +29,7 @@ impl CliError {
 
     /// The message on one line (nested errors may carry line breaks).
     pub fn one_line(&self) -> String {
-        self.to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -66,10 +61,7 @@ mod tests {
             name: "num_inference_steps",
             message: "0 is outside 1..=100".into(),
         });
-        assert_eq!(
-            (error.exit_code(), error.one_line()),
-            (2, "--steps: 0 is outside 1..=100".to_string())
-        );
+        assert_eq!((error.exit_code(), error.one_line()), (2, "--steps: 0 is outside 1..=100".to_string()));
         let error = CliError::from(PipelineError::InvalidArgument {
             name: "guidance_scale",
             message: "NaN must be a finite number ≥ 0".into(),

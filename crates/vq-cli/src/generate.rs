@@ -5,8 +5,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::time::Instant;
 
-use vq_kernels::KernelBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vq_kernels::KernelBackend;
 use vq_pipeline::{
     set_precision, GenerateRequest, ImageMetadata, LoadOptions, NoiseSource, PipelineError, RevealOrder, Sampler,
     VQDiffusionPipeline, BATCH_PROMPTS,

@@ -57,9 +57,7 @@ fn guarded(f: impl FnOnce() -> Result<(), CliError>) -> Result<(), CliError> {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Err(CliError::Failure(format!(
-            "internal error (a bug, please report it): {message}"
-        )))
+        Err(CliError::Failure(format!("internal error (a bug, please report it): {message}")))
     })
 }
 
@@ -102,24 +100,15 @@ mod tests {
     fn a_panic_becomes_a_one_line_failure() {
         let error = guarded(|| panic!("index {} out of\nbounds", 7)).unwrap_err();
         assert_eq!(error.exit_code(), 1);
-        assert_eq!(
-            error.one_line(),
-            "internal error (a bug, please report it): index 7 out of bounds"
-        );
+        assert_eq!(error.one_line(), "internal error (a bug, please report it): index 7 out of bounds");
         let error = guarded(|| std::panic::panic_any(42u8)).unwrap_err();
-        assert_eq!(
-            error.one_line(),
-            "internal error (a bug, please report it): unknown panic"
-        );
+        assert_eq!(error.one_line(), "internal error (a bug, please report it): unknown panic");
     }
 
     #[test]
     fn errors_pass_through_unchanged() {
         assert!(guarded(|| Ok(())).is_ok());
         let error = guarded(|| Err(CliError::Usage("--steps must be at least 1, got 0".into()))).unwrap_err();
-        assert_eq!(
-            (error.exit_code(), error.one_line()),
-            (2, "--steps must be at least 1, got 0".to_string())
-        );
+        assert_eq!((error.exit_code(), error.one_line()), (2, "--steps must be at least 1, got 0".to_string()));
     }
 }

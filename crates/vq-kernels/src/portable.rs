@@ -93,7 +93,12 @@ pub fn layer_norm_without_affine<B: Backend, const D: usize>(x: Tensor<B, D>, ep
 ///
 /// - `x`: `[batch, n, D]`; `scale`, `shift`: `[batch or 1, 1, D]`
 /// - output: `[batch, n, D]`
-pub fn ada_layer_norm<B: Backend>(x: Tensor<B, 3>, scale: Tensor<B, 3>, shift: Tensor<B, 3>, epsilon: f64) -> Tensor<B, 3> {
+pub fn ada_layer_norm<B: Backend>(
+    x: Tensor<B, 3>,
+    scale: Tensor<B, 3>,
+    shift: Tensor<B, 3>,
+    epsilon: f64,
+) -> Tensor<B, 3> {
     layer_norm_without_affine(x, epsilon) * (scale + 1.0) + shift
 }
 
@@ -300,14 +305,24 @@ mod tests {
         let device = Default::default();
         let q = Tensor::<NdArray, 3>::random([1, 3, 4], Distribution::Default, &device);
         let k = Tensor::<NdArray, 3>::random([1, 3, 4], Distribution::Default, &device);
-        let v = Tensor::<NdArray, 3>::from_floats([[[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0], [4.0, 4.0, 4.0, 4.0]]], &device);
+        let v = Tensor::<NdArray, 3>::from_floats(
+            [[[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0], [4.0, 4.0, 4.0, 4.0]]],
+            &device,
+        );
         // Only key 0 visible: every output row is v[0].
         let mask = Tensor::<NdArray, 2, burn::tensor::Bool>::from_bool([[false, true, true]].into(), &device);
-        let out = attention(q.clone(), k.clone(), v.clone(), AttentionOptions::heads(1).with_key_padding_mask(Some(mask)));
-        out.to_data().assert_approx_eq::<f32>(&Tensor::<NdArray, 3>::ones([1, 3, 4], &device).to_data(), Tolerance::absolute(1e-6));
+        let out =
+            attention(q.clone(), k.clone(), v.clone(), AttentionOptions::heads(1).with_key_padding_mask(Some(mask)));
+        out.to_data().assert_approx_eq::<f32>(
+            &Tensor::<NdArray, 3>::ones([1, 3, 4], &device).to_data(),
+            Tolerance::absolute(1e-6),
+        );
         // Causal: the first query sees key 0 only.
         let out = attention(q, k, v, AttentionOptions::heads(1).with_causal());
         let first = out.slice([0..1, 0..1, 0..4]);
-        first.to_data().assert_approx_eq::<f32>(&Tensor::<NdArray, 3>::ones([1, 1, 4], &device).to_data(), Tolerance::absolute(1e-6));
+        first.to_data().assert_approx_eq::<f32>(
+            &Tensor::<NdArray, 3>::ones([1, 1, 4], &device).to_data(),
+            Tolerance::absolute(1e-6),
+        );
     }
 }

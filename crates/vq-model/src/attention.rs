@@ -92,7 +92,12 @@ impl<B: KernelBackend> AttentionBlock<B> {
 ///
 /// - `q`: `[batch, queries, C]`; `k`, `v`: `[batch, keys, C]`
 /// - output: `[batch, queries, C]`
-fn attention_in_chunks<B: KernelBackend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, max_scores: usize) -> Tensor<B, 3> {
+fn attention_in_chunks<B: KernelBackend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    max_scores: usize,
+) -> Tensor<B, 3> {
     let [batch, queries, _] = q.dims();
     let keys = k.dims()[1];
     let rows = (max_scores / (batch * keys).max(1)).max(1);
@@ -125,7 +130,8 @@ mod tests {
     fn attention_matches_explicit_math_and_chunking_changes_nothing() {
         let (q, k, v) = (random([2, 37, 28]), random([2, 37, 28]), random([2, 37, 28]));
         let full = attention_in_chunks(q.clone(), k.clone(), v.clone(), usize::MAX);
-        let explicit = softmax(q.clone().matmul(k.clone().swap_dims(1, 2)).div_scalar(28f64.sqrt()), 2).matmul(v.clone());
+        let explicit =
+            softmax(q.clone().matmul(k.clone().swap_dims(1, 2)).div_scalar(28f64.sqrt()), 2).matmul(v.clone());
         let diff = max_abs_diff(full.clone(), explicit);
         assert!(diff <= 1e-6, "attention vs explicit: max |diff| {diff}");
         // 2·37·5 scores per chunk → 5 query rows per chunk, the last chunk shorter.

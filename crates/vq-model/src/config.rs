@@ -146,7 +146,8 @@ impl VQModelConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let json = vq_weights::read_text_capped(path, vq_weights::CONFIG_MAX_BYTES)
             .map_err(|source| ConfigError::Io { path: path.into(), source })?;
-        Self::from_json(&json).map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
+        Self::from_json(&json)
+            .map_err(|source| ConfigError::InFile { path: path.to_path_buf(), source: Box::new(source) })
     }
 
     /// The codebook vector width: `vq_embed_dim`, or `latent_channels` when unset.

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use burn::tensor::DType;
-use burn::tensor::get_device_settings;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::backend::Backend;
+use burn::tensor::get_device_settings;
+use burn::tensor::DType;
 use burn::tensor::{ElementConversion, Int, Tensor};
 use vq_kernels::KernelBackend;
 
@@ -174,11 +174,7 @@ impl<B: KernelBackend> VQModel<B> {
     /// - indices: `[batch, h·w]`, row-major over `(h, w)`, each in `0..num_vq_embeddings`
     /// - size: `(h, w)`
     /// - output: `[batch, out_channels, h·f, w·f]`
-    pub fn decode_indices(
-        &self,
-        indices: Tensor<B, 2, Int>,
-        size: (usize, usize),
-    ) -> Result<Tensor<B, 4>, InputError> {
+    pub fn decode_indices(&self, indices: Tensor<B, 2, Int>, size: (usize, usize)) -> Result<Tensor<B, 4>, InputError> {
         let (height, width) = size;
         let [batch, tokens] = indices.dims();
         if tokens != height * width {

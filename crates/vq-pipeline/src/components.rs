@@ -10,14 +10,8 @@ use serde::Deserialize;
 use crate::PipelineError;
 
 /// The components every VQ-Diffusion pipeline folder has, as `model_index.json` names them.
-pub const COMPONENTS: [&str; 6] = [
-    "vqvae",
-    "text_encoder",
-    "tokenizer",
-    "transformer",
-    "scheduler",
-    "learned_classifier_free_sampling_embeddings",
-];
+pub const COMPONENTS: [&str; 6] =
+    ["vqvae", "text_encoder", "tokenizer", "transformer", "scheduler", "learned_classifier_free_sampling_embeddings"];
 
 /// Reads and checks `model_index.json`: a `VQDiffusionPipeline` with every component.
 ///

@@ -66,8 +66,8 @@ mod precision;
 mod prompt;
 mod request;
 mod schedule;
-mod vqvae;
 mod vocabulary;
+mod vqvae;
 
 pub use batch::{BatchKey, PerRequestNoise};
 pub use components::{read_model_index, NegativeEmbeddings, NegativeEmbeddingsConfig, COMPONENTS};

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use vq_kernels::KernelBackend;
 use clip_text::{CLIPTextConfig, CLIPTextModel, Tokenizer};
 use transformer2d::{Transformer2DConfig, Transformer2DModel};
+use vq_kernels::KernelBackend;
 use vq_model::{VQModel, VQModelConfig};
 use vq_scheduler::{VQDiffusionScheduler, VQDiffusionSchedulerConfig};
 

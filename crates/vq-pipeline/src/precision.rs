@@ -48,7 +48,9 @@ pub fn set_precision<B: Backend>(device: &B::Device, precision: Precision) -> Re
             let current: DType = burn::tensor::backend::get_device_settings::<B>(device).float_dtype.into();
             match current == precision.dtype() {
                 true => Ok(()),
-                false => Err(PipelineError::Precision { precision: precision.name().into(), message: error.to_string() }),
+                false => {
+                    Err(PipelineError::Precision { precision: precision.name().into(), message: error.to_string() })
+                }
             }
         }
     }

@@ -1,9 +1,9 @@
 //! Prompt encoding, as `VQDiffusionPipeline._encode_prompt` does it.
 
 use burn::tensor::backend::Backend;
-use vq_kernels::KernelBackend;
 use burn::tensor::Tensor;
 use clip_text::Truncation;
+use vq_kernels::KernelBackend;
 
 use crate::components::NegativeEmbeddings;
 use crate::{PipelineError, VQDiffusionPipeline};

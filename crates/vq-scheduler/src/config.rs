@@ -77,10 +77,8 @@ impl VQDiffusionSchedulerConfig {
     }
 
     fn parse(json: &str, origin: &str) -> Result<Self, SchedulerError> {
-        let config: Self = serde_json::from_str(json).map_err(|source| SchedulerError::ParseConfig {
-            origin: origin.to_string(),
-            source,
-        })?;
+        let config: Self = serde_json::from_str(json)
+            .map_err(|source| SchedulerError::ParseConfig { origin: origin.to_string(), source })?;
         config.validate()?;
         Ok(config)
     }

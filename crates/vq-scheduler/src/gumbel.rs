@@ -8,13 +8,7 @@ const GUMBEL_EPS: f32 = 1e-30;
 
 /// Gumbel(0, 1) noise from uniforms, in f32: g = −ln(−ln(u + 1e−30) + 1e−30).
 pub fn gumbel_noise<B: Backend>(uniform: Tensor<B, 3>) -> Tensor<B, 3> {
-    uniform
-        .add_scalar(GUMBEL_EPS)
-        .log()
-        .neg()
-        .add_scalar(GUMBEL_EPS)
-        .log()
-        .neg()
+    uniform.add_scalar(GUMBEL_EPS).log().neg().add_scalar(GUMBEL_EPS).log().neg()
 }
 
 /// Samples one class per pixel: `argmax over classes of (logits + gumbel_noise(uniform))`.

@@ -17,9 +17,8 @@ pub fn index_to_log_onehot<B: Backend>(x: Tensor<B, 2, Int>, num_classes: usize)
     let [batch, pixels] = x.dims();
     let device = x.device();
     let shape = [batch, num_classes, pixels];
-    let classes = Tensor::<B, 1, Int>::arange(0..num_classes as i64, &device)
-        .reshape([1, num_classes, 1])
-        .expand(shape);
+    let classes =
+        Tensor::<B, 1, Int>::arange(0..num_classes as i64, &device).reshape([1, num_classes, 1]).expand(shape);
     let is_class = classes.equal(x.unsqueeze_dim::<3>(1).expand(shape));
     Tensor::full(shape, LOG_ONEHOT_ZERO, (&device, DType::F32)).mask_fill(is_class, 0.0)
 }

@@ -30,10 +30,7 @@ impl Mt19937 {
             let prev = state[i - 1];
             state[i] = INIT_MULTIPLIER.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
         }
-        Self {
-            state,
-            index: STATE_WORDS,
-        }
+        Self { state, index: STATE_WORDS }
     }
 
     /// Regenerates all 624 state words (the "twist"): sᵢ ← sᵢ₊₃₉₇ ⊕ twist(sᵢ, sᵢ₊₁), indices
@@ -112,15 +109,12 @@ pub struct TorchGenerator {
 impl TorchGenerator {
     /// `torch.Generator("cpu").manual_seed(seed)`; torch keeps the low 32 bits of the seed.
     pub fn new(seed: u64) -> Self {
-        Self {
-            engine: Mt19937::new(seed as u32),
-        }
+        Self { engine: Mt19937::new(seed as u32) }
     }
 
     /// Fills `out` with the next `out.len()` uniforms in [0, 1), as `torch.rand` does.
     pub fn fill_uniform(&mut self, out: &mut [f32]) {
-        self.engine
-            .fill_with(out, |word| (word & 0x00ff_ffff) as f32 * FLOAT_SCALE);
+        self.engine.fill_with(out, |word| (word & 0x00ff_ffff) as f32 * FLOAT_SCALE);
     }
 
     /// The next `len` uniforms as a vector.

@@ -49,9 +49,7 @@ pub struct FixedUniforms<B: Backend> {
 impl<B: Backend> FixedUniforms<B> {
     /// Replays `uniforms` front to back, one tensor per request.
     pub fn new(uniforms: impl IntoIterator<Item = Tensor<B, 3>>) -> Self {
-        Self {
-            queue: uniforms.into_iter().collect(),
-        }
+        Self { queue: uniforms.into_iter().collect() }
     }
 
     /// Number of tensors not yet replayed.
@@ -64,10 +62,7 @@ impl<B: Backend> UniformSource<B> for FixedUniforms<B> {
     /// # Panics
     /// If no tensor is left or the next one's shape is not `shape`.
     fn uniform(&mut self, shape: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
-        let next = self
-            .queue
-            .pop_front()
-            .expect("FixedUniforms: asked for more uniform tensors than were given");
+        let next = self.queue.pop_front().expect("FixedUniforms: asked for more uniform tensors than were given");
         assert_eq!(
             next.dims(),
             shape,

@@ -40,9 +40,7 @@ impl ScheduleProbabilities {
         let steps = config.num_train_timesteps;
         let k = config.num_classes() as f64;
         let linear = |start: f64, end: f64| -> Vec<f64> {
-            (0..steps)
-                .map(|i| i as f64 / (steps - 1) as f64 * (end - start) + start)
-                .collect()
+            (0..steps).map(|i| i as f64 / (steps - 1) as f64 * (end - start) + start).collect()
         };
         let alpha_cum = linear(config.alpha_cum_start, config.alpha_cum_end);
         let gamma_cum = linear(config.gamma_cum_start, config.gamma_cum_end);
@@ -62,14 +60,7 @@ impl ScheduleProbabilities {
         let att: Vec<f64> = alpha_cum.into_iter().chain([1.0]).collect();
         let ctt: Vec<f64> = gamma_cum.into_iter().chain([0.0]).collect();
         let btt = att.iter().zip(&ctt).map(|(a, c)| (1.0 - a - c) / k).collect();
-        Self {
-            at,
-            bt,
-            ct,
-            att,
-            btt,
-            ctt,
-        }
+        Self { at, bt, ct, att, btt, ctt }
     }
 
     /// Checks that every probability used by the sampler (indices 0..T of all six vectors) lies
@@ -84,11 +75,7 @@ impl ScheduleProbabilities {
             ("btt", &self.btt),
             ("ctt", &self.ctt),
         ] {
-            if let Some((index, &value)) = values[..steps]
-                .iter()
-                .enumerate()
-                .find(|(_, &v)| !(v > 0.0 && v <= 1.0))
-            {
+            if let Some((index, &value)) = values[..steps].iter().enumerate().find(|(_, &v)| !(v > 0.0 && v <= 1.0)) {
                 return Err(SchedulerError::InvalidSchedule { table, index, value });
             }
         }

@@ -30,13 +30,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         let probabilities = ScheduleProbabilities::new(&config);
         let device_tables = tables.to_device(device);
         let timesteps = (0..config.num_train_timesteps).rev().collect();
-        Ok(Self {
-            config,
-            probabilities,
-            tables,
-            device_tables,
-            timesteps,
-        })
+        Ok(Self { config, probabilities, tables, device_tables, timesteps })
     }
 
     /// The config the scheduler was built from.
@@ -82,10 +76,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     pub fn set_timesteps(&mut self, num_inference_steps: usize) -> Result<(), SchedulerError> {
         let num_train_timesteps = self.config.num_train_timesteps;
         if num_inference_steps == 0 || num_inference_steps > num_train_timesteps {
-            return Err(SchedulerError::InvalidInferenceSteps {
-                steps: num_inference_steps,
-                num_train_timesteps,
-            });
+            return Err(SchedulerError::InvalidInferenceSteps { steps: num_inference_steps, num_train_timesteps });
         }
         self.timesteps = (0..num_inference_steps).rev().collect();
         Ok(())
@@ -128,10 +119,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         let mask_row = log_onehot_x_t.clone().narrow(1, k, 1);
         let class_rows = log_onehot_x_t.narrow(1, 0, k);
         let log_q = log_add_exp_scalar(class_rows.add_scalar(log_a), log_b);
-        let masked_columns = x_t
-            .equal_elem(k as i64)
-            .unsqueeze_dim::<3>(1)
-            .expand([batch, k, pixels]);
+        let masked_columns = x_t.equal_elem(k as i64).unsqueeze_dim::<3>(1).expand([batch, k, pixels]);
         let log_q = log_q.mask_fill(masked_columns, log_c);
         if cumulative {
             log_q
@@ -151,12 +139,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     /// If `t > T` or `q` does not have K classes.
     pub fn apply_cumulative_transitions(&self, q: Tensor<B, 3>, t: usize) -> Tensor<B, 3> {
         let [batch, classes, pixels] = q.dims();
-        assert_eq!(
-            classes,
-            self.num_classes(),
-            "q must have K = {} classes",
-            self.num_classes()
-        );
+        assert_eq!(classes, self.num_classes(), "q must have K = {} classes", self.num_classes());
         let (log_a, log_b, log_c) = self.tables.at(t, true);
         let q = log_add_exp_scalar(q.add_scalar(log_a), log_b);
         let mask_row = Tensor::full([batch, 1, pixels], log_c, (&q.device(), DType::F32));
@@ -179,10 +162,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
     /// # Panics
     /// If `t = 0`, `t ≥ T`, or the shapes disagree.
     pub fn q_posterior(&self, log_p_x_0: Tensor<B, 3>, x_t: Tensor<B, 2, Int>, t: usize) -> Tensor<B, 3> {
-        assert!(
-            t >= 1,
-            "q_posterior needs t ≥ 1 (step uses the model output directly at t = 0)"
-        );
+        assert!(t >= 1, "q_posterior needs t ≥ 1 (step uses the model output directly at t = 0)");
         self.check_model_output(&log_p_x_0, &x_t);
         let log_p_x_0 = log_p_x_0.cast(FloatDType::F32);
         let log_onehot_x_t = index_to_log_onehot(x_t.clone(), self.num_classes() + 1);
@@ -221,11 +201,7 @@ impl<B: Backend> VQDiffusionScheduler<B> {
         self.check_step(&model_output, t, &sample);
         // The posterior and the sampling run in f32 whatever the model's float type.
         let model_output = model_output.cast(FloatDType::F32);
-        let logits = if t == 0 {
-            model_output
-        } else {
-            self.q_posterior(model_output, sample, t)
-        };
+        let logits = if t == 0 { model_output } else { self.q_posterior(model_output, sample, t) };
         let uniform = noise.uniform(logits.dims(), &logits.device()).cast(FloatDType::F32);
         gumbel_max_sample(logits, uniform)
     }

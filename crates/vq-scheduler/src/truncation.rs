@@ -41,10 +41,8 @@ pub fn truncate<B: Backend>(log_p: Tensor<B, 3>, rate: f32) -> Tensor<B, 3> {
         .convert::<f32>()
         .into_vec::<f32>()
         .expect("a tensor converted to f32 reads back as f32");
-    let removed: Vec<bool> = truncation_keep_mask(&values, [batch, classes, pixels], rate)
-        .into_iter()
-        .map(|keep| !keep)
-        .collect();
+    let removed: Vec<bool> =
+        truncation_keep_mask(&values, [batch, classes, pixels], rate).into_iter().map(|keep| !keep).collect();
     // The mask comes class-minor ([batch, pixels, K]); swap to [batch, K, pixels].
     let removed = Tensor::<B, 3, Bool>::from_data(TensorData::new(removed, [batch, pixels, classes]), &log_p.device())
         .swap_dims(1, 2);
@@ -60,11 +58,7 @@ pub fn truncate<B: Backend>(log_p: Tensor<B, 3>, rate: f32) -> Tensor<B, 3> {
 /// If `log_p.len()` is not the product of `shape`.
 pub fn truncation_keep_mask(log_p: &[f32], shape: [usize; 3], rate: f32) -> Vec<bool> {
     let [_, classes, pixels] = shape;
-    assert_eq!(
-        log_p.len(),
-        shape.iter().product::<usize>(),
-        "log_p does not match shape {shape:?}"
-    );
+    assert_eq!(log_p.len(), shape.iter().product::<usize>(), "log_p does not match shape {shape:?}");
     let mut keep = vec![false; log_p.len()];
     if keep.is_empty() {
         return keep;
@@ -111,10 +105,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(classes: usize) -> Self {
-        Self {
-            keys: vec![0; PIXEL_BLOCK * classes],
-            p: vec![0.0; PIXEL_BLOCK * classes],
-        }
+        Self { keys: vec![0; PIXEL_BLOCK * classes], p: vec![0.0; PIXEL_BLOCK * classes] }
     }
 }
 
@@ -247,10 +238,7 @@ mod tests {
         let mut p = vec![midpoint / 2.0, midpoint / 2.0, 0.2, 0.1];
         p.extend(std::iter::repeat_n((1.0 - midpoint - 0.3) / 60.0, 60));
         let keys = |p: &[f64]| -> Vec<u64> {
-            p.iter()
-                .enumerate()
-                .map(|(class, &q)| sort_key(q.ln() as f32, class))
-                .collect()
+            p.iter().enumerate().map(|(class, &q)| sort_key(q.ln() as f32, class)).collect()
         };
         let mut by_selection = keys(&p);
         assert_eq!(kept_count_by_selection(&mut by_selection, &p, 0.5), None);
@@ -259,10 +247,7 @@ mod tests {
         // Away from the midpoint the selection decides, and agrees.
         for rate in [0.3f32, 0.45, 0.55, 0.7, 0.99, 1.0] {
             let (mut a, mut b) = (keys(&p), keys(&p));
-            assert_eq!(
-                kept_count_by_selection(&mut a, &p, rate),
-                Some(kept_count_by_sorting(&mut b, &p, rate))
-            );
+            assert_eq!(kept_count_by_selection(&mut a, &p, rate), Some(kept_count_by_sorting(&mut b, &p, rate)));
         }
     }
 

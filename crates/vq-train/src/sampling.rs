@@ -3,8 +3,8 @@
 //! describe: the split's own mix (every attribute named), single objects, or pairs of objects
 //! with or without their positions named — the pairs whose places a model must choose itself.
 
-use vq_kernels::KernelBackend;
 use image::RgbImage;
+use vq_kernels::KernelBackend;
 use vq_pipeline::{GenerateRequest, NoiseSource, Sampler, VQDiffusionPipeline};
 
 use crate::data::{Dataset, DatasetConfig, MentionRates, Prompt, Split};

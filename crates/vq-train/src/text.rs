@@ -58,10 +58,7 @@ fn merges_of_word(word: &str, ranks: &HashMap<(String, String), usize>) -> Vec<u
     let mut applied = Vec::new();
     loop {
         // The lowest-ranked adjacent pair; BPE merges all its occurrences, left to right.
-        let best = symbols
-            .windows(2)
-            .filter_map(|pair| ranks.get(&(pair[0].clone(), pair[1].clone())).copied())
-            .min();
+        let best = symbols.windows(2).filter_map(|pair| ranks.get(&(pair[0].clone(), pair[1].clone())).copied()).min();
         let Some(rank) = best else { break };
         applied.push(rank);
         let mut merged = Vec::with_capacity(symbols.len());
@@ -95,17 +92,17 @@ pub fn write_trimmed_tokenizer(
     let io = |path: &Path, e: std::io::Error| TrainError::Io { path: path.to_path_buf(), message: e.to_string() };
     let vocab_path = full_dir.join("vocab.json");
     let merges_path = full_dir.join("merges.txt");
-    let vocab: HashMap<String, usize> = serde_json::from_str(
-        &std::fs::read_to_string(&vocab_path).map_err(|e| io(&vocab_path, e))?,
-    )
-    .map_err(|e| TrainError::Io { path: vocab_path.clone(), message: e.to_string() })?;
+    let vocab: HashMap<String, usize> =
+        serde_json::from_str(&std::fs::read_to_string(&vocab_path).map_err(|e| io(&vocab_path, e))?)
+            .map_err(|e| TrainError::Io { path: vocab_path.clone(), message: e.to_string() })?;
     let merges_text = std::fs::read_to_string(&merges_path).map_err(|e| io(&merges_path, e))?;
     let merges: Vec<(String, String)> = merges_text
         .lines()
         .filter(|line| !line.starts_with("#version") && !line.trim().is_empty())
         .filter_map(|line| line.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect();
-    let mut bytes: Vec<(&String, usize)> = vocab.iter().filter(|(_, &id)| id < BYTE_TOKENS).map(|(t, &id)| (t, id)).collect();
+    let mut bytes: Vec<(&String, usize)> =
+        vocab.iter().filter(|(_, &id)| id < BYTE_TOKENS).map(|(t, &id)| (t, id)).collect();
     if bytes.len() != BYTE_TOKENS {
         return Err(TrainError::Io {
             path: vocab_path,
@@ -132,9 +129,7 @@ pub fn write_trimmed_tokenizer(
         trimmed.into_iter().map(|(id, token)| (token, json!(id))).collect();
 
     std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, e))?;
-    let special = |content: &str| {
-        json!({"content": content, "lstrip": false, "normalized": true, "rstrip": false, "single_word": false})
-    };
+    let special = |content: &str| json!({"content": content, "lstrip": false, "normalized": true, "rstrip": false, "single_word": false});
     let special_map = json!({
         "bos_token": special(SOT), "eos_token": special(EOT), "pad_token": "!", "unk_token": special(EOT),
     });

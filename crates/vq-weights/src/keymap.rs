@@ -16,10 +16,7 @@ pub struct KeyMap {
 impl KeyMap {
     /// A key map with the given `(regex, replacement)` rules.
     pub fn new(rules: &[(&str, &str)]) -> Self {
-        Self {
-            rules: rules.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-            ignore: Vec::new(),
-        }
+        Self { rules: rules.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(), ignore: Vec::new() }
     }
 
     /// Also drop the checkpoint keys matching any of these regexes.

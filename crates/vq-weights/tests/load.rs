@@ -97,7 +97,9 @@ fn missing_tensor_is_named_with_its_shape() {
     ckpt.retain(|(n, _, _)| *n != "model.proj.weight");
     let path = write(&dir, "w.safetensors", &ckpt, false);
     let err = load_module(block(), &path, &keys(), DType::F32).unwrap_err();
-    assert!(matches!(&err, WeightsError::Missing { missing, .. } if missing == &vec![("proj.weight".to_string(), vec![2, 3])]));
+    assert!(
+        matches!(&err, WeightsError::Missing { missing, .. } if missing == &vec![("proj.weight".to_string(), vec![2, 3])])
+    );
     let msg = err.to_string();
     assert!(msg.contains("`proj.weight` [2, 3]") && msg.contains("w.safetensors"), "{msg}");
 }
@@ -110,8 +112,11 @@ fn misshapen_tensor_is_named_with_both_shapes() {
     let path = write(&dir, "w.safetensors", &ckpt, false);
     let err = load_module(block(), &path, &keys(), DType::F32).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, WeightsError::Shape { ref tensor, ref expected, ref found, .. }
-        if tensor == "model.proj.weight" && expected == &vec![2, 3] && found == &vec![3, 2]), "{msg}");
+    assert!(
+        matches!(err, WeightsError::Shape { ref tensor, ref expected, ref found, .. }
+        if tensor == "model.proj.weight" && expected == &vec![2, 3] && found == &vec![3, 2]),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -121,7 +126,10 @@ fn unexpected_tensor_is_an_error() {
     ckpt.push(("model.extra.weight", vec![1], vec![1.]));
     let path = write(&dir, "w.safetensors", &ckpt, false);
     let err = load_module(block(), &path, &keys(), DType::F32).unwrap_err();
-    assert!(matches!(&err, WeightsError::Unexpected { keys, .. } if keys == &vec!["model.extra.weight".to_string()]), "{err}");
+    assert!(
+        matches!(&err, WeightsError::Unexpected { keys, .. } if keys == &vec!["model.extra.weight".to_string()]),
+        "{err}"
+    );
 }
 
 #[test]

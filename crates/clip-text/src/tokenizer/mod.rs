@@ -107,14 +107,9 @@ impl Tokenizer {
     /// registration of a content keeps its flags, as in transformers — and resolves the ids.
     fn with_special_tokens(mut inner: tokenizers::Tokenizer, special: SpecialTokens) -> Result<Self, TokenizerError> {
         for spec in special.registration_order() {
-            let registered = inner
-                .get_added_tokens_decoder()
-                .values()
-                .any(|token| token.content == spec.content());
+            let registered = inner.get_added_tokens_decoder().values().any(|token| token.content == spec.content());
             if !registered {
-                inner
-                    .add_special_tokens([spec.to_added_token()])
-                    .map_err(TokenizerError::Tokenizers)?;
+                inner.add_special_tokens([spec.to_added_token()]).map_err(TokenizerError::Tokenizers)?;
             }
         }
         // The largest id the tokenizer can produce, for the text encoder's vocabulary check.
@@ -214,8 +209,5 @@ fn fit_to_length(mut ids: Vec<u32>, len: usize, pad_id: u32, eos_id: u32, trunca
 fn special_id(tokenizer: &tokenizers::Tokenizer, role: &'static str, spec: &TokenSpec) -> Result<u32, TokenizerError> {
     tokenizer
         .token_to_id(spec.content())
-        .ok_or_else(|| TokenizerError::UnknownSpecialToken {
-            role,
-            token: spec.content().to_owned(),
-        })
+        .ok_or_else(|| TokenizerError::UnknownSpecialToken { role, token: spec.content().to_owned() })
 }

@@ -57,33 +57,21 @@ pub fn build_from_vocab_merges(vocab: &Path, merges: &Path, unk_token: &str) -> 
 
     let normalizer = NormalizerSequence::new(vec![
         NFC.into(),
-        Replace::new(ReplacePattern::Regex(r"\s+".into()), " ")
-            .map_err(TokenizerError::Tokenizers)?
-            .into(),
+        Replace::new(ReplacePattern::Regex(r"\s+".into()), " ").map_err(TokenizerError::Tokenizers)?.into(),
         Lowercase.into(),
     ]);
-    let split = Split::new(
-        SplitPattern::Regex(CLIP_SPLIT_REGEX.into()),
-        SplitDelimiterBehavior::Removed,
-        true,
-    )
-    .map_err(TokenizerError::Tokenizers)?;
+    let split = Split::new(SplitPattern::Regex(CLIP_SPLIT_REGEX.into()), SplitDelimiterBehavior::Removed, true)
+        .map_err(TokenizerError::Tokenizers)?;
     let pre_tokenizer = PreTokenizerSequence::new(vec![split.into(), ByteLevel::new(false, true, true).into()]);
 
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer
-        .with_normalizer(Some(normalizer))
-        .map_err(TokenizerError::Tokenizers)?;
-    tokenizer
-        .with_pre_tokenizer(Some(pre_tokenizer))
-        .with_decoder(Some(ByteLevelDecoder::default()));
+    tokenizer.with_normalizer(Some(normalizer)).map_err(TokenizerError::Tokenizers)?;
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer)).with_decoder(Some(ByteLevelDecoder::default()));
     Ok(tokenizer)
 }
 
 /// Sets CLIP's post-processor: `bos + tokens + eos` (RobertaProcessing without offset trimming).
 pub fn set_post_processor(tokenizer: &mut Tokenizer, tokens: PostProcessorTokens) {
-    let processor = RobertaProcessing::new(tokens.eos, tokens.bos)
-        .trim_offsets(false)
-        .add_prefix_space(false);
+    let processor = RobertaProcessing::new(tokens.eos, tokens.bos).trim_offsets(false).add_prefix_space(false);
     tokenizer.with_post_processor(Some(processor));
 }

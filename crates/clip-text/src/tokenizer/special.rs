@@ -56,18 +56,13 @@ impl TokenSpec {
     pub fn to_added_token(&self) -> AddedToken {
         match self {
             Self::Text(content) => AddedToken::from(content.clone(), true).normalized(false),
-            Self::Object {
-                content,
-                single_word,
-                lstrip,
-                rstrip,
-                normalized,
-                special,
-            } => AddedToken::from(content.clone(), true)
-                .single_word(*single_word)
-                .lstrip(*lstrip)
-                .rstrip(*rstrip)
-                .normalized(normalized.unwrap_or(!special.unwrap_or(false))),
+            Self::Object { content, single_word, lstrip, rstrip, normalized, special } => {
+                AddedToken::from(content.clone(), true)
+                    .single_word(*single_word)
+                    .lstrip(*lstrip)
+                    .rstrip(*rstrip)
+                    .normalized(normalized.unwrap_or(!special.unwrap_or(false)))
+            }
         }
     }
 }
@@ -155,9 +150,7 @@ impl SpecialTokens {
     /// Every token to register, in transformers' order (listed added tokens, then bos, eos,
     /// unk, pad). A content registered earlier keeps its flags.
     pub fn registration_order(&self) -> impl Iterator<Item = &TokenSpec> {
-        self.added_tokens
-            .iter()
-            .chain([&self.bos, &self.eos, &self.unk, &self.pad])
+        self.added_tokens.iter().chain([&self.bos, &self.eos, &self.unk, &self.pad])
     }
 }
 
@@ -166,8 +159,5 @@ fn read_optional(path: &Path) -> Result<TokenizerConfigFile, TokenizerError> {
         return Ok(TokenizerConfigFile::default());
     }
     let text = super::files::read_text(path)?;
-    serde_json::from_str(&text).map_err(|source| TokenizerError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| TokenizerError::Json { path: path.to_path_buf(), source })
 }

@@ -36,11 +36,7 @@ fn activations_match_their_formulas() {
     ];
     for (act, formula) in cases {
         let output = act.forward(input.clone()).into_data().to_vec::<f32>().unwrap();
-        let worst = xs
-            .iter()
-            .zip(&output)
-            .map(|(&x, &y)| (y as f64 - formula(x)).abs())
-            .fold(0.0, f64::max);
+        let worst = xs.iter().zip(&output).map(|(&x, &y)| (y as f64 - formula(x)).abs()).fold(0.0, f64::max);
         assert!(worst <= 2e-6, "{act}: {worst}");
     }
 }

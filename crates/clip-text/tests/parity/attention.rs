@@ -13,11 +13,7 @@ use crate::common::{device, fixture, int_tensor, reference, B};
 
 /// Values in [−2, 2) from a fixed torch-compatible stream.
 fn uniform<const D: usize>(generator: &mut TorchGenerator, shape: [usize; D]) -> Tensor<B, D> {
-    let values: Vec<f32> = generator
-        .uniform_vec(shape.iter().product())
-        .into_iter()
-        .map(|u| 4.0 * u - 2.0)
-        .collect();
+    let values: Vec<f32> = generator.uniform_vec(shape.iter().product()).into_iter().map(|u| 4.0 * u - 2.0).collect();
     Tensor::from_data(TensorData::new(values, shape), &device())
 }
 
@@ -25,9 +21,7 @@ fn uniform<const D: usize>(generator: &mut TorchGenerator, shape: [usize; D]) ->
 fn causal_mask(batch: usize, heads: usize, len: usize) -> Tensor<B, 4, Bool> {
     let rows = Tensor::<B, 1, Int>::arange(0..len as i64, &device()).reshape([len, 1]);
     let cols = Tensor::<B, 1, Int>::arange(0..len as i64, &device()).reshape([1, len]);
-    cols.greater(rows)
-        .reshape([1, 1, len, len])
-        .expand([batch, heads, len, len])
+    cols.greater(rows).reshape([1, 1, len, len]).expand([batch, heads, len, len])
 }
 
 fn explicit_attention(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, mask: Tensor<B, 4, Bool>) -> Tensor<B, 4> {
@@ -37,7 +31,12 @@ fn explicit_attention(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, mask: T
 }
 
 /// The text encoder's attention on `[batch, heads, L, d]` inputs.
-fn causal_attention(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 4> {
+fn causal_attention(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    padding: Option<Tensor<B, 2, Bool>>,
+) -> Tensor<B, 4> {
     let heads = q.dims()[1];
     let options = AttentionOptions::heads(heads).with_causal().with_key_padding_mask(padding);
     split_heads(B::multi_head_attention(merge_heads(q), merge_heads(k), merge_heads(v), options), heads)
@@ -51,11 +50,7 @@ fn max_diff(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
 fn fused_causal_attention_equals_explicit_math() {
     let mut generator = TorchGenerator::new(7);
     let shape = [2, 3, 9, 8];
-    let (q, k, v) = (
-        uniform(&mut generator, shape),
-        uniform(&mut generator, shape),
-        uniform(&mut generator, shape),
-    );
+    let (q, k, v) = (uniform(&mut generator, shape), uniform(&mut generator, shape), uniform(&mut generator, shape));
     let fused = causal_attention(q.clone(), k.clone(), v.clone(), None);
     let explicit = explicit_attention(q, k, v, causal_mask(2, 3, 9));
     let diff = max_diff(fused, explicit);
@@ -67,17 +62,10 @@ fn fused_causal_attention_equals_explicit_math() {
 fn fused_attention_with_padding_mask_equals_explicit_math() {
     let mut generator = TorchGenerator::new(8);
     let shape = [2, 2, 6, 4];
-    let (q, k, v) = (
-        uniform(&mut generator, shape),
-        uniform(&mut generator, shape),
-        uniform(&mut generator, shape),
-    );
+    let (q, k, v) = (uniform(&mut generator, shape), uniform(&mut generator, shape), uniform(&mut generator, shape));
     // row 0: keys 4, 5 are padding; row 1: key 5
     let padding = Tensor::<B, 2, Bool>::from_bool(
-        TensorData::from([
-            [false, false, false, false, true, true],
-            [false, false, false, false, false, true],
-        ]),
+        TensorData::from([[false, false, false, false, true, true], [false, false, false, false, false, true]]),
         &device(),
     );
     let fused = causal_attention(q.clone(), k.clone(), v.clone(), Some(padding.clone()));

@@ -42,11 +42,7 @@ fn regenerate(seed: u64, entries: &[Entry]) -> Vec<(String, Vec<usize>, Vec<u8>)
 }
 
 fn first_values(bytes: &[u8], n: usize) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .take(n)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    bytes.chunks_exact(4).take(n).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// Writes the tensors as `model.safetensors` (+ `config.json`) of a temporary text-encoder folder.
@@ -74,12 +70,7 @@ fn vit_b_32_text_tower_matches_transformers() {
     // the recipe reproduces the fixture's spot checks bit for bit
     for (key, _, bytes) in &tensors {
         let name = format!("check.{key}");
-        if metadata["tensors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == name.as_str())
-        {
+        if metadata["tensors"].as_array().unwrap().iter().any(|t| t["name"] == name.as_str()) {
             let expected = reference(FILE, &name).to_vec::<f32>().unwrap();
             assert_eq!(first_values(bytes, 8), expected, "{name}");
         }
@@ -87,10 +78,7 @@ fn vit_b_32_text_tower_matches_transformers() {
 
     let config_json = metadata["config"].to_string();
     let config = CLIPTextConfig::from_json(&config_json).unwrap();
-    assert_eq!(
-        (config.hidden_size, config.num_hidden_layers, config.head_dim()),
-        (512, 12, 64)
-    );
+    assert_eq!((config.hidden_size, config.num_hidden_layers, config.head_dim()), (512, 12, 64));
     let dir = write_text_encoder_dir(&tensors, &config_json);
     drop(tensors);
     let model = CLIPTextModel::<B>::from_pretrained(&dir, None, &device());

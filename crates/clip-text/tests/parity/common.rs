@@ -14,9 +14,7 @@ pub fn device() -> NdArrayDevice {
 
 /// `fixtures/<rel>` of the workspace.
 pub fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
 }
 
 /// A reference tensor of `fixtures/reference/<file>` as burn data (f32 or i64).
@@ -48,11 +46,6 @@ pub fn max_abs_diff<const D: usize>(actual: Tensor<B, D>, expected: &TensorData)
 pub fn fixture_metadata(file: &str) -> serde_json::Value {
     let bytes = std::fs::read(fixture(&format!("reference/{file}"))).unwrap();
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let text = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("fixture"))
-        .expect("metadata key `fixture`")
-        .clone();
+    let text = metadata.metadata().as_ref().and_then(|m| m.get("fixture")).expect("metadata key `fixture`").clone();
     serde_json::from_str(&text).unwrap()
 }

@@ -43,24 +43,10 @@ fn absent_fields_take_transformers_defaults() {
 #[test]
 fn presets() {
     let b32 = CLIPTextConfig::vit_b_32();
-    assert_eq!(
-        (
-            b32.vocab_size,
-            b32.hidden_size,
-            b32.intermediate_size,
-            b32.num_hidden_layers
-        ),
-        (49408, 512, 2048, 12)
-    );
-    assert_eq!(
-        (b32.num_attention_heads, b32.head_dim(), b32.eos_token_id),
-        (8, 64, 49407)
-    );
+    assert_eq!((b32.vocab_size, b32.hidden_size, b32.intermediate_size, b32.num_hidden_layers), (49408, 512, 2048, 12));
+    assert_eq!((b32.num_attention_heads, b32.head_dim(), b32.eos_token_id), (8, 64, 49407));
     let l14 = CLIPTextConfig::vit_l_14();
-    assert_eq!(
-        (l14.hidden_size, l14.intermediate_size, l14.num_attention_heads),
-        (768, 3072, 12)
-    );
+    assert_eq!((l14.hidden_size, l14.intermediate_size, l14.num_attention_heads), (768, 3072, 12));
     assert_eq!((l14.num_hidden_layers, l14.max_position_embeddings), (12, 77));
     b32.validate().unwrap();
     l14.validate().unwrap();
@@ -83,10 +69,7 @@ fn activations_and_eos_lists() {
     let error = CLIPTextConfig::from_json(r#"{"eos_token_id": [1, 2]}"#).unwrap_err();
     assert!(error.to_string().contains("eos_token_id"), "{error}");
     let error = CLIPTextConfig::from_json(r#"{"hidden_act": "swish"}"#).unwrap_err();
-    assert!(
-        error.to_string().contains("hidden_act") && error.to_string().contains("swish"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("hidden_act") && error.to_string().contains("swish"), "{error}");
     assert!(matches!(
         HiddenAct::try_from("swish".to_string()),
         Err(ConfigError::UnsupportedActivation { name }) if name == "swish"
@@ -96,34 +79,11 @@ fn activations_and_eos_lists() {
 #[test]
 fn validation_names_the_field() {
     let error = CLIPTextConfig::from_json(r#"{"hidden_size": 100, "num_attention_heads": 8}"#).unwrap_err();
-    assert!(matches!(
-        error,
-        ConfigError::HeadsDoNotDivideHidden {
-            hidden_size: 100,
-            num_attention_heads: 8
-        }
-    ));
+    assert!(matches!(error, ConfigError::HeadsDoNotDivideHidden { hidden_size: 100, num_attention_heads: 8 }));
     let error = CLIPTextConfig::from_json(r#"{"num_hidden_layers": 0}"#).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ConfigError::Zero {
-                field: "num_hidden_layers"
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, ConfigError::Zero { field: "num_hidden_layers" }), "{error}");
     let error = CLIPTextConfig::from_json(r#"{"layer_norm_eps": -1.0}"#).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ConfigError::Invalid {
-                field: "layer_norm_eps",
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, ConfigError::Invalid { field: "layer_norm_eps", .. }), "{error}");
     let error = CLIPTextConfig::from_json(r#"{"hidden_size": "big"}"#).unwrap_err();
     assert!(matches!(error, ConfigError::Json(_)), "{error}");
 }

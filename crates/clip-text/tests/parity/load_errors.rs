@@ -21,10 +21,8 @@ impl Drop for TempFile {
 /// Writes `tensors` (f32, row-major) as a safetensors file in the temp directory.
 fn write_safetensors(name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> TempFile {
     let path = std::env::temp_dir().join(format!("clip-text-{}-{name}.safetensors", std::process::id()));
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let views = tensors.iter().zip(&bytes).map(|((key, shape, _), data)| {
         let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).unwrap();
         (key.clone(), view)
@@ -70,40 +68,26 @@ fn missing_tensor_is_named_with_its_shape() {
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(
-        message.contains("encoder.layers.1.mlp.fc1.weight") && message.contains("[37, 16]"),
-        "{message}"
-    );
+    assert!(message.contains("encoder.layers.1.mlp.fc1.weight") && message.contains("[37, 16]"), "{message}");
 }
 
 #[test]
 fn misshapen_tensor_is_named_with_expected_shape() {
     let mut tensors = tiny_tensors();
-    let entry = tensors
-        .iter_mut()
-        .find(|(key, _, _)| key == "encoder.layers.0.self_attn.q_proj.weight")
-        .unwrap();
+    let entry = tensors.iter_mut().find(|(key, _, _)| key == "encoder.layers.0.self_attn.q_proj.weight").unwrap();
     entry.1 = vec![8, 32]; // same number of values, wrong shape
     let file = write_safetensors("shape", &tensors);
     let error = load(&file.0).unwrap_err();
     let message = error.to_string();
     match error {
-        LoadError::Weights(WeightsError::Shape {
-            tensor,
-            expected,
-            found,
-            ..
-        }) => {
+        LoadError::Weights(WeightsError::Shape { tensor, expected, found, .. }) => {
             assert_eq!(tensor, "encoder.layers.0.self_attn.q_proj.weight");
             assert_eq!(expected, [16, 16]);
             assert_eq!(found, [8, 32]);
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(
-        message.contains("q_proj.weight") && message.contains("[16, 16]"),
-        "{message}"
-    );
+    assert!(message.contains("q_proj.weight") && message.contains("[16, 16]"), "{message}");
 }
 
 /// A checkpoint of a bigger model (an extra layer) is not loaded partially.
@@ -121,6 +105,7 @@ fn unexpected_tensor_is_an_error() {
 
 #[test]
 fn missing_directory_names_the_config() {
-    let error = CLIPTextModel::<B>::from_pretrained(Path::new("/nonexistent/text_encoder"), None, &device()).unwrap_err();
+    let error =
+        CLIPTextModel::<B>::from_pretrained(Path::new("/nonexistent/text_encoder"), None, &device()).unwrap_err();
     assert!(error.to_string().contains("config.json"), "{error}");
 }

@@ -12,8 +12,8 @@ const F32_TOLERANCE: f32 = 1e-5;
 /// Loads `tiny/<layout>/text_encoder` and returns the max abs errors (last_hidden_state, pooled).
 fn errors(layout: &str, variant: Option<&str>) -> (f32, f32) {
     let dir = fixture(&format!("tiny/{layout}/text_encoder"));
-    let model = CLIPTextModel::<B>::from_pretrained(&dir, variant, &device())
-        .unwrap_or_else(|e| panic!("{layout}: {e}"));
+    let model =
+        CLIPTextModel::<B>::from_pretrained(&dir, variant, &device()).unwrap_or_else(|e| panic!("{layout}: {e}"));
     assert_eq!(model.eos_rule, EosRule::ArgmaxId, "legacy eos_token_id 2");
     let ids: Tensor<B, 2, Int> = int_tensor(reference("tiny.safetensors", "tok.input_ids"));
     let output = model.forward(ids);

@@ -79,12 +79,9 @@ fn ids_from_tokenizer_json() {
 #[test]
 fn ids_of_a_stock_tokenizer() {
     let dir = fixture("tiny/hub/tokenizer");
-    let stock = Tokenizer::from_vocab_merges(
-        &dir.join("vocab.json"),
-        &dir.join("merges.txt"),
-        SpecialTokens::default(),
-    )
-    .unwrap();
+    let stock =
+        Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt"), SpecialTokens::default())
+            .unwrap();
     assert_eq!(stock.pad_id(), 49407);
     for prompt in &expected().prompts {
         let row = stock.encode_padded(&prompt.text, Truncation::KeepEos).unwrap();
@@ -102,10 +99,7 @@ fn spec_anchors() {
             ids("A teddy bear playing in the pool."),
             [49406, 320, 11798, 4298, 1629, 530, 518, 2831, 269, 49407]
         );
-        assert_eq!(
-            ids("teddy bear playing in the pool"),
-            [49406, 11798, 4298, 1629, 530, 518, 2831, 49407]
-        );
+        assert_eq!(ids("teddy bear playing in the pool"), [49406, 11798, 4298, 1629, 530, 518, 2831, 49407]);
         assert_eq!(
             ids("  Multiple   spaces\tand\nnewlines   here  "),
             [49406, 6470, 9006, 537, 1218, 3418, 763, 49407]
@@ -114,10 +108,7 @@ fn spec_anchors() {
         // `!` is the special pad token, id 0, anywhere in a prompt
         assert_eq!(ids("hello!"), [49406, 3306, 0, 49407]);
         assert_eq!(ids("wow!!! great"), [49406, 2781, 0, 0, 0, 830, 49407]);
-        assert_eq!(
-            ids("wow!!! a teddy bear!"),
-            [49406, 2781, 0, 0, 0, 320, 11798, 4298, 0, 49407]
-        );
+        assert_eq!(ids("wow!!! a teddy bear!"), [49406, 2781, 0, 0, 0, 320, 11798, 4298, 0, 49407]);
         // padding with `!` = 0; the empty negative prompt of the non-learned CFG path
         let row = tokenizer.encode_padded("", Truncation::Diffusers).unwrap();
         let mut negative = vec![49406, 49407];
@@ -126,16 +117,10 @@ fn spec_anchors() {
     }
     // a stock tokenizer keeps `!` as BPE
     let dir = fixture("tiny/hub/tokenizer");
-    let stock = Tokenizer::from_vocab_merges(
-        &dir.join("vocab.json"),
-        &dir.join("merges.txt"),
-        SpecialTokens::default(),
-    )
-    .unwrap();
-    assert_eq!(
-        stock.encode("wow!!! a teddy bear!").unwrap(),
-        [49406, 2781, 995, 320, 11798, 4298, 256, 49407]
-    );
+    let stock =
+        Tokenizer::from_vocab_merges(&dir.join("vocab.json"), &dir.join("merges.txt"), SpecialTokens::default())
+            .unwrap();
+    assert_eq!(stock.encode("wow!!! a teddy bear!").unwrap(), [49406, 2781, 995, 320, 11798, 4298, 256, 49407]);
 }
 
 /// A prompt of more than 75 BPE tokens: diffusers keeps BOS + 76 tokens (no EOS), the
@@ -162,17 +147,12 @@ fn pipeline_rows_of_the_model_fixture() {
     let prompts: Vec<String> = serde_json::from_value(metadata["tok_prompts"].clone()).unwrap();
     let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let expected = reference("tiny.safetensors", "tok.input_ids");
-    let lengths = reference("tiny.safetensors", "tok.untruncated_len")
-        .to_vec::<i64>()
-        .unwrap();
+    let lengths = reference("tiny.safetensors", "tok.untruncated_len").to_vec::<i64>().unwrap();
     for tokenizer in [hub(), raw()] {
         let ids = tokenizer
             .encode_to_tensor::<crate::common::B>(&prompts, Truncation::Diffusers, &crate::common::device())
             .unwrap();
-        assert_eq!(
-            ids.into_data().to_vec::<i64>().unwrap(),
-            expected.to_vec::<i64>().unwrap()
-        );
+        assert_eq!(ids.into_data().to_vec::<i64>().unwrap(), expected.to_vec::<i64>().unwrap());
         for (prompt, &len) in prompts.iter().zip(&lengths) {
             let row = tokenizer.encode_padded(prompt, Truncation::Diffusers).unwrap();
             assert_eq!(row.untruncated_len as i64, len);

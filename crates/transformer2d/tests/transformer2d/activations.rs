@@ -38,16 +38,7 @@ const W1: [f32; 24] = [
     0.792427,
 ];
 /// `proj.bias` `[8]`: `0.5 cos(0.53 i)`.
-const B1: [f32; 8] = [
-    0.5,
-    0.43140355,
-    0.24443607,
-    -0.009601204,
-    -0.26100403,
-    -0.44079107,
-    -0.49963126,
-    -0.42137972,
-];
+const B1: [f32; 8] = [0.5, 0.43140355, 0.24443607, -0.009601204, -0.26100403, -0.44079107, -0.49963126, -0.42137972];
 /// `net.2.weight` `[3, 4]`: `cos(0.29 i)`.
 const W2: [f32; 12] = [
     1.0,
@@ -69,67 +60,21 @@ const X: [f32; 6] = [0.5, -1.25, 2.0, -3.0, 0.75, 1.5];
 
 /// torch's output `[1, 2, 3]` per activation.
 const EXPECTED: [(FeedForwardActivation, [f32; 6]); 6] = [
-    (
-        FeedForwardActivation::Gelu,
-        [
-            2.671669, 0.7200644, -2.0965686, 1.4002932, 0.7672844, -0.7874793,
-        ],
-    ),
-    (
-        FeedForwardActivation::GeluApproximate,
-        [
-            2.671132, 0.7200222, -2.0960655, 1.3999203, 0.7673652, -0.7870419,
-        ],
-    ),
-    (
-        FeedForwardActivation::Geglu,
-        [
-            -0.53132814,
-            0.023830548,
-            0.5503611,
-            0.3862135,
-            0.25523567,
-            -0.1823622,
-        ],
-    ),
-    (
-        FeedForwardActivation::GegluApproximate,
-        [
-            2.6619055, 0.7147237, -2.0910707, 1.3811152, 0.76083475, -0.7734524,
-        ],
-    ),
-    (
-        FeedForwardActivation::Swiglu,
-        [
-            -0.7587254,
-            -0.07357519,
-            0.6999625,
-            0.4533325,
-            0.14503294,
-            -0.33749774,
-        ],
-    ),
-    (
-        FeedForwardActivation::LinearSilu,
-        [
-            2.2476237, 0.68802524, -1.698112, 0.9901396, 0.77223825, -0.3733691,
-        ],
-    ),
+    (FeedForwardActivation::Gelu, [2.671669, 0.7200644, -2.0965686, 1.4002932, 0.7672844, -0.7874793]),
+    (FeedForwardActivation::GeluApproximate, [2.671132, 0.7200222, -2.0960655, 1.3999203, 0.7673652, -0.7870419]),
+    (FeedForwardActivation::Geglu, [-0.53132814, 0.023830548, 0.5503611, 0.3862135, 0.25523567, -0.1823622]),
+    (FeedForwardActivation::GegluApproximate, [2.6619055, 0.7147237, -2.0910707, 1.3811152, 0.76083475, -0.7734524]),
+    (FeedForwardActivation::Swiglu, [-0.7587254, -0.07357519, 0.6999625, 0.4533325, 0.14503294, -0.33749774]),
+    (FeedForwardActivation::LinearSilu, [2.2476237, 0.68802524, -1.698112, 0.9901396, 0.77223825, -0.3733691]),
 ];
 
 /// A burn Linear from a torch-layout `[out, in]` weight.
 fn linear(weight: &[f32], bias: &[f32], d_in: usize) -> Linear<B> {
     let d_out = bias.len();
-    let w = Tensor::<B, 2>::from_data(
-        TensorData::new(weight[..d_out * d_in].to_vec(), [d_out, d_in]),
-        &device(),
-    );
+    let w = Tensor::<B, 2>::from_data(TensorData::new(weight[..d_out * d_in].to_vec(), [d_out, d_in]), &device());
     Linear {
         weight: Param::from_tensor(w.transpose()),
-        bias: Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(bias.to_vec(), [d_out]),
-            &device(),
-        ))),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias.to_vec(), [d_out]), &device()))),
     }
 }
 
@@ -137,10 +82,7 @@ fn linear(weight: &[f32], bias: &[f32], d_in: usize) -> Linear<B> {
 fn feed_forward_matches_diffusers_for_every_activation() {
     let x = Tensor::<B, 3>::from_data(TensorData::new(X.to_vec(), [1, 2, 3]), &device());
     for (activation, expected) in EXPECTED {
-        let gated = matches!(
-            activation,
-            FeedForwardActivation::Geglu | FeedForwardActivation::Swiglu
-        );
+        let gated = matches!(activation, FeedForwardActivation::Geglu | FeedForwardActivation::Swiglu);
         let proj_width = if gated { 8 } else { 4 };
         let ff = FeedForward {
             proj_in: linear(&W1, &B1[..proj_width], 3),

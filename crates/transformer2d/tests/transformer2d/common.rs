@@ -27,10 +27,7 @@ pub fn reference(name: &str) -> TensorData {
 }
 
 fn values(data: &TensorData) -> Vec<f32> {
-    data.clone()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("float data")
+    data.clone().convert::<f32>().to_vec::<f32>().expect("float data")
 }
 
 /// Maximum absolute difference per slice along axis 0 (per batch row).
@@ -42,11 +39,7 @@ pub fn row_max_abs_diff(actual: &TensorData, expected: &TensorData) -> Vec<f32> 
     (0..rows)
         .map(|r| {
             let range = r * per_row..(r + 1) * per_row;
-            a[range.clone()]
-                .iter()
-                .zip(&e[range])
-                .map(|(&x, &y)| abs_diff(x, y))
-                .fold(0.0, f32::max)
+            a[range.clone()].iter().zip(&e[range]).map(|(&x, &y)| abs_diff(x, y)).fold(0.0, f32::max)
         })
         .collect()
 }
@@ -65,9 +58,7 @@ fn abs_diff(x: f32, y: f32) -> f32 {
 
 /// Maximum absolute difference over all elements.
 pub fn max_abs_diff(actual: &TensorData, expected: &TensorData) -> f32 {
-    row_max_abs_diff(actual, expected)
-        .into_iter()
-        .fold(0.0, f32::max)
+    row_max_abs_diff(actual, expected).into_iter().fold(0.0, f32::max)
 }
 
 /// Errors in scientific notation, for test logs.

@@ -2,12 +2,12 @@
 //! against the portable ops, the fused attention op, timestep handling and the positional
 //! embedding.
 
+use burn::backend::Autodiff;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
-use burn::backend::Autodiff;
 use transformer2d::{Timesteps, Transformer2DModel};
 use vq_kernels::portable::log_softmax_dtype;
 use vq_kernels::KernelBackend;

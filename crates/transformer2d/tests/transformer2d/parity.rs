@@ -14,8 +14,7 @@ use crate::common::{device, max_abs_diff, reference, row_max_abs_diff, sci, tiny
 const TOLERANCE: f32 = 1e-5;
 
 fn load(layout: &str) -> Transformer2DModel<B> {
-    Transformer2DModel::from_pretrained(&tiny_transformer(layout), None, &device())
-        .unwrap_or_else(|e| panic!("{e}"))
+    Transformer2DModel::from_pretrained(&tiny_transformer(layout), None, &device()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn inputs() -> (Tensor<B, 2, Int>, Tensor<B, 3>) {
@@ -29,37 +28,17 @@ fn check_layout(layout: &str) {
     let model = load(layout);
     let (latents, text) = inputs();
     for t in [0, 37, 99] {
-        let (log_p, taps) =
-            model.forward_with_taps(latents.clone(), text.clone(), &Timesteps::Shared(t));
-        let tapped = [
-            ("embed", taps.embed),
-            ("block0", taps.block0),
-            ("block1", taps.block_last),
-            ("norm_out", taps.norm_out),
-        ];
+        let (log_p, taps) = model.forward_with_taps(latents.clone(), text.clone(), &Timesteps::Shared(t));
+        let tapped =
+            [("embed", taps.embed), ("block0", taps.block0), ("block1", taps.block_last), ("norm_out", taps.norm_out)];
         for (name, hidden) in tapped {
-            let err = max_abs_diff(
-                &hidden.into_data(),
-                &reference(&format!("transformer.t{t}.hidden.{name}")),
-            );
+            let err = max_abs_diff(&hidden.into_data(), &reference(&format!("transformer.t{t}.hidden.{name}")));
             eprintln!("{layout} t={t} {name}: max abs err {err:.3e}");
-            assert!(
-                err <= TOLERANCE,
-                "{layout} t={t}: hidden state `{name}` off by {err:e}"
-            );
+            assert!(err <= TOLERANCE, "{layout} t={t}: hidden state `{name}` off by {err:e}");
         }
-        let errs = row_max_abs_diff(
-            &log_p.into_data(),
-            &reference(&format!("transformer.t{t}.log_p_x_0")),
-        );
-        eprintln!(
-            "{layout} t={t} log_p_x_0: max abs err {} (rows: 70 %, 20 % masked)",
-            sci(&errs)
-        );
-        assert!(
-            errs.iter().all(|&e| e <= TOLERANCE),
-            "{layout} t={t}: log-probs off by {errs:?}"
-        );
+        let errs = row_max_abs_diff(&log_p.into_data(), &reference(&format!("transformer.t{t}.log_p_x_0")));
+        eprintln!("{layout} t={t} log_p_x_0: max abs err {} (rows: 70 %, 20 % masked)", sci(&errs));
+        assert!(errs.iter().all(|&e| e <= TOLERANCE), "{layout} t={t}: log-probs off by {errs:?}");
     }
 }
 
@@ -84,24 +63,11 @@ fn bin_layout_matches_diffusers() {
 fn per_sample_timesteps_match_diffusers() {
     let model = load("hub");
     let (latents, text) = inputs();
-    let timesteps: Vec<usize> = reference("transformer.mixed.timesteps")
-        .to_vec::<i64>()
-        .unwrap()
-        .into_iter()
-        .map(|t| t as usize)
-        .collect();
-    assert_ne!(
-        timesteps[0], timesteps[1],
-        "the fixture should mix timesteps"
-    );
+    let timesteps: Vec<usize> =
+        reference("transformer.mixed.timesteps").to_vec::<i64>().unwrap().into_iter().map(|t| t as usize).collect();
+    assert_ne!(timesteps[0], timesteps[1], "the fixture should mix timesteps");
     let log_p = model.forward(latents, text, &Timesteps::PerSample(timesteps.clone()));
-    let errs = row_max_abs_diff(
-        &log_p.into_data(),
-        &reference("transformer.mixed.log_p_x_0"),
-    );
+    let errs = row_max_abs_diff(&log_p.into_data(), &reference("transformer.mixed.log_p_x_0"));
     eprintln!("mixed timesteps {timesteps:?}: max abs err {}", sci(&errs));
-    assert!(
-        errs.iter().all(|&e| e <= TOLERANCE),
-        "per-sample log-probs off by {errs:?}"
-    );
+    assert!(errs.iter().all(|&e| e <= TOLERANCE), "per-sample log-probs off by {errs:?}");
 }

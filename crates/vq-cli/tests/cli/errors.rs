@@ -40,10 +40,7 @@ fn replace_tensor(file: &Path, name: &str, shape: &[usize]) {
     let weights = SafeTensors::deserialize(&bytes).expect("valid safetensors");
     let zeros = vec![0u8; shape.iter().product::<usize>() * 4];
     let mut tensors: Vec<(String, TensorView<'_>)> = weights.tensors().into_iter().filter(|(n, _)| n != name).collect();
-    tensors.push((
-        name.to_string(),
-        TensorView::new(Dtype::F32, shape.to_vec(), &zeros).expect("tensor view"),
-    ));
+    tensors.push((name.to_string(), TensorView::new(Dtype::F32, shape.to_vec(), &zeros).expect("tensor view")));
     safetensors::serialize_to_file(tensors, None, file).expect("write weights");
 }
 
@@ -224,11 +221,7 @@ fn output_in_a_missing_folder() {
     let output = scratch.join("no/such/folder/out.png");
     let run = generate(&scratch, &tiny("hub"), &["--output", &display(&output)]);
     run.assert_error(1, &["cannot write", &display(&output)]);
-    assert!(
-        !run.stderr.contains("Loading"),
-        "checked before loading: {}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("Loading"), "checked before loading: {}", run.stderr);
 }
 
 #[test]
@@ -242,11 +235,7 @@ fn output_is_a_folder() {
 fn tokens_file_is_an_image_file() {
     let scratch = Scratch::new("clash");
     let image = display(&scratch.join("out-1.png"));
-    let run = generate(
-        &scratch,
-        &tiny("hub"),
-        &["--num-images-per-prompt", "2", "--tokens", &image],
-    );
+    let run = generate(&scratch, &tiny("hub"), &["--num-images-per-prompt", "2", "--tokens", &image]);
     run.assert_error(2, &["--tokens", &image, "--output"]);
 }
 
@@ -255,8 +244,5 @@ fn tokens_file_in_a_missing_folder() {
     let scratch = Scratch::new("notokdir");
     let tokens = scratch.join("no/such/folder/tokens.json");
     generate(&scratch, &tiny("hub"), &["--tokens", &display(&tokens)]).assert_error(1, &[&display(&tokens)]);
-    assert!(
-        !scratch.join("out.png").exists(),
-        "no image written when a file cannot be"
-    );
+    assert!(!scratch.join("out.png").exists(), "no image written when a file cannot be");
 }

@@ -76,22 +76,15 @@ fn generate_help_documents_every_flag_and_default() {
     // --steps defaults to 100 unless the model trains fewer steps (then to that number).
     assert!(help.contains("Default: 100, or the model's num_train_timesteps"), "--steps default missing from:\n{help}");
     // Guidance and truncation: the model's recommendation, else diffusers'.
-    for default in ["sampling_defaults.json (models/shapes: 3), else 5.0", "sampling_defaults.json (models/shapes: 0.7), else 1.0"] {
+    for default in
+        ["sampling_defaults.json (models/shapes: 3), else 5.0", "sampling_defaults.json (models/shapes: 0.7), else 1.0"]
+    {
         assert!(help.contains(default), "{default:?} missing from:\n{help}");
     }
     for default in ["1", "torch", "posterior", "vq-diffusion.png", default_backend(), "f32", "auto"] {
-        assert!(
-            help.contains(&format!("[default: {default}]")),
-            "default {default} missing from:\n{help}"
-        );
+        assert!(help.contains(&format!("[default: {default}]")), "default {default} missing from:\n{help}");
     }
-    for word in [
-        "random seed",
-        "FILE-0.png",
-        "Examples:",
-        "vq-diffusion generate --model",
-        "Exit status",
-    ] {
+    for word in ["random seed", "FILE-0.png", "Examples:", "vq-diffusion generate --model", "Exit status"] {
         assert!(help.contains(word), "{word:?} missing from:\n{help}");
     }
 }

@@ -42,12 +42,7 @@ fn args(case: &Value, model: &Path, output: &Path, tokens: &Path) -> Vec<String>
         args.extend([flag.to_string(), case[key].to_string()]);
     }
     args.extend(["--rng".into(), "torch".into()]);
-    args.extend([
-        "--output".into(),
-        output.display().to_string(),
-        "--tokens".into(),
-        tokens.display().to_string(),
-    ]);
+    args.extend(["--output".into(), output.display().to_string(), "--tokens".into(), tokens.display().to_string()]);
     args
 }
 
@@ -56,10 +51,7 @@ fn args(case: &Value, model: &Path, output: &Path, tokens: &Path) -> Vec<String>
 /// rounding ties) and records the prompt of its batch row (prompt-major).
 fn check_case(name: &str, layout: &str, output: &str, images: &[&str]) {
     let case = case(name);
-    assert!(
-        case["num_inference_steps"].as_u64().expect("steps") <= 10,
-        "keep CLI runs short"
-    );
+    assert!(case["num_inference_steps"].as_u64().expect("steps") <= 10, "keep CLI runs short");
     let scratch = Scratch::new(name);
     let (output, tokens) = (scratch.join(output), scratch.join("tokens.json"));
     let run = vq_diffusion(&args(&case, &tiny(layout), &output, &tokens));
@@ -71,28 +63,16 @@ fn check_case(name: &str, layout: &str, output: &str, images: &[&str]) {
     let printed: Vec<PathBuf> = run.stdout.lines().map(PathBuf::from).collect();
     assert_eq!(printed, listed, "{name}: files written, in order");
     if images.len() > 1 {
-        assert!(
-            !output.exists(),
-            "{name}: with several images {} itself is not written",
-            output.display()
-        );
+        assert!(!output.exists(), "{name}: with several images {} itself is not written", output.display());
     }
 
     let ids = read_tokens(&tokens);
     assert_eq!(ids.len(), images.len(), "{name}: one token row per image");
     let expected_ids = reference(&format!("e2e.{name}.tokens"));
-    assert_eq!(
-        ids.concat(),
-        expected_ids.to_vec::<i64>().expect("i64 tokens"),
-        "{name}: tokens"
-    );
+    assert_eq!(ids.concat(), expected_ids.to_vec::<i64>().expect("i64 tokens"), "{name}: tokens");
 
-    let expected_float = reference(&format!("e2e.{name}.image"))
-        .to_vec::<f32>()
-        .expect("f32 image");
-    let expected_u8 = reference(&format!("e2e.{name}.image_u8"))
-        .to_vec::<i64>()
-        .expect("u8 image");
+    let expected_float = reference(&format!("e2e.{name}.image")).to_vec::<f32>().expect("f32 image");
+    let expected_u8 = reference(&format!("e2e.{name}.image_u8")).to_vec::<i64>().expect("u8 image");
     let per_image = expected_u8.len() / images.len();
     let per_prompt = case["num_images_per_prompt"].as_u64().expect("images per prompt") as usize;
     for (b, path) in images.iter().enumerate() {
@@ -103,9 +83,7 @@ fn check_case(name: &str, layout: &str, output: &str, images: &[&str]) {
         assert_eq!(text_value(&chunks, "num_images_per_prompt"), per_prompt.to_string());
         let listed: Vec<String> = serde_json::from_str(&text_value(&chunks, "prompts")).expect("JSON prompts");
         assert_eq!(listed, prompts(&case), "{name}: the batch's prompts");
-        let image = image::open(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .to_rgb8();
+        let image = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
         assert_eq!((image.width(), image.height()), (16, 16), "{name}: image size");
         for (i, &pixel) in image.as_raw().iter().enumerate() {
             let k = b * per_image + i;
@@ -126,12 +104,7 @@ fn one_image_matches_diffusers() {
 
 #[test]
 fn two_prompts_two_images_each_are_numbered_in_prompt_major_order() {
-    check_case(
-        "two_prompts_x2",
-        "hub",
-        "batch.png",
-        &["batch-0.png", "batch-1.png", "batch-2.png", "batch-3.png"],
-    );
+    check_case("two_prompts_x2", "hub", "batch.png", &["batch-0.png", "batch-1.png", "batch-2.png", "batch-3.png"]);
 }
 
 #[test]

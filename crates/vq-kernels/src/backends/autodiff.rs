@@ -35,7 +35,8 @@ mod tests {
     fn autodiff_over_a_cpu_backend_convolves_by_matrix_product() {
         type A = Autodiff<NdArray<f32>>;
         let device = Default::default();
-        let conv = Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init::<A>(&device);
+        let conv =
+            Conv2dConfig::new([3, 4], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init::<A>(&device);
         let x = Tensor::<A, 4>::random([2, 3, 6, 5], Distribution::Default, &device);
         let got = A::convolution(&conv, x.clone()).into_data();
         assert!(NdArray::<f32>::GEMM_CONVOLUTIONS_UNDER_AUTODIFF);

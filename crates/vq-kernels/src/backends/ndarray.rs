@@ -1,6 +1,8 @@
 //! burn's NdArray backend: the CPU fast paths.
 
-use burn::backend::ndarray::{FloatNdArrayElement, IntNdArrayElement, NdArray, NdArrayTensor, QuantElement, SharedArray};
+use burn::backend::ndarray::{
+    FloatNdArrayElement, IntNdArrayElement, NdArray, NdArrayTensor, QuantElement, SharedArray,
+};
 
 use super::cpu_methods;
 use crate::KernelBackend;

@@ -52,7 +52,12 @@ pub(crate) fn attention<B: Backend>(
 ///
 /// - `q`: `[batch, n, heads·head_dim]`; `k`, `v`: `[batch, l, heads·head_dim]`
 /// - output: `[batch, n, heads·head_dim]`
-pub fn threaded_attention_op<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+pub fn threaded_attention_op<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+) -> Tensor<B, 3> {
     let head_dim = q.dims()[2] / heads;
     // [batch, len, heads·head_dim] -> [batch, group, len, head_dim], contiguous: the heads' column
     // slices stacked by one concatenation (row copies) instead of a permuted copy.

@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{DType, Tensor, TensorData};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use vq_model::{VQModel, VQModelConfig, LoadError};
+use vq_model::{LoadError, VQModel, VQModelConfig};
 use vq_weights::WeightsError;
 
 use crate::common::{temp_dir, tiny_vqvae, vqvae_dir, B};
@@ -144,7 +144,8 @@ fn config_without_mid_attention_rejects_a_checkpoint_that_has_it() {
     let mut config = tiny_config();
     config.mid_block_add_attention = false;
     let model = config.init::<B>(&Default::default()).unwrap();
-    let error = model.load_weights(&vqvae_dir("hub").join("diffusion_pytorch_model.safetensors"), DType::F32).unwrap_err();
+    let error =
+        model.load_weights(&vqvae_dir("hub").join("diffusion_pytorch_model.safetensors"), DType::F32).unwrap_err();
     assert!(matches!(error, LoadError::Weights(WeightsError::Unexpected { .. })), "{error:?}");
     assert!(error.to_string().contains("mid_block.attentions.0"), "{error}");
 }

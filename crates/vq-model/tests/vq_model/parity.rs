@@ -3,7 +3,7 @@
 //! load bit-identical parameters (`loading.rs`), so they are decoded here only through `hub`.
 
 use burn::tensor::{Int, Tensor};
-use vq_model::{to_rgb8, to_unit_range, VQModel, InputError};
+use vq_model::{to_rgb8, to_unit_range, InputError, VQModel};
 
 use crate::common::{max_abs_diff, reference, reference_float, reference_int, tiny_vqvae, values, vqvae_dir, B};
 

@@ -14,12 +14,7 @@ fn parses_a_diffusers_config_with_defaults_and_unknown_fields() {
     assert_eq!(config, VQDiffusionSchedulerConfig::new(4097));
     assert_eq!(config.num_classes(), 4096);
     assert_eq!(
-        (
-            config.alpha_cum_start,
-            config.alpha_cum_end,
-            config.gamma_cum_start,
-            config.gamma_cum_end
-        ),
+        (config.alpha_cum_start, config.alpha_cum_end, config.gamma_cum_start, config.gamma_cum_end),
         (0.99999, 0.000009, 0.000009, 0.99999)
     );
 }
@@ -43,30 +38,16 @@ fn missing_num_vec_classes_is_a_parse_error() {
 fn out_of_range_fields_are_named_with_their_value() {
     let cases = [
         (r#"{"num_vec_classes": 1}"#, "num_vec_classes", "1"),
-        (
-            r#"{"num_vec_classes": 5, "num_train_timesteps": 1}"#,
-            "num_train_timesteps",
-            "1",
-        ),
-        (
-            r#"{"num_vec_classes": 5, "alpha_cum_start": 1.5}"#,
-            "alpha_cum_start",
-            "1.5",
-        ),
+        (r#"{"num_vec_classes": 5, "num_train_timesteps": 1}"#, "num_train_timesteps", "1"),
+        (r#"{"num_vec_classes": 5, "alpha_cum_start": 1.5}"#, "alpha_cum_start", "1.5"),
         (r#"{"num_vec_classes": 5, "alpha_cum_end": 0.0}"#, "alpha_cum_end", "0"),
-        (
-            r#"{"num_vec_classes": 5, "gamma_cum_start": -0.1}"#,
-            "gamma_cum_start",
-            "-0.1",
-        ),
+        (r#"{"num_vec_classes": 5, "gamma_cum_start": -0.1}"#, "gamma_cum_start", "-0.1"),
         (r#"{"num_vec_classes": 5, "gamma_cum_end": 1.0}"#, "gamma_cum_end", "1"),
     ];
     for (json, field, value) in cases {
         match VQDiffusionSchedulerConfig::from_json(json) {
             Err(err @ SchedulerError::InvalidConfig { .. }) => {
-                let SchedulerError::InvalidConfig { field: f, value: v, .. } = &err else {
-                    unreachable!()
-                };
+                let SchedulerError::InvalidConfig { field: f, value: v, .. } = &err else { unreachable!() };
                 assert_eq!((*f, v.as_str()), (field, value));
                 assert!(err.to_string().contains(field), "{err}");
             }
@@ -78,10 +59,7 @@ fn out_of_range_fields_are_named_with_their_value() {
 #[test]
 fn a_schedule_with_non_positive_probabilities_is_rejected() {
     // ᾱ_0 + γ̄_0 > 1 makes β̄_0 negative.
-    let config = VQDiffusionSchedulerConfig {
-        gamma_cum_start: 0.5,
-        ..VQDiffusionSchedulerConfig::new(5)
-    };
+    let config = VQDiffusionSchedulerConfig { gamma_cum_start: 0.5, ..VQDiffusionSchedulerConfig::new(5) };
     let err = config.init::<crate::common::B>(&crate::common::device()).unwrap_err();
     match err {
         SchedulerError::InvalidSchedule { table, index, value } => {
@@ -97,15 +75,8 @@ fn reads_a_config_file_and_reports_missing_files() {
     let dir = std::env::temp_dir().join(format!("vq-scheduler-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("scheduler_config.json");
-    std::fs::write(
-        &path,
-        r#"{"_class_name": "VQDiffusionScheduler", "num_vec_classes": 4097}"#,
-    )
-    .unwrap();
-    assert_eq!(
-        VQDiffusionSchedulerConfig::from_file(&path).unwrap(),
-        VQDiffusionSchedulerConfig::new(4097)
-    );
+    std::fs::write(&path, r#"{"_class_name": "VQDiffusionScheduler", "num_vec_classes": 4097}"#).unwrap();
+    assert_eq!(VQDiffusionSchedulerConfig::from_file(&path).unwrap(), VQDiffusionSchedulerConfig::new(4097));
     let missing = dir.join("absent.json");
     assert!(matches!(
         VQDiffusionSchedulerConfig::from_file(&missing),

@@ -150,10 +150,7 @@ fn running_sum_accumulates_in_f64() {
     let small = (2.0f32).powi(-25).ln();
     let mut log_p = vec![0.5f32.ln()];
     log_p.extend(std::iter::repeat_n(small, 1000));
-    let kept = truncation_keep_mask(&log_p, [1, 1001, 1], 0.50002)
-        .iter()
-        .filter(|&&k| k)
-        .count();
+    let kept = truncation_keep_mask(&log_p, [1, 1001, 1], 0.50002).iter().filter(|&&k| k).count();
     assert!((600..740).contains(&kept), "kept {kept} classes");
 }
 
@@ -175,15 +172,8 @@ fn a_nan_column_keeps_only_the_nan_like_torch() {
 #[test]
 fn the_keep_mask_is_class_minor_and_truncate_maps_it_back() {
     // Two pixels whose top classes differ; rate 0 keeps only the top class of each.
-    let log_p: Vec<f32> = [[0.7f32, 0.1], [0.2, 0.2], [0.1, 0.7]]
-        .iter()
-        .flatten()
-        .map(|p| p.ln())
-        .collect();
-    assert_eq!(
-        truncation_keep_mask(&log_p, [1, 3, 2], 0.0),
-        [true, false, false, false, false, true]
-    );
+    let log_p: Vec<f32> = [[0.7f32, 0.1], [0.2, 0.2], [0.1, 0.7]].iter().flatten().map(|p| p.ln()).collect();
+    assert_eq!(truncation_keep_mask(&log_p, [1, 3, 2], 0.0), [true, false, false, false, false, true]);
     let out = to_f32(truncate(float3(log_p.clone(), [1, 3, 2]), 0.0));
     let ninf = f32::NEG_INFINITY;
     assert_eq!(out, [log_p[0], ninf, ninf, ninf, ninf, log_p[5]]);
@@ -191,9 +181,6 @@ fn the_keep_mask_is_class_minor_and_truncate_maps_it_back() {
 
 #[test]
 fn clamp_raises_everything_below_minus_70() {
-    let out = to_f32(clamp_log_probs(float3(
-        vec![f32::NEG_INFINITY, -100.0, -70.0, -69.5, 0.0],
-        [1, 5, 1],
-    )));
+    let out = to_f32(clamp_log_probs(float3(vec![f32::NEG_INFINITY, -100.0, -70.0, -69.5, 0.0], [1, 5, 1])));
     assert_eq!(out, [-70.0, -70.0, -70.0, -69.5, 0.0]);
 }

@@ -10,10 +10,7 @@ fn raw_outputs_of_seed_0_match_torch() {
     // `docs/reference.md` ("Noise"): the first raw MT19937 outputs behind torch.rand for seed 0.
     let mut engine = Mt19937::new(0);
     let raw: Vec<u32> = (0..6).map(|_| engine.next_u32()).collect();
-    assert_eq!(
-        raw,
-        [2357136044, 2546248239, 3071714933, 3626093760, 2588848963, 3684848379]
-    );
+    assert_eq!(raw, [2357136044, 2546248239, 3071714933, 3626093760, 2588848963, 3684848379]);
 }
 
 // The literals are torch's printed values (8 digits), which round to the exact f32 uniforms.

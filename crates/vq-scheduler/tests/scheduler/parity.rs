@@ -39,28 +39,20 @@ struct Stored<T> {
 
 fn read(name: &str, dtype: Dtype) -> (Vec<usize>, Vec<u8>) {
     let file = SafeTensors::deserialize(fixture_bytes()).expect("fixture is a safetensors file");
-    let view = file
-        .tensor(name)
-        .unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
+    let view = file.tensor(name).unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
     assert_eq!(view.dtype(), dtype, "fixture tensor {name} dtype");
     (view.shape().to_vec(), view.data().to_vec())
 }
 
 fn f32s(name: &str) -> Stored<f32> {
     let (shape, bytes) = read(name, Dtype::F32);
-    let values = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
     Stored { shape, values }
 }
 
 fn i64s(name: &str) -> Stored<i64> {
     let (shape, bytes) = read(name, Dtype::I64);
-    let values = bytes
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let values = bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
     Stored { shape, values }
 }
 
@@ -126,10 +118,7 @@ fn assert_tables_equal(prefix: &str, tables: &ScheduleTables) {
 #[test]
 fn tables_equal_diffusers_exactly() {
     assert_tables_equal("sched", tiny_scheduler().tables());
-    assert_tables_equal(
-        "sched_ithq",
-        &ScheduleTables::new(&VQDiffusionSchedulerConfig::new(4097)).unwrap(),
-    );
+    assert_tables_equal("sched_ithq", &ScheduleTables::new(&VQDiffusionSchedulerConfig::new(4097)).unwrap());
 }
 
 #[test]
@@ -147,11 +136,7 @@ fn check_posteriors(prefix: &str, input: &str) {
     for t in [0, 1, 37, 99] {
         let name = format!("{prefix}.t{t}.log_p_x_t_min_1");
         let expected = f32s(&name);
-        let got = if t == 0 {
-            log_p.clone()
-        } else {
-            s.q_posterior(log_p.clone(), sample.clone(), t)
-        };
+        let got = if t == 0 { log_p.clone() } else { s.q_posterior(log_p.clone(), sample.clone(), t) };
         assert_close(&name, got, &expected);
     }
 }
@@ -172,11 +157,7 @@ fn check_steps(prefix: &str, input: &str) {
         let uniform = f32s(&format!("{prefix}.t{t}.uniform"));
         let expected = i64s(&format!("{prefix}.t{t}.prev_sample")).values;
         let mut generator = TorchGenerator::new(t as u64);
-        assert_eq!(
-            generator.clone().uniform_vec(uniform.values.len()),
-            uniform.values,
-            "{prefix}.t{t}.uniform"
-        );
+        assert_eq!(generator.clone().uniform_vec(uniform.values.len()), uniform.values, "{prefix}.t{t}.uniform");
         let mut fixed = FixedUniforms::new([float3(uniform.values, shape3(&uniform.shape))]);
         let forced = to_i64(s.step(log_p.clone(), t, sample.clone(), &mut fixed));
         assert_eq!(forced, expected, "{prefix}.t{t}: step with the stored uniforms");
@@ -196,11 +177,7 @@ fn single_steps_match_diffusers() {
 fn check_chain(samples: &str, seed_name: &str) {
     let mut s = tiny_scheduler();
     s.set_timesteps(10).unwrap();
-    let timesteps: Vec<usize> = i64s("sched.chain.timesteps")
-        .values
-        .iter()
-        .map(|&t| t as usize)
-        .collect();
+    let timesteps: Vec<usize> = i64s("sched.chain.timesteps").values.iter().map(|&t| t as usize).collect();
     assert_eq!(s.timesteps(), timesteps);
     let outputs = f32s("sched.chain.model_output");
     let [steps, batch, k, pixels]: [usize; 4] = outputs.shape.clone().try_into().unwrap();
@@ -210,17 +187,10 @@ fn check_chain(samples: &str, seed_name: &str) {
     let mut sample = int2(vec![k as i64; batch * pixels], [batch, pixels]);
     let per_step = batch * k * pixels;
     for (i, &t) in timesteps.iter().enumerate().take(steps) {
-        let model_output = float3(
-            outputs.values[i * per_step..(i + 1) * per_step].to_vec(),
-            [batch, k, pixels],
-        );
+        let model_output = float3(outputs.values[i * per_step..(i + 1) * per_step].to_vec(), [batch, k, pixels]);
         sample = s.step(model_output, t, sample, &mut generator);
         let step_expected = &expected[i * batch * pixels..(i + 1) * batch * pixels];
-        assert_eq!(
-            to_i64(sample.clone()),
-            step_expected,
-            "{samples}: step {i} (t = {t}, seed {seed})"
-        );
+        assert_eq!(to_i64(sample.clone()), step_expected, "{samples}: step {i} (t = {t}, seed {seed})");
     }
 }
 
@@ -240,27 +210,15 @@ fn guidance_truncation_and_clamp_match_diffusers() {
         let cond = float3(both.values[half..2 * half].to_vec(), [1, k, pixels]);
 
         let guided = classifier_free_guidance(uncond, cond, 5.0);
-        assert_close(
-            &format!("guide.t{t}.log_p_x_0"),
-            guided.clone(),
-            &f32s(&format!("guide.t{t}.log_p_x_0")),
-        );
+        assert_close(&format!("guide.t{t}.log_p_x_0"), guided.clone(), &f32s(&format!("guide.t{t}.log_p_x_0")));
         let truncated = truncate(guided, 0.86);
         let expected_truncated = f32s(&format!("guide.t{t}.truncated"));
         assert_close(&format!("guide.t{t}.truncated"), truncated.clone(), &expected_truncated);
-        assert_close(
-            &format!("guide.t{t}.clamped"),
-            clamp_log_probs(truncated),
-            &f32s(&format!("guide.t{t}.clamped")),
-        );
+        assert_close(&format!("guide.t{t}.clamped"), clamp_log_probs(truncated), &f32s(&format!("guide.t{t}.clamped")));
 
         // Truncating diffusers' own guided values gives its truncation bit for bit.
         let reference_guided = tensor3(&format!("guide.t{t}.log_p_x_0"));
-        assert_eq!(
-            to_f32(truncate(reference_guided, 0.86)),
-            expected_truncated.values,
-            "guide.t{t}.truncated exact"
-        );
+        assert_eq!(to_f32(truncate(reference_guided, 0.86)), expected_truncated.values, "guide.t{t}.truncated exact");
     }
 }
 
@@ -304,10 +262,7 @@ fn truncation_matches_diffusers() {
             flips += 1;
         }
         println!("trunc.{name}: {removed} removed, {flips} boundary flips vs diffusers");
-        assert!(
-            flips <= allowed_flips,
-            "trunc.{name}: {flips} boundary flips > {allowed_flips}"
-        );
+        assert!(flips <= allowed_flips, "trunc.{name}: {flips} boundary flips > {allowed_flips}");
     }
 }
 
@@ -321,11 +276,7 @@ fn pipeline_steps_match_under_teacher_forcing_and_form_one_seed_0_stream() {
         let t = i64s(&format!("{prefix}.timestep")).values[0] as usize;
         assert_eq!(t, 9 - i);
         let uniform = f32s(&format!("{prefix}.uniform"));
-        assert_eq!(
-            generator.uniform_vec(uniform.values.len()),
-            uniform.values,
-            "{prefix}.uniform"
-        );
+        assert_eq!(generator.uniform_vec(uniform.values.len()), uniform.values, "{prefix}.uniform");
         let expected = i64s(&format!("{prefix}.prev_sample")).values;
         let mut fixed = FixedUniforms::new([float3(uniform.values, shape3(&uniform.shape))]);
         let got = to_i64(s.step(tensor3(&format!("{prefix}.model_output")), t, sample, &mut fixed));

@@ -40,11 +40,7 @@ fn log_q_rows_follow_the_transition_matrices() {
     let (a, b, c) = (tables.log_at[t], tables.log_bt[t], tables.log_ct[t]);
     // [1, K + 1, 2]
     assert_eq!(step, [lae(z() + a, b), c, lae(a, b), c, lae(z() + a, b), c, z(), 0.0]);
-    let (a, b, c) = (
-        tables.log_cumprod_at[t],
-        tables.log_cumprod_bt[t],
-        tables.log_cumprod_ct[t],
-    );
+    let (a, b, c) = (tables.log_cumprod_at[t], tables.log_cumprod_bt[t], tables.log_cumprod_ct[t]);
     assert_eq!(cumulative, [lae(z() + a, b), c, lae(a, b), c, lae(z() + a, b), c]);
 
     fn z() -> f32 {
@@ -71,11 +67,7 @@ fn closed_form(p: &ScheduleProbabilities, k: usize, t: usize, p_x_0: &[f64], j: 
         }
     };
     (0..=k)
-        .map(|prev| {
-            (0..k)
-                .map(|i| p_x_0[i] * step(prev, j) * cumulative(t - 1, i, prev) / cumulative(t, i, j))
-                .sum()
-        })
+        .map(|prev| (0..k).map(|i| p_x_0[i] * step(prev, j) * cumulative(t - 1, i, prev) / cumulative(t, i, j)).sum())
         .collect()
 }
 
@@ -171,11 +163,7 @@ fn posterior_of_a_masked_pixel_has_the_mask_row_of_the_paper() {
     for t in [1, 37, 99] {
         let posterior = to_f32(s.q_posterior(log_p.clone(), int2(vec![k as i64], [1, 1]), t));
         let expected = (p.ctt[t - 1] / p.ctt[t]).ln();
-        assert!(
-            (f64::from(posterior[k]) - expected).abs() < 1e-5,
-            "t {t}: {} vs {expected}",
-            posterior[k]
-        );
+        assert!((f64::from(posterior[k]) - expected).abs() < 1e-5, "t {t}: {} vs {expected}", posterior[k]);
     }
 }
 
@@ -191,9 +179,7 @@ fn log_add_exp_and_log_sum_exp_follow_torch_at_infinities() {
     // b = −inf leaves x (torch: logaddexp(−inf, −inf) = −inf); b = +inf gives +inf everywhere.
     let same = to_f32(log_add_exp_scalar(x.clone(), f32::NEG_INFINITY));
     assert_eq!(same, [f32::NEG_INFINITY, 0.0, -3.0, f32::INFINITY]);
-    assert!(to_f32(log_add_exp_scalar(x, f32::INFINITY))
-        .iter()
-        .all(|v| *v == f32::INFINITY));
+    assert!(to_f32(log_add_exp_scalar(x, f32::INFINITY)).iter().all(|v| *v == f32::INFINITY));
     // logsumexp over an all-(−inf) column is −inf, not NaN (torch zeroes an infinite max).
     let columns = float3(vec![f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, 0.0], [1, 2, 2]);
     let lse = to_f32(log_sum_exp_classes(columns));

@@ -19,12 +19,7 @@ fn assert_frequencies(ids: &[i64], probabilities: &[f64]) {
             n * p
         );
     }
-    assert_eq!(
-        ids.iter()
-            .filter(|&&id| id < 0 || id >= probabilities.len() as i64)
-            .count(),
-        0
-    );
+    assert_eq!(ids.iter().filter(|&&id| id < 0 || id >= probabilities.len() as i64).count(), 0);
 }
 
 /// `pixels` copies of the same log-probability column, shape [1, K, pixels].
@@ -40,12 +35,7 @@ fn gumbel_max_with_the_torch_generator_samples_the_softmax() {
     let pixels = 40_000;
     let s = scheduler(probabilities.len());
     let sample = int2(vec![0; pixels], [1, pixels]);
-    let ids = to_i64(s.step(
-        repeated_column(&log_p, pixels),
-        0,
-        sample,
-        &mut TorchGenerator::new(1234),
-    ));
+    let ids = to_i64(s.step(repeated_column(&log_p, pixels), 0, sample, &mut TorchGenerator::new(1234)));
     assert_frequencies(&ids, &probabilities);
 }
 
@@ -60,10 +50,7 @@ fn step_at_t_above_0_samples_the_posterior() {
     let posterior = s.q_posterior(repeated_column(&log_p, 1), int2(vec![k as i64], [1, 1]), 40);
     let posterior = to_f32(posterior.clone() - log_sum_exp_classes(posterior));
     let probabilities: Vec<f64> = posterior.iter().map(|&l| f64::from(l).exp()).collect();
-    assert!(
-        probabilities[k] > 0.3,
-        "the mask keeps a large share at t = 40: {probabilities:?}"
-    );
+    assert!(probabilities[k] > 0.3, "the mask keeps a large share at t = 40: {probabilities:?}");
     let ids = to_i64(s.step(repeated_column(&log_p, pixels), 40, x_t, &mut TorchGenerator::new(99)));
     assert_frequencies(&ids, &probabilities);
 }
@@ -75,12 +62,7 @@ fn device_noise_samples_the_softmax() {
     let log_p: Vec<f32> = probabilities.iter().map(|p: &f64| p.ln() as f32).collect();
     let pixels = 30_000;
     let s = scheduler(3);
-    let ids = to_i64(s.step(
-        repeated_column(&log_p, pixels),
-        0,
-        int2(vec![0; pixels], [1, pixels]),
-        &mut DeviceNoise,
-    ));
+    let ids = to_i64(s.step(repeated_column(&log_p, pixels), 0, int2(vec![0; pixels], [1, pixels]), &mut DeviceNoise));
     assert_frequencies(&ids, &probabilities);
     let u = to_f32(UniformSource::<B>::uniform(&mut DeviceNoise, [1, 2, 500], &device()));
     assert!(u.iter().all(|v| (0.0..=1.0).contains(v)));

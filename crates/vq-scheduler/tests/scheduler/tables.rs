@@ -9,83 +9,13 @@ use crate::common::{scheduler, to_f32};
 /// diffusers' tables at K = 4096, T = 100 (`docs/reference.md`, "Scheduler"), as printed by numpy for float32:
 /// t, log a_t, log β_t, log γ_t, log ᾱ_t, log β̄_t, log γ̄_t.
 const ITHQ_ANCHORS: [(usize, [&str; 6]); 7] = [
-    (
-        0,
-        [
-            "-1.000005e-05",
-            "-22.133276",
-            "-11.618286",
-            "-1.000005e-05",
-            "-22.133276",
-            "-11.618286",
-        ],
-    ),
-    (
-        1,
-        [
-            "-0.010152279",
-            "-26.728397",
-            "-4.59513",
-            "-0.01016228",
-            "-22.133276",
-            "-4.5942483",
-        ],
-    ),
-    (
-        2,
-        [
-            "-0.010256407",
-            "-26.708092",
-            "-4.5849776",
-            "-0.020418687",
-            "-22.133276",
-            "-3.9015462",
-        ],
-    ),
-    (
-        49,
-        [
-            "-0.019802278",
-            "-25.401827",
-            "-3.931845",
-            "-0.683098",
-            "-22.133276",
-            "-0.70330036",
-        ],
-    ),
-    (
-        50,
-        [
-            "-0.020202344",
-            "-25.36222",
-            "-3.9120429",
-            "-0.70330036",
-            "-22.133276",
-            "-0.683098",
-        ],
-    ),
-    (
-        98,
-        [
-            "-0.692702",
-            "-18.925373",
-            "-0.6936421",
-            "-4.5942483",
-            "-22.133276",
-            "-0.01016228",
-        ],
-    ),
-    (
-        99,
-        [
-            "-7.024038",
-            "-17.540018",
-            "-9.895291e-04",
-            "-11.618286",
-            "-22.133276",
-            "-1.000005e-05",
-        ],
-    ),
+    (0, ["-1.000005e-05", "-22.133276", "-11.618286", "-1.000005e-05", "-22.133276", "-11.618286"]),
+    (1, ["-0.010152279", "-26.728397", "-4.59513", "-0.01016228", "-22.133276", "-4.5942483"]),
+    (2, ["-0.010256407", "-26.708092", "-4.5849776", "-0.020418687", "-22.133276", "-3.9015462"]),
+    (49, ["-0.019802278", "-25.401827", "-3.931845", "-0.683098", "-22.133276", "-0.70330036"]),
+    (50, ["-0.020202344", "-25.36222", "-3.9120429", "-0.70330036", "-22.133276", "-0.683098"]),
+    (98, ["-0.692702", "-18.925373", "-0.6936421", "-4.5942483", "-22.133276", "-0.01016228"]),
+    (99, ["-7.024038", "-17.540018", "-9.895291e-04", "-11.618286", "-22.133276", "-1.000005e-05"]),
 ];
 
 #[test]
@@ -150,10 +80,7 @@ fn set_timesteps_counts_down_without_respacing() {
     assert_eq!(s.timesteps().len(), 100);
     for steps in [0, 101] {
         match s.set_timesteps(steps) {
-            Err(SchedulerError::InvalidInferenceSteps {
-                steps: got,
-                num_train_timesteps: 100,
-            }) => {
+            Err(SchedulerError::InvalidInferenceSteps { steps: got, num_train_timesteps: 100 }) => {
                 assert_eq!(got, steps)
             }
             other => panic!("set_timesteps({steps}) gave {other:?}"),
@@ -163,15 +90,9 @@ fn set_timesteps_counts_down_without_respacing() {
 
 /// Valid schedules: ᾱ decreasing from near 1, γ̄ increasing from near 0, ᾱ + γ̄ < 1 at both ends.
 fn valid_config() -> impl Strategy<Value = VQDiffusionSchedulerConfig> {
-    (
-        2usize..5000,
-        2usize..300,
-        0.5f64..0.99999,
-        1e-6f64..0.4,
-        1e-6f64..0.4,
-        0.01f64..0.99,
-    )
-        .prop_filter_map("ᾱ + γ̄ < 1 at both ends", |(classes, steps, a0, a1, g0, g1)| {
+    (2usize..5000, 2usize..300, 0.5f64..0.99999, 1e-6f64..0.4, 1e-6f64..0.4, 0.01f64..0.99).prop_filter_map(
+        "ᾱ + γ̄ < 1 at both ends",
+        |(classes, steps, a0, a1, g0, g1)| {
             let config = VQDiffusionSchedulerConfig {
                 num_vec_classes: classes,
                 num_train_timesteps: steps,
@@ -181,7 +102,8 @@ fn valid_config() -> impl Strategy<Value = VQDiffusionSchedulerConfig> {
                 gamma_cum_end: g1.min(1.0 - a1.min(a0)) * 0.999,
             };
             ScheduleTables::new(&config).is_ok().then_some(config)
-        })
+        },
+    )
 }
 
 proptest! {

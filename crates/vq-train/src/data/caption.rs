@@ -56,11 +56,7 @@ pub struct Mentions {
 
 impl Mentions {
     /// Every attribute mentioned.
-    pub const ALL: Mentions = Mentions {
-        size: true,
-        position: true,
-        background: true,
-    };
+    pub const ALL: Mentions = Mentions { size: true, position: true, background: true };
 }
 
 impl Prompt {
@@ -76,10 +72,7 @@ impl Prompt {
                 position: mentions.position.then_some(object.position),
             })
             .collect();
-        Self {
-            objects,
-            background: mentions.background.then_some(scene.background),
-        }
+        Self { objects, background: mentions.background.then_some(scene.background) }
     }
 
     /// Whether `scene` shows exactly what the prompt says: the same number of objects, in
@@ -123,11 +116,7 @@ impl Prompt {
         let lower = caption.trim().to_lowercase();
         let text = lower.strip_suffix('.').unwrap_or(&lower);
         let words: Vec<&str> = text.split_whitespace().collect();
-        let mut parser = Parser {
-            caption,
-            words: &words,
-            index: 0,
-        };
+        let mut parser = Parser { caption, words: &words, index: 0 };
         let mut objects = vec![parser.object()?];
         while parser.accept("and") {
             objects.push(parser.object()?);
@@ -195,12 +184,7 @@ impl Parser<'_> {
         let starts_position =
             matches!(self.peek(0), Some("in" | "at")) || (self.peek(0) == Some("on") && self.peek(1) == Some("the"));
         let position = if starts_position { Some(self.position()?) } else { None };
-        Ok(ObjectPrompt {
-            shape,
-            color,
-            size,
-            position,
-        })
+        Ok(ObjectPrompt { shape, color, size, position })
     }
 
     fn position(&mut self) -> Result<Position, TrainError> {
@@ -221,12 +205,7 @@ mod tests {
     use crate::data::scene::ObjectSpec;
 
     fn object(shape: Shape, color: Color, size: Size, position: Position) -> ObjectSpec {
-        ObjectSpec {
-            shape,
-            color,
-            size,
-            position,
-        }
+        ObjectSpec { shape, color, size, position }
     }
 
     #[test]
@@ -246,11 +225,7 @@ mod tests {
                 object(Shape::Square, Color::Blue, Size::Small, Position::Bottom),
             ],
         };
-        let none = Mentions {
-            size: false,
-            position: false,
-            background: false,
-        };
+        let none = Mentions { size: false, position: false, background: false };
         assert_eq!(Prompt::describe(&two, none).caption(), "a red circle and a blue square");
         assert_eq!(
             Prompt::describe(&two, Mentions::ALL).caption(),
@@ -260,10 +235,7 @@ mod tests {
             background: Color::Orange,
             objects: vec![object(Shape::Diamond, Color::Orange, Size::Large, Position::Right)],
         };
-        let no_size = Mentions {
-            size: false,
-            ..Mentions::ALL
-        };
+        let no_size = Mentions { size: false, ..Mentions::ALL };
         assert_eq!(
             Prompt::describe(&orange, no_size).caption(),
             "an orange diamond on the right on an orange background"
@@ -284,11 +256,8 @@ mod tests {
                             ],
                         };
                         for bits in 0..8 {
-                            let mentions = Mentions {
-                                size: bits & 1 != 0,
-                                position: bits & 2 != 0,
-                                background: bits & 4 != 0,
-                            };
+                            let mentions =
+                                Mentions { size: bits & 1 != 0, position: bits & 2 != 0, background: bits & 4 != 0 };
                             let prompt = Prompt::describe(&scene, mentions);
                             let caption = prompt.caption();
                             assert_eq!(Prompt::parse(&caption).as_ref(), Ok(&prompt), "{caption}");
@@ -309,12 +278,7 @@ mod tests {
         assert_eq!(
             prompt,
             Prompt {
-                objects: vec![ObjectPrompt {
-                    shape: Shape::Circle,
-                    color: Color::Red,
-                    size: None,
-                    position: None
-                }],
+                objects: vec![ObjectPrompt { shape: Shape::Circle, color: Color::Red, size: None, position: None }],
                 background: None,
             }
         );
@@ -328,19 +292,10 @@ mod tests {
                 found: "hexagon".into(),
             }
         );
-        assert!(matches!(
-            Prompt::parse("a red circle on the middle"),
-            Err(TrainError::Caption { index: 3, .. })
-        ));
-        assert!(matches!(
-            Prompt::parse("a red circle on a blue"),
-            Err(TrainError::Caption { index: 6, .. })
-        ));
+        assert!(matches!(Prompt::parse("a red circle on the middle"), Err(TrainError::Caption { index: 3, .. })));
+        assert!(matches!(Prompt::parse("a red circle on a blue"), Err(TrainError::Caption { index: 6, .. })));
         assert!(matches!(Prompt::parse(""), Err(TrainError::Caption { index: 0, .. })));
-        assert!(matches!(
-            Prompt::parse("a red circle blue"),
-            Err(TrainError::Caption { index: 3, .. })
-        ));
+        assert!(matches!(Prompt::parse("a red circle blue"), Err(TrainError::Caption { index: 3, .. })));
     }
 
     #[test]

@@ -24,11 +24,7 @@ pub struct MentionRates {
 
 impl MentionRates {
     /// Every attribute always named (for evaluation prompts).
-    pub const ALWAYS: MentionRates = MentionRates {
-        size: 1.0,
-        position: 1.0,
-        background: 1.0,
-    };
+    pub const ALWAYS: MentionRates = MentionRates { size: 1.0, position: 1.0, background: 1.0 };
 }
 
 /// Configuration of the procedural dataset.
@@ -64,11 +60,7 @@ impl Default for DatasetConfig {
             supersampling: 4,
             two_objects: 0.35,
             unpositioned_pairs: None,
-            mentions: MentionRates {
-                size: 0.75,
-                position: 0.75,
-                background: 0.6,
-            },
+            mentions: MentionRates { size: 0.75, position: 0.75, background: 0.6 },
             held_out: HeldOut::default(),
         }
     }
@@ -122,12 +114,7 @@ impl DatasetConfig {
             .filter(|&&position| {
                 Shape::ALL.iter().any(|&shape| {
                     Color::ALL.iter().any(|&color| {
-                        let object = ObjectSpec {
-                            shape,
-                            color,
-                            size: Size::Small,
-                            position,
-                        };
+                        let object = ObjectSpec { shape, color, size: Size::Small, position };
                         !self.held_out.holds_out(&object)
                     })
                 })
@@ -182,10 +169,7 @@ pub struct Sample {
 impl Sample {
     /// The scene (background and objects).
     pub fn scene(&self) -> Scene {
-        Scene {
-            background: self.background,
-            objects: self.objects.clone(),
-        }
+        Scene { background: self.background, objects: self.objects.clone() }
     }
 }
 
@@ -216,9 +200,7 @@ impl Dataset {
 
     /// The grid of this dataset's images.
     pub fn grid(&self) -> Grid {
-        Grid {
-            image_size: self.config.image_size,
-        }
+        Grid { image_size: self.config.image_size }
     }
 
     /// Sample `index` of `split`.
@@ -231,11 +213,7 @@ impl Dataset {
             Split::HeldOut => self.held_out_scene(two, &mut rng),
         };
         let grid = self.grid();
-        let placements: Vec<Placement> = scene
-            .objects
-            .iter()
-            .map(|object| grid.place(object, &mut rng))
-            .collect();
+        let placements: Vec<Placement> = scene.objects.iter().map(|object| grid.place(object, &mut rng)).collect();
         let rates = self.config.mentions;
         let mentions = Mentions {
             size: rng.bernoulli(rates.size),
@@ -248,12 +226,7 @@ impl Dataset {
         let prompt = Prompt::describe(&scene, mentions);
         let drawn: Vec<(ObjectSpec, Placement)> =
             scene.objects.iter().copied().zip(placements.iter().copied()).collect();
-        let image = render(
-            scene.background,
-            &drawn,
-            self.config.image_size,
-            self.config.supersampling,
-        );
+        let image = render(scene.background, &drawn, self.config.image_size, self.config.supersampling);
         Sample {
             image,
             caption: prompt.caption(),
@@ -283,10 +256,7 @@ impl Dataset {
     fn training_scene(&self, two: Option<bool>, rng: &mut SplitMix64) -> Scene {
         let held_out = &self.config.held_out;
         let objects = self.random_objects(rng, two, None, |object| !held_out.holds_out(object));
-        Scene {
-            background: contrasting_background(&objects, rng),
-            objects,
-        }
+        Scene { background: contrasting_background(&objects, rng), objects }
     }
 
     /// A scene with at least one held-out object: a combination drawn uniformly from both
@@ -307,10 +277,7 @@ impl Dataset {
         if objects.len() == 2 && rng.bernoulli(0.5) {
             objects.swap(0, 1);
         }
-        Scene {
-            background: contrasting_background(&objects, rng),
-            objects,
-        }
+        Scene { background: contrasting_background(&objects, rng), objects }
     }
 
     /// One or two objects (`two`, else drawn at `two_objects`) in distinct cells, starting from
@@ -353,9 +320,7 @@ fn random_object(rng: &mut SplitMix64, positions: &[Position]) -> ObjectSpec {
 /// A background colour drawn uniformly from those contrasting with every object (at least three
 /// exist for any two objects: each colour excludes itself and at most two close colours).
 fn contrasting_background(objects: &[ObjectSpec], rng: &mut SplitMix64) -> Color {
-    let choices: Vec<Color> = Color::ALL
-        .into_iter()
-        .filter(|bg| objects.iter().all(|object| bg.contrasts_with(object.color)))
-        .collect();
+    let choices: Vec<Color> =
+        Color::ALL.into_iter().filter(|bg| objects.iter().all(|object| bg.contrasts_with(object.color))).collect();
     *rng.choose(&choices)
 }

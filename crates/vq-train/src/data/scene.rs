@@ -42,12 +42,7 @@ impl Placement {
     /// The bounding box as (x0, y0, x1, y1).
     pub fn bounds(&self) -> (f64, f64, f64, f64) {
         let half = self.side / 2.0;
-        (
-            self.center.0 - half,
-            self.center.1 - half,
-            self.center.0 + half,
-            self.center.1 + half,
-        )
+        (self.center.0 - half, self.center.1 - half, self.center.0 + half, self.center.1 + half)
     }
 }
 
@@ -110,12 +105,7 @@ mod tests {
             let grid = Grid { image_size };
             for position in Position::ALL {
                 for size in Size::ALL {
-                    let object = ObjectSpec {
-                        shape: Shape::Circle,
-                        color: Color::Red,
-                        size,
-                        position,
-                    };
+                    let object = ObjectSpec { shape: Shape::Circle, color: Color::Red, size, position };
                     for _ in 0..50 {
                         let placement = grid.place(&object, &mut rng);
                         let (x0, y0, x1, y1) = placement.bounds();

@@ -14,11 +14,7 @@ pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) ->
     let (w, h) = (width as usize, height as usize);
     let mut values = Vec::with_capacity(images.len() * 3 * h * w);
     for image in images {
-        assert_eq!(
-            image.dimensions(),
-            (width, height),
-            "all images must have the same size"
-        );
+        assert_eq!(image.dimensions(), (width, height), "all images must have the same size");
         // HWC bytes → CHW floats.
         let bytes = image.as_raw();
         for channel in 0..3 {
@@ -35,12 +31,7 @@ pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) ->
 /// If the tensor does not have 3 channels.
 pub fn tensor_to_images<B: Backend>(images: Tensor<B, 4>) -> Vec<RgbImage> {
     let [batch, channels, h, w] = images.dims();
-    assert_eq!(
-        channels,
-        3,
-        "tensor_to_images needs [batch, 3, height, width], got {:?}",
-        images.dims()
-    );
+    assert_eq!(channels, 3, "tensor_to_images needs [batch, 3, height, width], got {:?}", images.dims());
     let values = images
         .div_scalar(2.0)
         .add_scalar(0.5)
@@ -54,9 +45,8 @@ pub fn tensor_to_images<B: Backend>(images: Tensor<B, 4>) -> Vec<RgbImage> {
         .map(|b| {
             let chw = &values[b * 3 * plane..(b + 1) * 3 * plane];
             // CHW floats → HWC bytes.
-            let bytes = (0..plane)
-                .flat_map(|p| (0..3).map(move |c| (chw[c * plane + p] * 255.0).round() as u8))
-                .collect();
+            let bytes =
+                (0..plane).flat_map(|p| (0..3).map(move |c| (chw[c * plane + p] * 255.0).round() as u8)).collect();
             RgbImage::from_raw(w as u32, h as u32, bytes).expect("buffer length is 3 · h · w")
         })
         .collect()

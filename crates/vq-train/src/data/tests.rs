@@ -36,12 +36,7 @@ fn captions_describe_their_scenes_and_parse_back() {
     for index in 0..2000 {
         let sample = dataset.sample(Split::Train, index);
         assert_eq!(sample.caption, sample.prompt.caption());
-        assert_eq!(
-            Prompt::parse(&sample.caption).as_ref(),
-            Ok(&sample.prompt),
-            "{}",
-            sample.caption
-        );
+        assert_eq!(Prompt::parse(&sample.caption).as_ref(), Ok(&sample.prompt), "{}", sample.caption);
         assert!(sample.prompt.matches(&sample.scene()), "{}", sample.caption);
         assert_eq!(sample.objects.len(), sample.placements.len());
         for object in &sample.objects {
@@ -80,11 +75,7 @@ fn training_covers_every_attribute_at_the_configured_rates() {
     // Binomial(4000, p): sd ≤ 32; allow 5 sd (0.04).
     let rate = |count: usize| count as f64 / n as f64;
     let config = dataset.config();
-    assert!(
-        (rate(two) - config.two_objects).abs() < 0.04,
-        "two objects: {}",
-        rate(two)
-    );
+    assert!((rate(two) - config.two_objects).abs() < 0.04, "two objects: {}", rate(two));
     assert!((rate(named_size) - config.mentions.size).abs() < 0.04);
     assert!((rate(named_position) - config.mentions.position).abs() < 0.04);
     assert!((rate(named_background) - config.mentions.background).abs() < 0.04);
@@ -97,11 +88,7 @@ fn held_out_combinations_never_appear_in_training() {
     for split in [Split::Train, Split::Validation] {
         for index in 0..5000 {
             let sample = dataset.sample(split, index);
-            assert!(
-                !held_out.holds_out_scene(&sample.scene()),
-                "{split:?} {index}: {}",
-                sample.caption
-            );
+            assert!(!held_out.holds_out_scene(&sample.scene()), "{split:?} {index}: {}", sample.caption);
         }
     }
     // The held-out split always has one, and shows every held-out combination.
@@ -110,26 +97,15 @@ fn held_out_combinations_never_appear_in_training() {
         let sample = dataset.sample(Split::HeldOut, index);
         assert!(held_out.holds_out_scene(&sample.scene()), "{index}: {}", sample.caption);
         for object in &sample.objects {
-            if let Some(i) = held_out
-                .color_shape
-                .iter()
-                .position(|&p| p == (object.color, object.shape))
-            {
+            if let Some(i) = held_out.color_shape.iter().position(|&p| p == (object.color, object.shape)) {
                 color_shape[i] += 1;
             }
-            if let Some(i) = held_out
-                .shape_position
-                .iter()
-                .position(|&p| p == (object.shape, object.position))
-            {
+            if let Some(i) = held_out.shape_position.iter().position(|&p| p == (object.shape, object.position)) {
                 shape_position[i] += 1;
             }
         }
     }
-    assert!(
-        color_shape.iter().chain(&shape_position).all(|&c| c > 100),
-        "{color_shape:?} {shape_position:?}"
-    );
+    assert!(color_shape.iter().chain(&shape_position).all(|&c| c > 100), "{color_shape:?} {shape_position:?}");
 }
 
 #[test]
@@ -138,60 +114,18 @@ fn invalid_configs_are_rejected_by_field() {
         Err(TrainError::InvalidConfig { field, .. }) => field,
         other => panic!("expected an invalid config, got {other:?}"),
     };
-    assert_eq!(
-        field(DatasetConfig {
-            image_size: 16,
-            ..Default::default()
-        }),
-        "image_size"
-    );
-    assert_eq!(
-        field(DatasetConfig {
-            supersampling: 0,
-            ..Default::default()
-        }),
-        "supersampling"
-    );
-    assert_eq!(
-        field(DatasetConfig {
-            two_objects: 1.5,
-            ..Default::default()
-        }),
-        "two_objects"
-    );
-    let mentions = MentionRates {
-        background: -0.1,
-        ..MentionRates::ALWAYS
-    };
-    assert_eq!(
-        field(DatasetConfig {
-            mentions,
-            ..Default::default()
-        }),
-        "mentions.background"
-    );
-    let empty = HeldOut {
-        color_shape: vec![],
-        shape_position: vec![],
-    };
-    assert_eq!(
-        field(DatasetConfig {
-            held_out: empty,
-            ..Default::default()
-        }),
-        "held_out"
-    );
+    assert_eq!(field(DatasetConfig { image_size: 16, ..Default::default() }), "image_size");
+    assert_eq!(field(DatasetConfig { supersampling: 0, ..Default::default() }), "supersampling");
+    assert_eq!(field(DatasetConfig { two_objects: 1.5, ..Default::default() }), "two_objects");
+    let mentions = MentionRates { background: -0.1, ..MentionRates::ALWAYS };
+    assert_eq!(field(DatasetConfig { mentions, ..Default::default() }), "mentions.background");
+    let empty = HeldOut { color_shape: vec![], shape_position: vec![] };
+    assert_eq!(field(DatasetConfig { held_out: empty, ..Default::default() }), "held_out");
     let everything = HeldOut {
         color_shape: Color::ALL.iter().flat_map(|&c| Shape::ALL.map(|s| (c, s))).collect(),
         shape_position: vec![],
     };
-    assert_eq!(
-        field(DatasetConfig {
-            held_out: everything,
-            ..Default::default()
-        }),
-        "held_out"
-    );
+    assert_eq!(field(DatasetConfig { held_out: everything, ..Default::default() }), "held_out");
 }
 
 /// A single object with contrasting background, drawn at a random spot of its cell.
@@ -206,25 +140,17 @@ fn single_object() -> impl Strategy<Value = (ObjectSpec, Color, u32, u32, u64)> 
         prop::sample::select(vec![1u32, 4]),
         any::<u64>(),
     )
-        .prop_map(
-            |(shape, color, background, size, position, image_size, supersampling, seed)| {
-                let color = Color::ALL[color];
-                let backgrounds: Vec<Color> = Color::ALL.into_iter().filter(|bg| bg.contrasts_with(color)).collect();
-                let object = ObjectSpec {
-                    shape: Shape::ALL[shape],
-                    color,
-                    size: Size::ALL[size],
-                    position: Position::ALL[position],
-                };
-                (
-                    object,
-                    backgrounds[background % backgrounds.len()],
-                    image_size,
-                    supersampling,
-                    seed,
-                )
-            },
-        )
+        .prop_map(|(shape, color, background, size, position, image_size, supersampling, seed)| {
+            let color = Color::ALL[color];
+            let backgrounds: Vec<Color> = Color::ALL.into_iter().filter(|bg| bg.contrasts_with(color)).collect();
+            let object = ObjectSpec {
+                shape: Shape::ALL[shape],
+                color,
+                size: Size::ALL[size],
+                position: Position::ALL[position],
+            };
+            (object, backgrounds[background % backgrounds.len()], image_size, supersampling, seed)
+        })
 }
 
 proptest! {

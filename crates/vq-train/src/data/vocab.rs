@@ -222,10 +222,7 @@ impl Position {
     /// # Panics
     /// If `row` or `column` is 3 or more.
     pub fn from_cell(row: usize, column: usize) -> Self {
-        assert!(
-            row < 3 && column < 3,
-            "grid cell ({row}, {column}) outside the 3 × 3 grid"
-        );
+        assert!(row < 3 && column < 3, "grid cell ({row}, {column}) outside the 3 × 3 grid");
         Self::ALL[3 * row + column]
     }
 

@@ -2,8 +2,8 @@
 //! `microsoft/vq-diffusion-ithq` has), loadable by `VQDiffusionPipeline::from_dir` and by
 //! diffusers' `VQDiffusionPipeline.from_pretrained`.
 
-use vq_kernels::KernelBackend;
 use std::path::Path;
+use vq_kernels::KernelBackend;
 
 use serde_json::json;
 use vq_model::{VQModel, VQModelConfig};
@@ -12,7 +12,9 @@ use vq_scheduler::VQDiffusionSchedulerConfig;
 
 use super::model::{TextToTokens, TextToTokensConfig};
 use crate::text::caption_words;
-use crate::train::export::{create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, TRANSFORMER_RENAMES};
+use crate::train::export::{
+    create_dir, pytorch_tensors, write_json, write_safetensors, StoreDtype, TRANSFORMER_RENAMES,
+};
 use crate::vqvae::write_vqvae_dir;
 use crate::TrainError;
 
@@ -49,8 +51,10 @@ pub fn write_pipeline<B: KernelBackend>(
     Vocabulary::new(caption_words()).write(out_dir).map_err(|e| TrainError::model("vocabulary", e))?;
 
     // vqvae/
-    let vq_config = VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))?;
-    let vqvae = VQModel::<B>::from_pretrained(vqvae_dir, None, &device).map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
+    let vq_config =
+        VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model("VQ-VAE config", e))?;
+    let vqvae = VQModel::<B>::from_pretrained(vqvae_dir, None, &device)
+        .map_err(|e| TrainError::model("loading the VQ-VAE", e))?;
     write_vqvae_dir(&vqvae, &vq_config, &out_dir.join("vqvae"), dtype)?;
 
     // transformer/
@@ -114,7 +118,8 @@ pub fn write_pipeline<B: KernelBackend>(
     let tokenizer_out = out_dir.join("tokenizer");
     create_dir(&tokenizer_out)?;
     for name in ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json"] {
-        std::fs::copy(tokenizer_dir.join(name), tokenizer_out.join(name)).map_err(|e| TrainError::io(&tokenizer_dir.join(name), e))?;
+        std::fs::copy(tokenizer_dir.join(name), tokenizer_out.join(name))
+            .map_err(|e| TrainError::io(&tokenizer_dir.join(name), e))?;
     }
 
     // scheduler/
@@ -149,6 +154,14 @@ pub fn write_pipeline<B: KernelBackend>(
     )?;
     let null = model.null_embedding.val();
     let shape = null.dims().to_vec();
-    let values = null.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| TrainError::model("null embedding", format!("{e:?}")))?;
-    write_safetensors(&cf_dir.join("diffusion_pytorch_model.safetensors"), &[("embeddings".into(), shape, values)], dtype)
+    let values = null
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| TrainError::model("null embedding", format!("{e:?}")))?;
+    write_safetensors(
+        &cf_dir.join("diffusion_pytorch_model.safetensors"),
+        &[("embeddings".into(), shape, values)],
+        dtype,
+    )
 }

@@ -2,8 +2,8 @@
 //! encoder, transformer and null embedding, e.g. a pipeline that [`super::retarget_pipeline`]
 //! moved onto a new VQ-VAE.
 
-use vq_kernels::KernelBackend;
 use std::path::Path;
+use vq_kernels::KernelBackend;
 
 use burn::module::Param;
 use vq_pipeline::{NegativeEmbeddings, PipelineConfigs, VQDiffusionPipeline};

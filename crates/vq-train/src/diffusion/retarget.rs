@@ -11,8 +11,8 @@
 //! codebook that is only permuted this is exact; in general it is where
 //! `vq-train transformer --init-from` starts.
 
-use vq_kernels::KernelBackend;
 use std::path::Path;
+use vq_kernels::KernelBackend;
 
 use burn::tensor::TensorData;
 use vq_model::{VQModel, VQModelConfig};
@@ -148,8 +148,7 @@ pub fn retarget_pipeline<B: KernelBackend>(
     let load = |dir: &Path| -> Result<(VQModelConfig, VQModel<B>), TrainError> {
         let context = || format!("loading {}", dir.display());
         let config = VQModelConfig::from_file(&dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
-        let model =
-            VQModel::from_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
+        let model = VQModel::from_config(&config, dir, None, device).map_err(|e| TrainError::model(context(), e))?;
         Ok((config, model))
     };
     if images == 0 {

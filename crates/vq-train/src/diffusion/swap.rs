@@ -7,8 +7,8 @@
 //! the frozen part really is the old pipeline's, since a VQ-VAE with other codes would pair the
 //! transformer with a decoder that reads its tokens as something else.
 
-use vq_kernels::KernelBackend;
 use std::path::Path;
+use vq_kernels::KernelBackend;
 
 use burn::tensor::TensorData;
 use vq_model::{VQModel, VQModelConfig};

@@ -87,25 +87,16 @@ impl CoverageMap {
                     return 0.0;
                 }
                 let pixel = image.get_pixel((x0 + i % width) as u32, (y0 + i / width) as u32).0;
-                let projection: f64 = (0..3)
-                    .map(|c| (f64::from(pixel[c]) - background[c]) * direction[c])
-                    .sum();
+                let projection: f64 = (0..3).map(|c| (f64::from(pixel[c]) - background[c]) * direction[c]).sum();
                 (projection / length_sq).clamp(0.0, 1.0)
             })
             .collect();
-        Self {
-            origin: (x0, y0),
-            width,
-            alpha,
-        }
+        Self { origin: (x0, y0), width, alpha }
     }
 
     /// Iterates (x, y, α) in image coordinates.
     fn pixels(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
-        self.alpha
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| (self.origin.0 + i % self.width, self.origin.1 + i / self.width, a))
+        self.alpha.iter().enumerate().map(|(i, &a)| (self.origin.0 + i % self.width, self.origin.1 + i / self.width, a))
     }
 
     /// Σα and the α-weighted centroid.
@@ -185,21 +176,12 @@ pub fn measure(
     let pixels = &component.pixels;
     assert!(!pixels.is_empty(), "cannot measure an empty component");
     let width = image.width() as usize;
-    let rgb = |index: usize| {
-        image
-            .get_pixel((index % width) as u32, (index / width) as u32)
-            .0
-            .map(f64::from)
-    };
+    let rgb = |index: usize| image.get_pixel((index % width) as u32, (index / width) as u32).0.map(f64::from);
 
     let mut distances: Vec<f64> = pixels.iter().map(|&i| distance[i]).collect();
     distances.sort_unstable_by(f64::total_cmp);
     let core_threshold = distances[distances.len() / 2];
-    let core: Vec<usize> = pixels
-        .iter()
-        .copied()
-        .filter(|&i| distance[i] >= core_threshold)
-        .collect();
+    let core: Vec<usize> = pixels.iter().copied().filter(|&i| distance[i] >= core_threshold).collect();
     let mut votes = [0usize; Color::ALL.len()];
     let mut foreground = [0.0; 3];
     for &index in &core {
@@ -207,10 +189,7 @@ pub fn measure(
         votes[Color::nearest(value) as usize] += 1;
         (0..3).for_each(|c| foreground[c] += value[c] / core.len() as f64);
     }
-    let best = votes
-        .iter()
-        .enumerate()
-        .max_by_key(|&(i, &count)| (count, usize::MAX - i));
+    let best = votes.iter().enumerate().max_by_key(|&(i, &count)| (count, usize::MAX - i));
     let color = Color::ALL[best.expect("eight colours").0];
 
     let map = CoverageMap::new(image, component, background, foreground);
@@ -222,19 +201,12 @@ pub fn measure(
         let misfit = map.misfit(shape, &Placement { center, side }, coverage_area);
         (shape, side, misfit)
     });
-    let (shape, side, misfit) = fits
-        .into_iter()
-        .min_by(|a, b| a.2.total_cmp(&b.2))
-        .expect("there are shapes");
+    let (shape, side, misfit) = fits.into_iter().min_by(|a, b| a.2.total_cmp(&b.2)).expect("there are shapes");
     let side = side / grid.cell_side();
     MeasuredObject {
         color,
         shape,
-        size: if side < size_threshold() {
-            Size::Small
-        } else {
-            Size::Large
-        },
+        size: if side < size_threshold() { Size::Small } else { Size::Large },
         position: grid.position_of(centroid.0, centroid.1),
         area: pixels.len(),
         coverage_area,

@@ -92,10 +92,7 @@ impl ImageScore {
 /// If the image is not square.
 pub fn detect(image: &RgbImage) -> (Color, Vec<MeasuredObject>) {
     let (width, height) = image.dimensions();
-    assert_eq!(
-        width, height,
-        "the evaluator expects square images, got {width} × {height}"
-    );
+    assert_eq!(width, height, "the evaluator expects square images, got {width} × {height}");
     let grid = Grid { image_size: width };
     let background = estimate_background(image);
     let distance = background_distance(image, background);
@@ -122,9 +119,7 @@ pub fn evaluate(image: &RgbImage, prompt: &Prompt) -> ImageScore {
     let mut best: Option<(usize, usize, Vec<ObjectScore>)> = None;
     let mut assignment = Vec::with_capacity(prompt.objects.len());
     search(prompt, &detected[..candidates], &mut assignment, &mut best);
-    let objects = best
-        .map(|(_, _, scores)| scores)
-        .expect("the search visits at least one assignment");
+    let objects = best.map(|(_, _, scores)| scores).expect("the search visits at least one assignment");
     ImageScore {
         objects,
         background: prompt.background.map(|bg| bg == measured_background),
@@ -166,15 +161,9 @@ fn search(
         }
         return;
     }
-    let free: Vec<usize> = (0..candidates.len())
-        .filter(|i| !assignment.contains(&Some(*i)))
-        .collect();
+    let free: Vec<usize> = (0..candidates.len()).filter(|i| !assignment.contains(&Some(*i))).collect();
     // Leave a named object unmatched only when no candidate is left for it.
-    let options: Vec<Option<usize>> = if free.is_empty() {
-        vec![None]
-    } else {
-        free.into_iter().map(Some).collect()
-    };
+    let options: Vec<Option<usize>> = if free.is_empty() { vec![None] } else { free.into_iter().map(Some).collect() };
     for option in options {
         assignment.push(option);
         search(prompt, candidates, assignment, best);
@@ -399,13 +388,7 @@ fn confusion_table<const N: usize>(labels: &[&str], rows: &[[usize; N]]) -> Stri
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, tally) in self.attributes() {
-            writeln!(
-                f,
-                "{name:>10}: {:6.2} % ({}/{})",
-                100.0 * tally.accuracy(),
-                tally.correct,
-                tally.total
-            )?;
+            writeln!(f, "{name:>10}: {:6.2} % ({}/{})", 100.0 * tally.accuracy(), tally.correct, tally.total)?;
         }
         Ok(())
     }

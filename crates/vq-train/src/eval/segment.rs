@@ -15,9 +15,8 @@ pub const FOREGROUND_THRESHOLD: f64 = MIN_CONTRAST / 2.0;
 /// their grid cells with a margin, so on the dataset's images the border is pure background.
 pub fn estimate_background(image: &RgbImage) -> [f64; 3] {
     let (w, h) = image.dimensions();
-    let border = (0..w)
-        .flat_map(|x| [(x, 0), (x, h - 1)])
-        .chain((1..h.saturating_sub(1)).flat_map(|y| [(0, y), (w - 1, y)]));
+    let border =
+        (0..w).flat_map(|x| [(x, 0), (x, h - 1)]).chain((1..h.saturating_sub(1)).flat_map(|y| [(0, y), (w - 1, y)]));
     let mut channels: [Vec<u8>; 3] = Default::default();
     for (x, y) in border {
         for (channel, values) in channels.iter_mut().enumerate() {
@@ -32,10 +31,7 @@ pub fn estimate_background(image: &RgbImage) -> [f64; 3] {
 
 /// Distance of every pixel (row-major) from `background`.
 pub fn background_distance(image: &RgbImage, background: [f64; 3]) -> Vec<f64> {
-    image
-        .pixels()
-        .map(|p| rgb_distance(p.0.map(f64::from), background))
-        .collect()
+    image.pixels().map(|p| rgb_distance(p.0.map(f64::from), background)).collect()
 }
 
 /// A connected set of foreground pixels.

@@ -8,12 +8,7 @@ use crate::data::{Dataset, DatasetConfig, Grid, MentionRates, Prompt, Split};
 use crate::rng::SplitMix64;
 
 fn dataset(image_size: u32, supersampling: u32) -> Dataset {
-    let config = DatasetConfig {
-        image_size,
-        supersampling,
-        mentions: MentionRates::ALWAYS,
-        ..Default::default()
-    };
+    let config = DatasetConfig { image_size, supersampling, mentions: MentionRates::ALWAYS, ..Default::default() };
     Dataset::new(config, 11).unwrap()
 }
 
@@ -32,11 +27,7 @@ fn ground_truth_report(dataset: &Dataset, split: Split, count: u64, noise: i32) 
     let mut report = EvalReport::default();
     for index in 0..count {
         let sample = dataset.sample(split, index);
-        let image = if noise > 0 {
-            add_noise(&sample.image, noise, &mut rng)
-        } else {
-            sample.image.clone()
-        };
+        let image = if noise > 0 { add_noise(&sample.image, noise, &mut rng) } else { sample.image.clone() };
         let prompt = Prompt::describe(&sample.scene(), crate::data::Mentions::ALL);
         report.add(&evaluate(&image, &prompt));
     }
@@ -46,10 +37,7 @@ fn ground_truth_report(dataset: &Dataset, split: Split, count: u64, noise: i32) 
 fn assert_accuracy(report: &EvalReport, at_least: f64, what: &str) {
     for (name, tally) in report.attributes() {
         assert!(tally.total > 0, "{what}: no {name} judgements");
-        assert!(
-            tally.accuracy() >= at_least,
-            "{what}: {name} accuracy below {at_least}:\n{report}"
-        );
+        assert!(tally.accuracy() >= at_least, "{what}: {name} accuracy below {at_least}:\n{report}");
     }
 }
 
@@ -90,10 +78,8 @@ fn wrong_prompts_are_judged_wrong() {
     let truth = Prompt::describe(&sample.scene(), crate::data::Mentions::ALL);
     assert!(evaluate(&sample.image, &truth).all_correct());
     let first = truth.objects[0];
-    let other_color = crate::data::Color::ALL
-        .into_iter()
-        .find(|&c| c != first.color && c != sample.background)
-        .unwrap();
+    let other_color =
+        crate::data::Color::ALL.into_iter().find(|&c| c != first.color && c != sample.background).unwrap();
     let mut wrong_color = truth.clone();
     wrong_color.objects[0].color = other_color;
     let score = evaluate(&sample.image, &wrong_color);

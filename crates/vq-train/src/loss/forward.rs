@@ -52,21 +52,9 @@ pub fn q_sample<B: Backend>(
     uniform_class: Tensor<B, 2>,
 ) -> Tensor<B, 2, Int> {
     let [batch, pixels] = x_0.dims();
-    assert_eq!(
-        uniform_kind.dims(),
-        [batch, pixels],
-        "uniform_kind must match x_0's shape"
-    );
-    assert_eq!(
-        uniform_class.dims(),
-        [batch, pixels],
-        "uniform_class must match x_0's shape"
-    );
-    assert_eq!(
-        log_cumprod_ct.dims(),
-        [batch, 1, 1],
-        "log_cumprod_ct must be [batch, 1, 1]"
-    );
+    assert_eq!(uniform_kind.dims(), [batch, pixels], "uniform_kind must match x_0's shape");
+    assert_eq!(uniform_class.dims(), [batch, pixels], "uniform_class must match x_0's shape");
+    assert_eq!(log_cumprod_ct.dims(), [batch, 1, 1], "log_cumprod_ct must be [batch, 1, 1]");
     // [batch, 1, 1] → [batch, pixels]
     let per_token = |log_p: Tensor<B, 3>| log_p.exp().reshape([batch, 1]).expand([batch, pixels]);
     let mask_probability = per_token(log_cumprod_ct);
@@ -74,11 +62,6 @@ pub fn q_sample<B: Backend>(
 
     let masked = uniform_kind.clone().lower(mask_probability.clone());
     let replaced = uniform_kind.lower(mask_probability + replace_probability);
-    let random_class = uniform_class
-        .mul_scalar(num_classes as f32)
-        .floor()
-        .int()
-        .clamp(0, num_classes as i64 - 1);
-    x_0.mask_where(replaced, random_class)
-        .mask_fill(masked, num_classes as i64)
+    let random_class = uniform_class.mul_scalar(num_classes as f32).floor().int().clamp(0, num_classes as i64 - 1);
+    x_0.mask_where(replaced, random_class).mask_fill(masked, num_classes as i64)
 }

@@ -78,10 +78,7 @@ impl VqDiffusionLossConfig {
         let [batch, k, pixels] = log_p_x_0.dims();
         assert_eq!(x_0.dims(), [batch, pixels], "x_0 must be [batch, pixels]");
         assert_eq!(x_t.dims(), [batch, pixels], "x_t must be [batch, pixels]");
-        assert!(
-            t.len() == batch && p_t.len() == batch,
-            "t and p_t need one entry per sample"
-        );
+        assert!(t.len() == batch && p_t.len() == batch, "t and p_t need one entry per sample");
         let device = log_p_x_0.device();
         let per_sample = |values: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(values, [batch]), &device);
 
@@ -108,11 +105,8 @@ impl VqDiffusionLossConfig {
         let aux_weight = per_sample(
             t.iter()
                 .map(|&t| {
-                    let adaptive = if self.adaptive_auxiliary_loss {
-                        2.0 - t as f64 / *num_timesteps as f64
-                    } else {
-                        1.0
-                    };
+                    let adaptive =
+                        if self.adaptive_auxiliary_loss { 2.0 - t as f64 / *num_timesteps as f64 } else { 1.0 };
                     (self.auxiliary_loss_weight * adaptive) as f32
                 })
                 .collect(),

@@ -26,30 +26,17 @@ use super::StepRates;
 /// If the shapes disagree.
 pub fn q_posterior<B: Backend>(log_p_x_0: Tensor<B, 3>, x_t: Tensor<B, 2, Int>, rates: &StepRates<B>) -> Tensor<B, 3> {
     let [batch, k, pixels] = log_p_x_0.dims();
-    assert_eq!(
-        x_t.dims(),
-        [batch, pixels],
-        "x_t must be [batch, pixels] = {:?}",
-        [batch, pixels]
-    );
+    assert_eq!(x_t.dims(), [batch, pixels], "x_t must be [batch, pixels] = {:?}", [batch, pixels]);
     assert_eq!(rates.batch(), batch, "rates must have one timestep per sample");
     let log_onehot_x_t = index_to_log_onehot(x_t.clone(), k + 1);
-    let is_masked = x_t
-        .equal_elem(k as i64)
-        .unsqueeze_dim::<3>(1)
-        .expand([batch, k, pixels]);
+    let is_masked = x_t.equal_elem(k as i64).unsqueeze_dim::<3>(1).expand([batch, k, pixels]);
     let class_rows = log_onehot_x_t.clone().narrow(1, 0, k);
 
     // log q(x_t | x_0 = k) for k < K: ᾱ_t + β̄_t on x_t's class, β̄_t elsewhere, γ̄_t everywhere
     // if x_t is masked.
-    let log_q_xt_given_x0 = log_add_exp(
-        class_rows.clone() + rates.log_cumprod_at.clone(),
-        rates.log_cumprod_bt.clone(),
-    )
-    .mask_where(
-        is_masked.clone(),
-        rates.log_cumprod_ct.clone().expand([batch, k, pixels]),
-    );
+    let log_q_xt_given_x0 =
+        log_add_exp(class_rows.clone() + rates.log_cumprod_at.clone(), rates.log_cumprod_bt.clone())
+            .mask_where(is_masked.clone(), rates.log_cumprod_ct.clone().expand([batch, k, pixels]));
     // log q(x_t | x_{t−1} = k) for k ≤ K: the same with one-step rates; the mask row is the
     // one-hot's (0 if x_t is masked, −69 otherwise).
     let log_q_xt_given_xprev = Tensor::cat(

@@ -92,10 +92,7 @@ fn q_sample_frequencies_match_the_cumulative_tables() {
         let check = |count: usize, p: f64, what: &str| {
             let sd = (p * (1.0 - p) / pixels as f64).sqrt();
             let rate = count as f64 / pixels as f64;
-            assert!(
-                (rate - p).abs() < 5.0 * sd + 1e-9,
-                "t = {t}, {what}: rate {rate}, expected {p}"
-            );
+            assert!((rate - p).abs() < 5.0 * sd + 1e-9, "t = {t}, {what}: rate {rate}, expected {p}");
         };
         check(masked, gamma, "mask");
         check(offsets[0], alpha + beta, "keep");
@@ -151,19 +148,10 @@ proptest! {
 /// Random normalised log p(x_0) `[batch, K, pixels]` and x_t ids in 0..=K (about a third masked).
 fn random_inputs(rng: &mut SplitMix64, batch: usize, k: usize, pixels: usize) -> (Tensor<B, 3>, Tensor<B, 2, Int>) {
     let logits: Vec<f32> = (0..batch * k * pixels).map(|_| rng.uniform(-4.0, 4.0) as f32).collect();
-    let log_p = log_softmax(
-        Tensor::<B, 3>::from_data(TensorData::new(logits, [batch, k, pixels]), &Default::default()),
-        1,
-    );
-    let x_t: Vec<i64> = (0..batch * pixels)
-        .map(|_| {
-            if rng.bernoulli(0.35) {
-                k as i64
-            } else {
-                rng.below(k) as i64
-            }
-        })
-        .collect();
+    let log_p =
+        log_softmax(Tensor::<B, 3>::from_data(TensorData::new(logits, [batch, k, pixels]), &Default::default()), 1);
+    let x_t: Vec<i64> =
+        (0..batch * pixels).map(|_| if rng.bernoulli(0.35) { k as i64 } else { rng.below(k) as i64 }).collect();
     (log_p, ids(x_t, [batch, pixels]))
 }
 
@@ -230,10 +218,7 @@ fn posterior_is_the_mixture_of_exact_posteriors() {
                     value += weight * step(i, j) * cumulative(i, x_0, t - 1) / cumulative(j, x_0, t);
                 }
                 let got = f64::from(ours[(row * (k + 1) + i) * pixels + n]);
-                assert!(
-                    (got - value).abs() < 2e-5,
-                    "t = {t}, x_t = {j}, x_(t-1) = {i}: {got} vs {value}"
-                );
+                assert!((got - value).abs() < 2e-5, "t = {t}, x_t = {j}, x_(t-1) = {i}: {got} vs {value}");
             }
         }
     }
@@ -250,10 +235,7 @@ fn a_perfect_prediction_has_zero_loss() {
     let (k, pixels) = (8usize, 16usize);
     let t = [0usize, 1, 10, 19];
     let mut rng = SplitMix64::new(2);
-    let x_0 = ids(
-        (0..t.len() * pixels).map(|_| rng.below(k) as i64).collect(),
-        [t.len(), pixels],
-    );
+    let x_0 = ids((0..t.len() * pixels).map(|_| rng.below(k) as i64).collect(), [t.len(), pixels]);
     let rates = StepRates::<B>::gather(&tables, &t, &Default::default());
     let x_t = q_sample(
         x_0.clone(),
@@ -264,17 +246,9 @@ fn a_perfect_prediction_has_zero_loss() {
         host_uniforms(&mut rng, [t.len(), pixels]),
     );
     let perfect = vq_scheduler::index_to_log_onehot(x_0.clone(), k);
-    let timesteps = TimestepBatch {
-        t: t.to_vec(),
-        p_t: vec![0.05; 4],
-        num_timesteps: 20,
-    };
+    let timesteps = TimestepBatch { t: t.to_vec(), p_t: vec![0.05; 4], num_timesteps: 20 };
     let terms = loss_config().loss(perfect, x_0, x_t, &timesteps, &rates);
-    for value in to_vec(terms.vb)
-        .into_iter()
-        .chain(to_vec(terms.aux))
-        .chain(to_vec(terms.loss))
-    {
+    for value in to_vec(terms.vb).into_iter().chain(to_vec(terms.aux)).chain(to_vec(terms.loss)) {
         assert!(value.abs() < 1e-6, "{value}");
     }
 }
@@ -292,11 +266,7 @@ fn a_uniform_prediction_costs_log_k_per_token() {
     let rates = StepRates::<B>::gather(&tables, &t, &device);
     let uniform = Tensor::<B, 3>::full([2, k, pixels], -(k as f32).ln(), &device);
     let config = loss_config();
-    let timesteps = TimestepBatch {
-        t: t.to_vec(),
-        p_t: p_t.to_vec(),
-        num_timesteps: 20,
-    };
+    let timesteps = TimestepBatch { t: t.to_vec(), p_t: p_t.to_vec(), num_timesteps: 20 };
     let terms = config.loss(uniform, x_0, x_t, &timesteps, &rates);
     let (vb, aux) = (to_vec(terms.vb), to_vec(terms.aux));
     let log_k = (k as f64).ln();
@@ -311,11 +281,7 @@ fn a_uniform_prediction_costs_log_k_per_token() {
     let expected = (f64::from(vb[0]) + aux_weight(0) * f64::from(aux[0])) / p_t[0]
         + (f64::from(vb[1]) + aux_weight(12) * f64::from(aux[1])) / p_t[1];
     let loss = f64::from(terms.loss.into_scalar());
-    assert!(
-        (loss - expected / (2 * pixels) as f64).abs() < 1e-3 * loss,
-        "{loss} vs {}",
-        expected / 10.0
-    );
+    assert!((loss - expected / (2 * pixels) as f64).abs() < 1e-3 * loss, "{loss} vs {}", expected / 10.0);
 }
 
 #[test]
@@ -328,16 +294,9 @@ fn position_weights_select_masked_or_unmasked_tokens() {
     let x_t = ids(vec![8, 8, 8, 3, 4, 7], [1, 6]);
     let rates = StepRates::<B>::gather(&tables, &[10], &device);
     let vb_with = |masked_weight: f64, unmasked_weight: f64| {
-        let config = VqDiffusionLossConfig::new()
-            .with_masked_weight(masked_weight)
-            .with_unmasked_weight(unmasked_weight);
-        let terms = config.loss(
-            log_p.clone(),
-            x_0.clone(),
-            x_t.clone(),
-            &TimestepBatch::constant(10, 1, 20),
-            &rates,
-        );
+        let config =
+            VqDiffusionLossConfig::new().with_masked_weight(masked_weight).with_unmasked_weight(unmasked_weight);
+        let terms = config.loss(log_p.clone(), x_0.clone(), x_t.clone(), &TimestepBatch::constant(10, 1, 20), &rates);
         (f64::from(terms.vb.into_scalar()), f64::from(terms.aux.into_scalar()))
     };
     let (all, masked, unmasked) = (vb_with(1.0, 1.0), vb_with(1.0, 0.0), vb_with(0.0, 1.0));
@@ -360,11 +319,7 @@ fn gradients_are_finite_with_every_kind_of_timestep_in_the_batch() {
     let x_t: Vec<i64> = x_0.iter().map(|&x| if rng.bernoulli(0.5) { 8 } else { x }).collect();
     let int = |values: Vec<i64>| Tensor::<A, 2, Int>::from_data(TensorData::new(values, [4, 10]), &device);
     let rates = StepRates::<A>::gather(&tables, &t, &device);
-    let timesteps = TimestepBatch {
-        t: t.to_vec(),
-        p_t: vec![0.01; 4],
-        num_timesteps: 100,
-    };
+    let timesteps = TimestepBatch { t: t.to_vec(), p_t: vec![0.01; 4], num_timesteps: 100 };
     let terms = loss_config().loss(log_softmax(logits.clone(), 1), int(x_0), int(x_t), &timesteps, &rates);
     let gradients = terms.loss.backward();
     let gradient = logits.grad(&gradients).expect("logits are tracked");
@@ -386,10 +341,7 @@ fn timestep_sampler_is_uniform_until_warm_then_follows_the_loss() {
     assert!(p_t.iter().all(|&p| p == 0.1));
     let mut counts = vec![0usize; steps];
     t.iter().for_each(|&t| counts[t] += 1);
-    assert!(
-        counts.iter().all(|&c| (c as f64 - 2000.0).abs() < 5.0 * 42.5),
-        "{counts:?}"
-    );
+    assert!(counts.iter().all(|&c| (c as f64 - 2000.0).abs() < 5.0 * 42.5), "{counts:?}");
 
     // Loss t (so L_t = t² (1 − 0.9^n) after n updates). Warm after 11 reports of every t.
     for round in 0..11 {
@@ -400,9 +352,7 @@ fn timestep_sampler_is_uniform_until_warm_then_follows_the_loss() {
     }
     assert!(sampler.is_warm());
     let decay = 1.0 - 0.9f64.powi(11);
-    let mut weights: Vec<f64> = (0..steps)
-        .map(|t| ((t * t) as f64 * decay + 1e-10).sqrt() + 1e-4)
-        .collect();
+    let mut weights: Vec<f64> = (0..steps).map(|t| ((t * t) as f64 * decay + 1e-10).sqrt() + 1e-4).collect();
     weights[0] = weights[1];
     let total: f64 = weights.iter().sum();
     let expected: Vec<f64> = weights.iter().map(|w| w / total).collect();
@@ -418,9 +368,6 @@ fn timestep_sampler_is_uniform_until_warm_then_follows_the_loss() {
     }
     for (count, p) in counts.iter().zip(&expected) {
         let sd = (p * (1.0 - p) * 50_000.0).sqrt();
-        assert!(
-            (*count as f64 - p * 50_000.0).abs() < 5.0 * sd,
-            "{counts:?} vs {expected:?}"
-        );
+        assert!((*count as f64 - p * 50_000.0).abs() < 5.0 * sd, "{counts:?} vs {expected:?}");
     }
 }

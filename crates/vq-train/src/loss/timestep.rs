@@ -22,11 +22,7 @@ impl TimestepBatch {
     /// If `t ≥ num_timesteps`.
     pub fn constant(t: usize, batch: usize, num_timesteps: usize) -> Self {
         assert!(t < num_timesteps, "timestep {t} out of range 0..{num_timesteps}");
-        Self {
-            t: vec![t; batch],
-            p_t: vec![1.0 / num_timesteps as f64; batch],
-            num_timesteps,
-        }
+        Self { t: vec![t; batch], p_t: vec![1.0 / num_timesteps as f64; batch], num_timesteps }
     }
 }
 
@@ -50,10 +46,7 @@ impl TimestepSampler {
     /// If `num_timesteps < 2` (the t = 0 weight is copied from t = 1).
     pub fn new(num_timesteps: usize) -> Self {
         assert!(num_timesteps >= 2, "the timestep sampler needs at least two timesteps");
-        Self {
-            loss_history: vec![0.0; num_timesteps],
-            counts: vec![0; num_timesteps],
-        }
+        Self { loss_history: vec![0.0; num_timesteps], counts: vec![0; num_timesteps] }
     }
 
     /// Whether importance sampling is active (every t has reported > [`WARMUP_COUNT`] losses).
@@ -93,11 +86,7 @@ impl TimestepSampler {
                 (t, probabilities[t])
             })
             .unzip();
-        TimestepBatch {
-            t,
-            p_t,
-            num_timesteps: probabilities.len(),
-        }
+        TimestepBatch { t, p_t, num_timesteps: probabilities.len() }
     }
 
     /// Records per-sample losses (the `vb` of [`super::LossTerms`], before the 1/p_t weight):

@@ -52,8 +52,8 @@ pub fn named_step_gradients<B: TrainBackend>(
     let context = || vqvae_dir.display().to_string();
     let config =
         VQModelConfig::from_file(&vqvae_dir.join("config.json")).map_err(|e| TrainError::model(context(), e))?;
-    let model = VQModel::<B>::from_config(&config, vqvae_dir, None, device)
-        .map_err(|e| TrainError::model(context(), e))?;
+    let model =
+        VQModel::<B>::from_config(&config, vqvae_dir, None, device).map_err(|e| TrainError::model(context(), e))?;
     let dataset =
         Dataset::new(DatasetConfig { image_size: config.sample_size as u32, ..DatasetConfig::default() }, seed)?;
     let batch = render_batch(&dataset, Split::Train, batch_size, 0, None, 0.0);

@@ -97,7 +97,9 @@ impl Drop for Kernels {
 fn compile(source: &str, target: &str) -> Result<Vec<u8>, EngineError> {
     // SAFETY: only tries to open the library (cudarc panics on a call into a missing one).
     if !unsafe { nvrtc::sys::is_culib_present() } {
-        return Err(EngineError::Unavailable("NVRTC (libnvrtc.so) was not found: add its folder to LD_LIBRARY_PATH".into()));
+        return Err(EngineError::Unavailable(
+            "NVRTC (libnvrtc.so) was not found: add its folder to LD_LIBRARY_PATH".into(),
+        ));
     }
     let nvrtc_error = |what: &str, e: &dyn std::fmt::Debug| EngineError::Device(format!("NVRTC {what}: {e:?}"));
     let c_source = CString::new(source).expect("the kernel source has no NUL");
