@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids = Tensor::<NdArray, 2, Int>::from_data(TensorData::new(rows.concat(), [rows.len(), side * side]), &device);
     let images = to_unit_range(vqvae.decode_indices(ids, (side, side))?);
     let [_, height, width, _] = images.dims();
-    let bytes = to_rgb8(images.slice([0..1])).to_vec::<u8>()?;
+    let bytes = to_rgb8(images.narrow(0, 0, 1)).to_vec::<u8>()?;
     image::RgbImage::from_raw(width as u32, height as u32, bytes).ok_or("bad buffer")?.save(&out)?;
     println!("decoded {}×{side} tokens into {} ({width}×{height})", side, out.display());
     Ok(())

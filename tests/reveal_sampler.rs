@@ -105,6 +105,6 @@ fn start_tokens_stay_until_the_last_step() {
 #[test]
 fn a_negative_purity_weight_is_refused_by_name() {
     let request = GenerateRequest::new(["a cat"]).with_sampler(Sampler::Reveal(RevealOrder::Purity { weight: -1.0 }));
-    let error = pipeline().generate(&request).err().expect("a negative weight is refused").to_string();
+    let error = pipeline().generate(&request).expect_err("a negative weight is refused").to_string();
     assert!(error.contains("purity_weight") && error.contains("-1"), "{error}");
 }

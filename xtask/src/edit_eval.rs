@@ -69,6 +69,9 @@ struct Setup<'a, B: KernelBackend> {
     args: &'a Args,
 }
 
+/// The pictures, their tokens and the seconds spent.
+type Generated = (Vec<RgbImage>, Vec<Vec<i64>>, f64);
+
 impl<B: KernelBackend> Setup<'_, B> {
     /// A request for `prompts` with the model's settings, all T steps, torch noise for batch `i`.
     fn request(&self, prompts: &[String], batch: usize) -> GenerateRequest {
@@ -85,7 +88,7 @@ impl<B: KernelBackend> Setup<'_, B> {
         &self,
         count: usize,
         make: impl Fn(std::ops::Range<usize>, usize) -> GenerateRequest,
-    ) -> Result<(Vec<RgbImage>, Vec<Vec<i64>>, f64), String> {
+    ) -> Result<Generated, String> {
         let (mut images, mut tokens, mut seconds) = (Vec::new(), Vec::new(), 0.0);
         let size = self.args.batch_size.max(1);
         for (batch, start) in (0..count).step_by(size).enumerate() {

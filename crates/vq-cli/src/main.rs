@@ -9,7 +9,7 @@ mod args;
 mod backend;
 mod codec;
 mod edit;
-#[cfg(feature = "embedded-model")]
+#[cfg(shipped_model)]
 mod embedded;
 mod error;
 mod exif;

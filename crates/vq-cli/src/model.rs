@@ -45,24 +45,24 @@ pub fn choose(flag: Option<&str>, env: Option<OsString>, cache_roots: &[PathBuf]
 
 /// The model of `--model`, else `$VQ_DIFFUSION_MODEL`, else the embedded one in the user's cache.
 pub fn choose_from_env(flag: Option<&str>) -> Result<ModelChoice, CliError> {
-    #[cfg(feature = "embedded-model")]
+    #[cfg(shipped_model)]
     let roots = crate::embedded::cache_roots();
-    #[cfg(not(feature = "embedded-model"))]
+    #[cfg(not(shipped_model))]
     let roots = Vec::new();
     choose(flag, std::env::var_os(MODEL_ENV), &roots)
 }
 
-#[cfg(feature = "embedded-model")]
+#[cfg(shipped_model)]
 fn embedded(cache_roots: &[PathBuf]) -> Result<ModelChoice, CliError> {
     let dir = crate::embedded::unpack_into(cache_roots)?;
     Ok(ModelChoice { model: dir.display().to_string(), origin: Origin::Embedded })
 }
 
-#[cfg(not(feature = "embedded-model"))]
+#[cfg(not(shipped_model))]
 fn embedded(_cache_roots: &[PathBuf]) -> Result<ModelChoice, CliError> {
     Err(CliError::Failure(format!(
         "no --model given and {MODEL_ENV} is not set, and this build has no embedded model (cargo feature \
-         `embedded-model` of vq-cli): pass --model DIR|REPO_ID"
+         `embedded-model` of vq-cli, built from a checkout that has models/shapes): pass --model DIR|REPO_ID"
     )))
 }
 
@@ -81,7 +81,7 @@ mod tests {
 
     /// No path of the checkout is consulted: the model comes from the binary into the given
     /// cache folder, which lies outside the checkout, and an empty variable counts as unset.
-    #[cfg(feature = "embedded-model")]
+    #[cfg(shipped_model)]
     #[test]
     fn without_flag_or_variable_the_embedded_model_is_unpacked_into_the_cache() {
         let root = std::env::temp_dir().join(format!("vq-cli-model-choice-{}", std::process::id()));
@@ -96,7 +96,7 @@ mod tests {
         std::fs::remove_dir_all(root).ok();
     }
 
-    #[cfg(not(feature = "embedded-model"))]
+    #[cfg(not(shipped_model))]
     #[test]
     fn without_flag_variable_or_embedded_model_the_error_says_what_to_pass() {
         let error = choose(None, None, &[]).unwrap_err();

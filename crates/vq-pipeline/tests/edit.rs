@@ -284,7 +284,7 @@ fn the_shipped_model_encodes_what_it_decodes() {
     let (_, tokens) = shapes_case_tokens();
     let picture = pipeline.decode_images(&[tokens]).unwrap().remove(0);
     assert_eq!(picture.dimensions(), (64, 64));
-    let encoded = pipeline.encode_images(&[picture.clone()]).unwrap().remove(0);
+    let encoded = pipeline.encode_images(std::slice::from_ref(&picture)).unwrap().remove(0);
     assert_eq!(encoded.len(), 256);
     // The codebook holds several codes for one flat colour, so the ids differ (55 of 256 equal,
     // measured) while the pixels they decode to stay close: measured 4.1 of 255 on average.

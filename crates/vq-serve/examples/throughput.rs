@@ -122,14 +122,11 @@ fn request(agent: &ureq::Agent, url: &str, seed: usize, steps: Option<usize>) ->
     Ok((png, latency))
 }
 
-/// `images` requests (seeds 0..images) from `clients` clients; the PNG of every seed, the
-/// whole run's seconds and the median latency.
-fn run_load(
-    url: &str,
-    clients: usize,
-    images: usize,
-    steps: Option<usize>,
-) -> Result<(BTreeMap<usize, Vec<u8>>, f64, f64), String> {
+/// The PNG of every seed, the whole run's seconds and the median latency.
+type LoadResult = (BTreeMap<usize, Vec<u8>>, f64, f64);
+
+/// `images` requests (seeds 0..images) from `clients` clients.
+fn run_load(url: &str, clients: usize, images: usize, steps: Option<usize>) -> Result<LoadResult, String> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(3600)).build();
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)

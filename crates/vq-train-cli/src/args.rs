@@ -554,7 +554,9 @@ mod tests {
         assert_eq!(with_defaults("Seed", |r| r.seed), "Seed [default: 0]");
         let help = |command: &str| {
             let mut cli = <Cli as clap::CommandFactory>::command();
-            cli.find_subcommand_mut(command).expect("a subcommand").render_long_help().to_string()
+            // Folded: help wraps at the terminal's width.
+            let text = cli.find_subcommand_mut(command).expect("a subcommand").render_long_help().to_string();
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
         };
         let vqvae = help("vqvae");
         for default in

@@ -68,7 +68,7 @@ fn run_in(binary: &Path, cwd: &Path, home: &Path, args: &[&str]) -> Run {
     Run::of(&mut command)
 }
 
-#[cfg(feature = "embedded-model")]
+#[cfg(shipped_model)]
 #[test]
 fn an_installed_copy_draws_with_the_embedded_model_from_any_folder() {
     let scratch = Scratch::new("installed");

@@ -2,7 +2,7 @@
 
 use crate::common::{tiny, vq_diffusion, vq_diffusion_with_model_env, Scratch};
 
-#[cfg(feature = "embedded-model")]
+#[cfg(shipped_model)]
 #[test]
 fn info_describes_the_embedded_model() {
     let run = vq_diffusion(&["info"]);
