@@ -19,6 +19,7 @@ pub enum Origin {
     /// `$VQ_DIFFUSION_MODEL`.
     Environment,
     /// Neither: the model embedded in the binary, unpacked to a folder.
+    #[cfg_attr(not(shipped_model), allow(dead_code))] // a build without the model never names it
     Embedded,
 }
 
