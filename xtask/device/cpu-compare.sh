@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Two builds of the CPU pipeline on one quiet machine, runs alternated (A B A B …), medians of each:
 # the README's first command (the shipped shapes model, ndarray) and the ITHQ-size transformer
-# forward (4 blocks, batch 2, flex). Used on the lent machine because its 16 cores are idle, where
+# forward (4 blocks, batch 2, on FORWARD_BACKEND: default flex, which needs xtask built with `--features flex`). Used on the lent machine because its 16 cores are idle, where
 # this one's two are shared with builds.
 #
-#   here:   release builds of vq-diffusion and xtask (`--features flex`) of each commit, stripped and
+#   here:   release builds of vq-diffusion and xtask of each commit, stripped and
 #           xz-compressed as .carry/cpu/{a,b}-{vq-diffusion,xtask}.xz
 #   call:   carry [".carry"], command: bash xtask/device/cpu-compare.sh
 #
@@ -37,7 +37,7 @@ generate() {
     --seed 0 --guidance-scale 3 --truncation-rate 0.7 --output "/tmp/cpu/$1.png"
 }
 forward() {
-  "/tmp/cpu/$1-xtask" bench --backend flex --what forward --layers 4 --warmup 1 --reps 3 \
+  "/tmp/cpu/$1-xtask" bench --backend "${FORWARD_BACKEND:-flex}" --what forward --layers 4 --warmup 1 --reps 3 \
     --tokenizer fixtures/tiny/hub/tokenizer --json "/tmp/cpu/$1-forward.json"
 }
 for what in generate forward; do
