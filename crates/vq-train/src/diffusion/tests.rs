@@ -387,7 +387,9 @@ fn two_replicas_sum_to_the_gradient_of_the_whole_batch() {
     };
     let (whole, whole_values) = step(1);
     let (split, split_values) = step(2);
-    assert_same(&whole, &split, &[], 1e-4);
+    // Summed in another order: an embedding row's gradient sums many terms that largely cancel, so
+    // its relative error reaches ~1e-4 on some random draws; a wrong shard would be off by O(1).
+    assert_same(&whole, &split, &[], 1e-3);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
     assert!(close(whole_values.loss, split_values.loss), "{} vs {}", whole_values.loss, split_values.loss);
     for (a, b) in whole_values.vb.iter().zip(&split_values.vb).chain(whole_values.aux.iter().zip(&split_values.aux)) {
