@@ -138,6 +138,19 @@ pub fn tokenizer(data: &[u8]) {
     }
 }
 
+/// `picture`: a picture file as `--init-image` and `--mask` read it. A decoded picture is
+/// within the decoding limits, and fitting it to a model's size (as a picture and as a mask)
+/// gives exactly that size.
+pub fn picture(data: &[u8]) {
+    let Ok(picture) = vq_pipeline::decode_picture(data) else { return };
+    let side = vq_pipeline::picture::PICTURE_MAX_SIDE;
+    assert!(picture.width() <= side && picture.height() <= side, "a picture beyond the side limit decoded");
+    for size in [(16, 16), (24, 8)] {
+        assert_eq!(vq_pipeline::fit_image(&picture.to_rgb8(), size).dimensions(), size);
+        assert_eq!(vq_pipeline::fit_image(&picture.to_luma8(), size).dimensions(), size);
+    }
+}
+
 fn json(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }

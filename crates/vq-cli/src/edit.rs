@@ -163,13 +163,10 @@ impl EditInputs {
     }
 }
 
-/// A PNG (or another format the build reads) from `path`, or an error naming the file.
+/// A picture (PNG, JPEG or WebP) from `path`, within the pipeline's decoding limits, or an
+/// error naming the file.
 pub fn read_image(path: &Path) -> Result<image::DynamicImage, CliError> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| CliError::Failure(format!("cannot read {}: {e}", path.display())))?
-        .with_guessed_format()
-        .map_err(|e| CliError::Failure(format!("cannot read {}: {e}", path.display())))?;
-    reader.decode().map_err(|e| CliError::Failure(format!("{} is not a readable picture: {e}", path.display())))
+    vq_pipeline::read_picture(path).map_err(|e| CliError::Failure(e.to_string()))
 }
 
 /// `image` at the model's `size`: as it is, resized and cropped with --resize, or an error

@@ -18,7 +18,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use image::{GrayImage, ImageBuffer, Pixel, RgbImage};
+use image::{GrayImage, RgbImage};
 use vq_kernels::KernelBackend;
 use vq_scheduler::{UniformSource, VQDiffusionScheduler};
 
@@ -211,7 +211,7 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
     /// [−1, 1].
     ///
     /// Errors: a VQ-VAE without its encoder ([`PipelineError::NoEncoder`]); a picture that is not
-    /// of [`Self::image_size`] ([`PipelineError::ImageSize`]; [`fit_image`] resizes and crops).
+    /// of [`Self::image_size`] ([`PipelineError::ImageSize`]; [`crate::fit_image`] resizes and crops).
     pub fn encode_images(&self, images: &[RgbImage]) -> Result<Vec<Vec<i64>>, PipelineError> {
         if !self.can_encode() {
             return Err(PipelineError::NoEncoder { path: self.dir.join("vqvae") });
@@ -279,28 +279,6 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         }
         Ok(latent)
     }
-}
-
-/// A picture resized (Lanczos) so that it covers `size`, then cropped to it around its centre
-/// — what the original VQ-Diffusion's validation preprocessing does to a non-square picture.
-/// Works on pictures and masks alike (a resized mask is thresholded by [`VQDiffusionPipeline::latent_mask`]).
-pub fn fit_image<P>(
-    image: &ImageBuffer<P, Vec<P::Subpixel>>,
-    (width, height): (u32, u32),
-) -> ImageBuffer<P, Vec<P::Subpixel>>
-where
-    P: Pixel + 'static,
-    P::Subpixel: 'static,
-{
-    if image.dimensions() == (width, height) {
-        return image.clone();
-    }
-    let (w, h) = image.dimensions();
-    let scale = (f64::from(width) / f64::from(w)).max(f64::from(height) / f64::from(h));
-    let (new_w, new_h) =
-        (((f64::from(w) * scale).round() as u32).max(width), ((f64::from(h) * scale).round() as u32).max(height));
-    let resized = image::imageops::resize(image, new_w, new_h, image::imageops::FilterType::Lanczos3);
-    image::imageops::crop_imm(&resized, (new_w - width) / 2, (new_h - height) / 2, width, height).to_image()
 }
 
 fn check_size(what: &'static str, found: (u32, u32), expected: (u32, u32)) -> Result<(), PipelineError> {

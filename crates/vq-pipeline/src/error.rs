@@ -85,6 +85,15 @@ pub enum PipelineError {
         /// The VQ-VAE's folder.
         path: PathBuf,
     },
+    /// A picture file could not be decoded (unknown format, malformed data, or beyond the
+    /// decoding limits of [`crate::picture`]).
+    #[error("{path} is not a readable picture: {message}")]
+    Picture {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's reason.
+        message: String,
+    },
     /// A picture or mask does not have the model's size.
     #[error("the {what} is {}×{} pixels, the model's pictures are {}×{}", found.0, found.1, expected.0, expected.1)]
     ImageSize {

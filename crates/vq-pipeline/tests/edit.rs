@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use vq_pipeline::{
-    fit_image, GenerateRequest, KeptRegion, NoiseSource, PipelineError, Sampler, SkipPosterior, VQDiffusionPipeline,
+    GenerateRequest, KeptRegion, NoiseSource, PipelineError, Sampler, SkipPosterior, VQDiffusionPipeline,
 };
 
 type B = NdArray<f32>;
@@ -182,22 +182,6 @@ fn a_latent_pixel_is_redrawn_when_any_pixel_of_its_patch_is_brighter_than_half_g
         }
         other => panic!("{other}"),
     }
-}
-
-#[test]
-fn fit_image_resizes_to_cover_and_crops_the_centre() {
-    // 40 × 20: left half red, right half blue, a green middle stripe 4 px wide.
-    let image = image::RgbImage::from_fn(40, 20, |x, _| match x {
-        18..=21 => image::Rgb([0, 255, 0]),
-        0..=17 => image::Rgb([255, 0, 0]),
-        _ => image::Rgb([0, 0, 255]),
-    });
-    let fitted = fit_image(&image, (16, 16));
-    assert_eq!(fitted.dimensions(), (16, 16));
-    // Scaled to 32 × 16, cropped to x in 8..24: red, then green at the centre, then blue.
-    assert!(fitted.get_pixel(1, 8).0[0] > 200 && fitted.get_pixel(14, 8).0[2] > 200);
-    assert!(fitted.get_pixel(8, 8).0[1] > 150, "{:?}", fitted.get_pixel(8, 8));
-    assert_eq!(fit_image(&fitted, (16, 16)), fitted, "the right size is left alone");
 }
 
 /// A copy of the test pipeline whose VQ-VAE weights lack the encoder (a decoder-only export).
