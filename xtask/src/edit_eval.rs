@@ -46,7 +46,8 @@ pub struct Args {
     /// Seed of the torch noise (batch i uses seed + i).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to write a figure of the first inpaintings: rows of input, mask, result.
+    /// Where to write a figure of the first inpaintings (the default kept region): rows of
+    /// input, mask, result.
     #[arg(long)]
     figure: Option<PathBuf>,
     /// Number of inpaintings in the figure.
@@ -252,7 +253,7 @@ fn inpaint<B: KernelBackend>(setup: &Setup<'_, B>) -> Result<(), String> {
             .sum();
         let kept_pixels = mean_over(&images, &originals, &masks, false);
         print_inpaint_row(name, &images, &edited, changed, kept_pixels, seconds);
-        if kept_region == KeptRegion::AsEncoded {
+        if kept_region == KeptRegion::default() {
             figure_rows = (0..setup.args.figure_count.min(prompts.len()))
                 .map(|i| (originals[i].clone(), masks[i].clone(), images[i].clone()))
                 .collect();

@@ -86,7 +86,7 @@ pub enum Command {
         failure leaves nothing new behind. The paths of the written files are printed to stdout, \
         one per line; everything else goes to stderr. With --init-image it edits a picture instead: \
         inpainting with --mask, variations with --strength; the images then also record init_image, \
-        mask and strength, and skip and skip_posterior with --skip.",
+        mask and kept_region, and strength, and skip and skip_posterior with --skip.",
     after_help = concat!(
         "Examples:\n",
         "  vq-diffusion generate --model microsoft/vq-diffusion-ithq \\\n",

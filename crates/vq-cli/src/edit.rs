@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use image::{GrayImage, RgbImage};
-use vq_pipeline::{fit_image, GenerateRequest, KernelBackend, SkipPosterior, VQDiffusionPipeline};
+use vq_pipeline::{fit_image, GenerateRequest, KeptRegion, KernelBackend, SkipPosterior, VQDiffusionPipeline};
 
 use crate::error::CliError;
 
@@ -54,6 +54,47 @@ pub struct EditArgs {
     /// posterior (one-step) or the exact posterior of the whole jump (exact).
     #[arg(long, value_enum, value_name = "JUMP", default_value_t = SkipPosteriorArg::OneStep)]
     pub skip_posterior: SkipPosteriorArg,
+
+    /// What the model sees of the kept part of an inpainting before each network call: its
+    /// tokens noised to the call's timestep (renoised) or as encoded (as-encoded). Either way
+    /// the kept tokens come out exactly as encoded.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value_t = KeptRegionArg::Renoised,
+        requires = "mask",
+        help_heading = "Editing a picture"
+    )]
+    pub kept_region: KeptRegionArg,
+}
+
+/// `--kept-region`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum KeptRegionArg {
+    /// Noised forward to the call's timestep, q(x_t | x_0).
+    #[default]
+    Renoised,
+    /// The encoded tokens as they are.
+    AsEncoded,
+}
+
+impl KeptRegionArg {
+    /// The library's choice.
+    pub fn region(self) -> KeptRegion {
+        match self {
+            Self::Renoised => KeptRegion::Renoised,
+            Self::AsEncoded => KeptRegion::AsEncoded,
+        }
+    }
+
+    /// The name used on the command line and in the PNG metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Renoised => "renoised",
+            Self::AsEncoded => "as-encoded",
+        }
+    }
 }
 
 /// `--skip-posterior`.
@@ -116,6 +157,7 @@ impl EditArgs {
         }
         if let Some(path) = &self.mask {
             chunks.push(("mask", path.display().to_string()));
+            chunks.push(("kept_region", self.kept_region.name().to_string()));
         }
         if self.init_image.is_some() {
             chunks.push(("strength", self.strength.unwrap_or(1.0).to_string()));
@@ -157,7 +199,7 @@ impl EditInputs {
             let mask = fit(&mask_path, mask, size, args.resize, Some(&path))?;
             let latent = pipeline.latent_mask(&mask).map_err(|e| failure(&mask_path, e))?;
             check_mask(&mask_path, &mask, &latent, size.0 / pipeline.latent_size().1 as u32)?;
-            request = request.with_mask(vec![latent]);
+            request = request.with_mask(vec![latent]).with_kept_region(args.kept_region.region());
         }
         Ok(request)
     }

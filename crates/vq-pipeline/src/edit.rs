@@ -29,13 +29,14 @@ use crate::{GenerateRequest, PipelineError, VQDiffusionPipeline};
 /// the choice changes only what the model is conditioned on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeptRegion {
-    /// The encoded tokens as they are: the most context, no extra noise drawn (the default; on
-    /// the shipped shapes model it inpaints as well as [`Self::Renoised`] at less cost).
-    #[default]
+    /// The encoded tokens as they are: the most context, no extra noise drawn; on the shipped
+    /// shapes model it drew the new object right less often than [`Self::Renoised`]
+    /// (docs/editing-and-fast-sampling.md has the numbers).
     AsEncoded,
     /// The encoded tokens noised forward to the call's timestep, q(x_t | x₀) (RePaint's choice
-    /// for continuous diffusion), so that the model sees a state consistent with t. Draws one
-    /// `[batch, K + 1, pixels]` uniform tensor per call.
+    /// for continuous diffusion), so that the model sees a state consistent with t (the
+    /// default). Draws one `[batch, K + 1, pixels]` uniform tensor per call.
+    #[default]
     Renoised,
 }
 
@@ -65,7 +66,7 @@ impl GenerateRequest {
     }
 
     /// What the network sees of the kept latent pixels of an inpainting before each call
-    /// ([`KeptRegion::AsEncoded`] by default).
+    /// ([`KeptRegion::Renoised`] by default).
     pub fn with_kept_region(mut self, kept_region: KeptRegion) -> Self {
         self.kept_region = kept_region;
         self
@@ -171,16 +172,19 @@ impl<B: KernelBackend> VQDiffusionPipeline<B> {
         };
         let tokens: Vec<i64> = per_image(init, batch).flatten().copied().collect();
         let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(tokens, [batch, pixels]), &self.device);
-        let region = request.mask.as_ref().map(|mask| {
-            let values: Vec<bool> = per_image(mask, batch).flatten().copied().collect();
-            Tensor::<B, 2, Bool>::from_data(TensorData::new(values, [batch, pixels]), &self.device)
-        });
+        let mask: Option<Vec<bool>> =
+            request.mask.as_ref().map(|mask| per_image(mask, batch).flatten().copied().collect());
+        // A mask that keeps nothing is no inpainting: nothing to re-impose or re-noise (so no
+        // noise is drawn for it, and the chain equals one without a mask).
+        let keeps_any = mask.as_ref().is_some_and(|values| values.iter().any(|&redraw| !redraw));
+        let region =
+            mask.map(|values| Tensor::<B, 2, Bool>::from_data(TensorData::new(values, [batch, pixels]), &self.device));
         let sample = match (request.strength < 1.0, &region) {
             (true, _) => scheduler.q_sample(tokens.clone(), start, region.clone(), noise),
             (false, Some(region)) => tokens.clone().mask_fill(region.clone(), mask_id),
             (false, None) => Tensor::full([batch, pixels], mask_id, &self.device),
         };
-        let kept = region.map(|region| KeptTokens { tokens, keep: region.bool_not() });
+        let kept = region.filter(|_| keeps_any).map(|region| KeptTokens { tokens, keep: region.bool_not() });
         (sample, kept)
     }
 }

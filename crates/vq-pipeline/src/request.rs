@@ -125,7 +125,7 @@ impl GenerateRequest {
             strength: 1.0,
             skip: 0,
             skip_posterior: SkipPosterior::OneStep,
-            kept_region: KeptRegion::AsEncoded,
+            kept_region: KeptRegion::Renoised,
             callback_steps: 1,
             engine: EngineChoice::Auto,
         }

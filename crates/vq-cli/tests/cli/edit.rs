@@ -104,42 +104,48 @@ fn inpainting_keeps_the_encoded_tokens_outside_the_mask() {
     let encoded = encode(&scratch, &picture);
     // Pixel columns 0..5: latent columns 0, 1 and 2 (the third touched by pixel column 4).
     let mask = mask(&scratch, "mask.png", |x, _| x < 5);
-    let (out, tokens) = (scratch.join("out.png"), scratch.join("out.json"));
     let model = display(&tiny("hub"));
-    let generated = run(&[
-        "generate",
-        "--model",
-        &model,
-        "--prompt",
-        "a dog",
-        "--steps",
-        "6",
-        "--seed",
-        "2",
-        "--init-image",
-        &display(&picture),
-        "--mask",
-        &display(&mask),
-        "--output",
-        &display(&out),
-        "--tokens",
-        &display(&tokens),
-    ]);
-    generated.assert_success();
-    let result = read_tokens(&tokens).remove(0);
-    let mut redrawn = 0;
-    for (i, (&got, &kept)) in result.iter().zip(&encoded).enumerate() {
-        if i % 8 < 3 {
-            redrawn += usize::from(got != kept);
-        } else {
-            assert_eq!(got, kept, "kept latent pixel {i}");
+    // The default shows the model the kept tokens re-noised; --kept-region as-encoded as they are.
+    for (flags, how) in [(vec![], "renoised"), (vec!["--kept-region", "as-encoded"], "as-encoded")] {
+        let (out, tokens) = (scratch.join(&format!("{how}.png")), scratch.join(&format!("{how}.json")));
+        let mut args = vec![
+            "generate".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--prompt".into(),
+            "a dog".into(),
+            "--steps".into(),
+            "6".into(),
+            "--seed".into(),
+            "2".into(),
+            "--init-image".into(),
+            display(&picture),
+            "--mask".into(),
+            display(&mask),
+            "--output".into(),
+            display(&out),
+            "--tokens".into(),
+            display(&tokens),
+        ];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args).assert_success();
+        let result = read_tokens(&tokens).remove(0);
+        let mut redrawn = 0;
+        for (i, (&got, &kept)) in result.iter().zip(&encoded).enumerate() {
+            if i % 8 < 3 {
+                redrawn += usize::from(got != kept);
+            } else {
+                assert_eq!(got, kept, "{how}: kept latent pixel {i}");
+            }
         }
+        assert!(redrawn > 0, "{how}: nothing inside the mask was redrawn");
+        let chunks = png_text(&out);
+        assert_eq!(text_value(&chunks, "init_image"), display(&picture));
+        assert_eq!(text_value(&chunks, "mask"), display(&mask));
+        assert_eq!(text_value(&chunks, "kept_region"), how);
+        assert_eq!(text_value(&chunks, "strength"), "1");
     }
-    assert!(redrawn > 0, "nothing inside the mask was redrawn");
-    let chunks = png_text(&out);
-    assert_eq!(text_value(&chunks, "init_image"), display(&picture));
-    assert_eq!(text_value(&chunks, "mask"), display(&mask));
-    assert_eq!(text_value(&chunks, "strength"), "1");
 }
 
 #[test]
