@@ -145,9 +145,10 @@ pub fn picture(data: &[u8]) {
     let Ok(picture) = vq_pipeline::decode_picture(data) else { return };
     let side = vq_pipeline::picture::PICTURE_MAX_SIDE;
     assert!(picture.width() <= side && picture.height() <= side, "a picture beyond the side limit decoded");
+    let (rgb, luma) = (picture.to_rgb8(), picture.to_luma8());
     for size in [(16, 16), (24, 8)] {
-        assert_eq!(vq_pipeline::fit_image(&picture.to_rgb8(), size).dimensions(), size);
-        assert_eq!(vq_pipeline::fit_image(&picture.to_luma8(), size).dimensions(), size);
+        assert_eq!(vq_pipeline::fit_image(&rgb, size).dimensions(), size);
+        assert_eq!(vq_pipeline::fit_image(&luma, size).dimensions(), size);
     }
 }
 

@@ -69,9 +69,9 @@ pub fn decode_picture(bytes: &[u8]) -> Result<DynamicImage, image::ImageError> {
 /// [`VQDiffusionPipeline::latent_mask`](crate::VQDiffusionPipeline::latent_mask)).
 ///
 /// The centred window of `size`'s aspect ratio is cut first and then resized (averaged down
-/// first where it is more than four times too large), so the work and memory are bounded by
-/// the picture and the result: a 1 × 8,192 strip resized first
-/// to cover 64 × 64 would grow to half a million rows. A picture without pixels gives a black one.
+/// first where it is four or more times too large), so the work and memory are bounded by the
+/// picture and the result: a 1 × 8,192 strip resized first to cover 64 × 64 would grow to half
+/// a million rows. A picture without pixels gives a black one.
 pub fn fit_image<P>(
     image: &ImageBuffer<P, Vec<P::Subpixel>>,
     (width, height): (u32, u32),

@@ -105,30 +105,32 @@ fn inpainting_keeps_the_encoded_tokens_outside_the_mask() {
     // Pixel columns 0..5: latent columns 0, 1 and 2 (the third touched by pixel column 4).
     let mask = mask(&scratch, "mask.png", |x, _| x < 5);
     let model = display(&tiny("hub"));
+    let (picture, mask) = (display(&picture), display(&mask));
     // The default shows the model the kept tokens re-noised; --kept-region as-encoded as they are.
-    for (flags, how) in [(vec![], "renoised"), (vec!["--kept-region", "as-encoded"], "as-encoded")] {
+    let no_flags: &[&str] = &[];
+    for (flags, how) in [(no_flags, "renoised"), (&["--kept-region", "as-encoded"][..], "as-encoded")] {
         let (out, tokens) = (scratch.join(&format!("{how}.png")), scratch.join(&format!("{how}.json")));
+        let (out_arg, tokens_arg) = (display(&out), display(&tokens));
         let mut args = vec![
-            "generate".to_string(),
-            "--model".into(),
-            model.clone(),
-            "--prompt".into(),
-            "a dog".into(),
-            "--steps".into(),
-            "6".into(),
-            "--seed".into(),
-            "2".into(),
-            "--init-image".into(),
-            display(&picture),
-            "--mask".into(),
-            display(&mask),
-            "--output".into(),
-            display(&out),
-            "--tokens".into(),
-            display(&tokens),
+            "generate",
+            "--model",
+            &model,
+            "--prompt",
+            "a dog",
+            "--steps",
+            "6",
+            "--seed",
+            "2",
+            "--init-image",
+            &picture,
+            "--mask",
+            &mask,
+            "--output",
+            &out_arg,
+            "--tokens",
+            &tokens_arg,
         ];
-        args.extend(flags.iter().map(|f| f.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(flags);
         run(&args).assert_success();
         let result = read_tokens(&tokens).remove(0);
         let mut redrawn = 0;
@@ -141,8 +143,8 @@ fn inpainting_keeps_the_encoded_tokens_outside_the_mask() {
         }
         assert!(redrawn > 0, "{how}: nothing inside the mask was redrawn");
         let chunks = png_text(&out);
-        assert_eq!(text_value(&chunks, "init_image"), display(&picture));
-        assert_eq!(text_value(&chunks, "mask"), display(&mask));
+        assert_eq!(text_value(&chunks, "init_image"), picture);
+        assert_eq!(text_value(&chunks, "mask"), mask);
         assert_eq!(text_value(&chunks, "kept_region"), how);
         assert_eq!(text_value(&chunks, "strength"), "1");
     }
