@@ -14,6 +14,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vq_kernels::setup::{exit_on_panic, PanicExit};
 
 /// Calls `$f::<B>(args, device)` for the burn backend named `$name` (one compiled in through
 /// xtask's cargo features), or returns an error naming it.
@@ -114,12 +115,13 @@ enum Command {
 
 /// A `vq-train` command, ended at the first panic of any thread as `vq-train` ends it.
 fn vq_train(command: impl FnOnce() -> Result<(), vq_train_cli::CliError>) -> Result<(), String> {
-    vq_train_cli::exit_on_panic();
+    exit_on_panic(PanicExit::AnyThread);
     command().map_err(|e| e.one_line())
 }
 
 fn main() -> ExitCode {
     vq_kernels::setup::keep_freed_memory();
+    exit_on_panic(PanicExit::LibraryThreads);
     let result = match Cli::parse().command {
         Command::Fixtures(args) => fixtures::run(args),
         Command::Convert(args) => convert::run(args),

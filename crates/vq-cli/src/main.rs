@@ -28,6 +28,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use vq_kernels::setup::PanicExit;
 
 use crate::args::{Cli, Command};
 use crate::error::CliError;
@@ -35,11 +36,13 @@ use crate::error::CliError;
 /// Parses the command line (clap prints its own errors and exits with 2, help with 0), runs
 /// it, and turns every failure into one `error: …` line and an exit status. A panic (a bug:
 /// every expected failure is an error value) is caught as a last resort and reported the same
-/// way, without the default panic message and backtrace.
+/// way, without the default panic message and backtrace; one on a library's thread (a backend's
+/// polling thread, which the computation waits for) ends the process with that line at once.
 fn main() -> ExitCode {
     vq_kernels::setup::keep_freed_memory();
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|_| {}));
+    vq_kernels::setup::exit_on_panic(PanicExit::LibraryThreads);
     match guarded(|| execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,6 +1,8 @@
 //! Process-wide set-up a program opts into from its `main`, never done by a library behind
 //! its user's back.
 
+use std::io::Write;
+
 /// Makes glibc's `malloc` keep freed memory for reuse: no `mmap` for large blocks and no trimming
 /// of a heap's top below 2 GiB.
 ///
@@ -18,6 +20,60 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
+}
+
+/// The threads whose panics [`exit_on_panic`] turns into the end of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PanicExit {
+    /// Every thread's: for programs that catch no panic, whose threads wait on each other
+    /// (training's replicas and batch workers).
+    AnyThread,
+    /// Only those of threads a library started. The main thread and threads named `vq-…` are the
+    /// program's: their panics are left to the hook set before (the program catches them where it
+    /// runs them, and a scope resumes its threads' panics on its caller).
+    LibraryThreads,
+}
+
+/// Ends the process with one line `error: internal error (a bug, please report it): …` on stderr
+/// and exit status 1 when a thread of `threads` panics.
+///
+/// Why: a library's background thread has someone waiting on it. wgpu's OpenGL back end, for one,
+/// panics on CubeCL's polling thread when another OpenGL call holds the context for more than
+/// 6 s (Mesa's software rasteriser on a loaded machine); the computation that waits for that poll
+/// then never returns, and without this hook the process hangs. The process ends without running
+/// the C library's exit handlers, which could wait on the same lock. Call it once in `main`,
+/// after setting any hook of the program's own.
+pub fn exit_on_panic(threads: PanicExit) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("");
+        if threads == PanicExit::LibraryThreads && (name == "main" || name.starts_with("vq-")) {
+            return previous(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let _ = writeln!(std::io::stderr(), "error: internal error (a bug, please report it): {message}{place}");
+        end_process(1);
+    }));
+}
+
+/// Ends the process at once with `code`, without the C library's exit handlers where it can
+/// (standard output writes whole lines as they come, so nothing printed is lost).
+fn end_process(code: u8) -> ! {
+    #[cfg(unix)]
+    // SAFETY: `_exit` ends the process; nothing runs after it.
+    unsafe {
+        libc::_exit(code.into())
+    }
+    #[cfg(not(unix))]
+    std::process::exit(code.into())
 }
 
 /// burn's default wgpu device, set up on OpenGL / OpenGL ES instead of its default graphics API

@@ -90,7 +90,9 @@ pub fn truncation_keep_mask(log_p: &[f32], shape: [usize; 3], rate: f32) -> Vec<
         }
         thread::scope(|scope| {
             for share in shares {
-                scope.spawn(|| run(share));
+                // Named `vq-…`: a program thread (the scope resumes its panic on the caller).
+                let spawned = thread::Builder::new().name("vq-truncation".into()).spawn_scoped(scope, || run(share));
+                spawned.expect("failed to spawn thread");
             }
         });
     }

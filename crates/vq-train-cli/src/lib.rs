@@ -7,8 +7,9 @@
 //! [`vq_train::train::RunConfig`] in one place ([`args::RunArgs::run_config`]).
 //!
 //! Exit status: 0 on success, 2 on usage errors, 1 on any other error, always with a one-line
-//! `error: …` on stderr — also when any thread panics ([`exit_on_panic`]). Progress lines go to
-//! stderr; the written folder's path (and `eval`'s tables) to stdout.
+//! `error: …` on stderr — also when any thread panics (the binary sets up
+//! `vq_kernels::setup::exit_on_panic`). Progress lines go to stderr; the written folder's path
+//! (and `eval`'s tables) to stdout.
 
 pub mod args;
 pub mod backend;
@@ -34,24 +35,6 @@ pub fn run(command: &Command) -> Result<(), CliError> {
         Command::Export(args) => export(args),
         Command::Eval(args) => eval(args),
     }
-}
-
-/// Ends the process at the first panic of any thread with one line `error: internal error …` on
-/// stderr and exit status 1. A training run has threads that wait on each other (replicas, batch
-/// workers, CubeCL's device servers): without this, a thread that panicked could leave the others
-/// waiting for it, and the run would hang until killed.
-pub fn exit_on_panic() {
-    std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let place = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
-        report(&format!("error: internal error (a bug, please report it): {}{place}", error::one_line(&message)));
-        std::process::exit(error::EXIT_FAILURE.into());
-    }));
 }
 
 /// A message line on stderr (a closed stderr is not worth a panic).

@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
+use std::thread::Builder;
 
 /// The machine's available parallelism, read once: on Linux `available_parallelism` reads the
 /// cgroup's CPU quota files at every call, and attention asks on every layer of every step.
@@ -54,7 +55,9 @@ pub(crate) fn map_on_threads<T: Send, R: Send>(parts: Vec<T>, f: impl Fn(T) -> R
     let run = |part| with_cores(share, || f(part));
     std::thread::scope(|scope| {
         let run = &run;
-        let handles: Vec<_> = parts.map(|part| scope.spawn(move || run(part))).collect();
+        // Named `vq-…`: a program thread for `setup::exit_on_panic`, whose panic is resumed below.
+        let spawn = |part| Builder::new().name("vq-kernels".into()).spawn_scoped(scope, move || run(part));
+        let handles: Vec<_> = parts.map(|part| spawn(part).expect("failed to spawn thread")).collect();
         let mut results = vec![run(first)];
         for handle in handles {
             results.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
