@@ -15,7 +15,7 @@ pub struct Args {
     /// The VQ-VAE folder (e.g. `models/shapes/vqvae`).
     #[arg(long)]
     vqvae: PathBuf,
-    /// The backend to check (`cuda`, `cuda-unfused`, `wgpu`, `flex`).
+    /// The backend to check (`cuda`, `cuda-unfused`, `wgpu`, `wgpu-gl`, `flex`).
     #[arg(long)]
     backend: String,
     /// Images in the batch.

@@ -26,7 +26,10 @@ macro_rules! with_backend {
             #[cfg(feature = "flex")]
             "flex" => $f::<burn::backend::Flex>($args, Default::default()),
             #[cfg(feature = "wgpu")]
-            "wgpu" => $f::<burn::backend::Wgpu>($args, Default::default()),
+            "wgpu" => match vq_kernels::setup::wgpu_device() {
+                Ok(device) => $f::<burn::backend::Wgpu>($args, device),
+                Err(error) => Err(error),
+            },
             #[cfg(feature = "wgpu")]
             "wgpu-gl" => match vq_kernels::setup::wgpu_opengl_device() {
                 Ok(device) => $f::<burn::backend::Wgpu>($args, device),
@@ -47,12 +50,20 @@ macro_rules! with_backend {
             #[cfg(feature = "flex")]
             "flex" => $f::<burn::backend::Autodiff<burn::backend::Flex>>($args),
             #[cfg(feature = "wgpu")]
-            "wgpu" => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
+            "wgpu" => match vq_kernels::setup::wgpu_device() {
+                Ok(_) => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
+                Err(error) => Err(error),
+            },
+            #[cfg(feature = "wgpu")]
+            "wgpu-gl" => match vq_kernels::setup::wgpu_opengl_device() {
+                Ok(_) => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
+                Err(error) => Err(error),
+            },
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Autodiff<burn::backend::Cuda>>($args),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda-unfused" => $f::<burn::backend::Autodiff<$crate::CudaUnfused>>($args),
-            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu, cuda / cuda-unfused)")),
+            other => Err(format!("backend `{other}` is not compiled in (cargo features of xtask: ndarray, flex, wgpu / wgpu-gl, cuda / cuda-unfused)")),
         }
     };
 }

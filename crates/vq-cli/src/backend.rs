@@ -44,18 +44,22 @@ pub fn dispatch(job: &impl OnBackend) -> Result<(), CliError> {
         #[cfg(feature = "flex")]
         BackendKind::Flex => job.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
+        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(device(vq_kernels::setup::wgpu_device())?),
         #[cfg(feature = "wgpu")]
-        BackendKind::WgpuGl => {
-            let device =
-                vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))?;
-            job.run::<burn::backend::Wgpu>(device)
-        }
+        BackendKind::WgpuGl => job.run::<burn::backend::Wgpu>(device(vq_kernels::setup::wgpu_opengl_device())?),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => job.run::<burn::backend::Cuda>(Default::default()),
         #[allow(unreachable_patterns)] // every backend compiled in
         other => Err(not_compiled_in(other)),
     }
+}
+
+/// A wgpu device set up by `vq_kernels::setup`, or the reason there is none.
+#[cfg(feature = "wgpu")]
+fn device(
+    set_up: Result<burn::backend::wgpu::WgpuDevice, String>,
+) -> Result<burn::backend::wgpu::WgpuDevice, CliError> {
+    set_up.map_err(|e| CliError::Failure(format!("device: {e}")))
 }
 
 /// The backends of this build.

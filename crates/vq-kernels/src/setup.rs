@@ -76,19 +76,37 @@ fn end_process(code: u8) -> ! {
     std::process::exit(code.into())
 }
 
-/// burn's default wgpu device, set up on OpenGL / OpenGL ES instead of its default graphics API
-/// (Vulkan on Linux and Windows, Metal on macOS): for machines without a Vulkan driver, down to
-/// Mesa's software rasteriser on a CPU-only machine. Call it once, before the device's first
-/// tensor (burn keeps a device's set-up for the process).
+/// burn's default wgpu device on the platform's own graphics API (Vulkan on Linux and Windows,
+/// Metal on macOS). Call it once, before the device's first tensor (burn keeps a device's set-up
+/// for the process).
 ///
 /// # Errors
 ///
-/// When no OpenGL adapter answers (no driver, no display or EGL platform) — asked before burn's
-/// set-up, which panics in that case.
+/// When no adapter of that API answers (no driver) — asked before burn's set-up, which panics in
+/// that case.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Result<burn_wgpu::WgpuDevice, String> {
+    wgpu_device_on::<burn_wgpu::graphics::AutoGraphicsApi>()
+}
+
+/// burn's default wgpu device, set up on OpenGL / OpenGL ES instead of its default graphics API:
+/// for machines without a Vulkan driver, down to Mesa's software rasteriser on a CPU-only machine.
+/// Call it once, before the device's first tensor.
+///
+/// # Errors
+///
+/// When no OpenGL adapter answers (no driver, no display or EGL platform).
 #[cfg(feature = "wgpu")]
 pub fn wgpu_opengl_device() -> Result<burn_wgpu::WgpuDevice, String> {
+    wgpu_device_on::<burn_wgpu::graphics::OpenGl>()
+}
+
+/// burn's default wgpu device set up on the graphics API `G`, once an adapter of `G` answered.
+#[cfg(feature = "wgpu")]
+fn wgpu_device_on<G: burn_wgpu::graphics::GraphicsApi>() -> Result<burn_wgpu::WgpuDevice, String> {
+    let backend = G::backend();
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::GL,
+        backends: backend.into(),
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
     let adapter = futures_lite::future::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
@@ -96,8 +114,8 @@ pub fn wgpu_opengl_device() -> Result<burn_wgpu::WgpuDevice, String> {
         force_fallback_adapter: false,
         compatible_surface: None,
     }));
-    adapter.map_err(|error| format!("wgpu found no OpenGL adapter ({error})"))?;
+    adapter.map_err(|error| format!("wgpu found no {} adapter ({error})", backend.to_str()))?;
     let device = burn_wgpu::WgpuDevice::DefaultDevice;
-    burn_wgpu::init_setup::<burn_wgpu::graphics::OpenGl>(&device, burn_wgpu::RuntimeOptions::default());
+    burn_wgpu::init_setup::<G>(&device, burn_wgpu::RuntimeOptions::default());
     Ok(device)
 }

@@ -107,9 +107,9 @@ pub fn dispatch(kind: BackendKind, job: impl Job) -> Result<(), CliError> {
         #[cfg(feature = "flex")]
         BackendKind::Flex => job.run::<burn::backend::Flex>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(Default::default()),
+        BackendKind::Wgpu => job.run::<burn::backend::Wgpu>(device(vq_kernels::setup::wgpu_device())?),
         #[cfg(feature = "wgpu")]
-        BackendKind::WgpuGl => job.run::<burn::backend::Wgpu>(opengl_device()?),
+        BackendKind::WgpuGl => job.run::<burn::backend::Wgpu>(device(vq_kernels::setup::wgpu_opengl_device())?),
         #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
         BackendKind::Cuda => job.run::<burn::backend::Cuda>(Default::default()),
         #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
@@ -127,9 +127,11 @@ pub fn dispatch_training(kind: BackendKind, job: impl TrainJob) -> Result<(), Cl
         #[cfg(feature = "flex")]
         BackendKind::Flex => job.run::<Autodiff<burn::backend::Flex>>(Default::default()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default()),
+        BackendKind::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(device(vq_kernels::setup::wgpu_device())?),
         #[cfg(feature = "wgpu")]
-        BackendKind::WgpuGl => job.run::<Autodiff<burn::backend::Wgpu>>(opengl_device()?),
+        BackendKind::WgpuGl => {
+            job.run::<Autodiff<burn::backend::Wgpu>>(device(vq_kernels::setup::wgpu_opengl_device())?)
+        }
         #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
         BackendKind::Cuda => job.run::<Autodiff<burn::backend::Cuda>>(Default::default()),
         #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
@@ -139,9 +141,12 @@ pub fn dispatch_training(kind: BackendKind, job: impl TrainJob) -> Result<(), Cl
     }
 }
 
+/// A wgpu device set up by `vq_kernels::setup`, or the reason there is none.
 #[cfg(feature = "wgpu")]
-fn opengl_device() -> Result<burn::backend::wgpu::WgpuDevice, CliError> {
-    vq_kernels::setup::wgpu_opengl_device().map_err(|e| CliError::Failure(format!("device: {e}")))
+fn device(
+    set_up: Result<burn::backend::wgpu::WgpuDevice, String>,
+) -> Result<burn::backend::wgpu::WgpuDevice, CliError> {
+    set_up.map_err(|e| CliError::Failure(format!("device: {e}")))
 }
 
 fn not_compiled_in(backend: BackendKind) -> CliError {
