@@ -13,7 +13,7 @@
 //! | [`multi_head_attention`](KernelBackend::multi_head_attention) (self and cross, any head width, optional causal and padding masks) | burn's fused attention op | unmasked f32: [`cpu::host_attention`] (gemm products on the projections' layout, vectorised softmax, heads on threads); other unmasked: [`cpu::threaded_attention_op`]; masked: default | unmasked: [`portable::composed_attention`] (tensor ops that kernel fusion merges); masked: default | default |
 //! | [`quick_gelu`](KernelBackend::quick_gelu) | `x · σ(1.702 x)` in tensor ops | f32: [`cpu::host_quick_gelu`] (one vectorised pass on the cores) | default | default |
 //! | [`ada_layer_norm`](KernelBackend::ada_layer_norm) | LayerNorm without affine, `· (1 + scale) + shift` | default | default | default |
-//! | [`class_log_softmax`](KernelBackend::class_log_softmax) | in f64 where the backend has it, returned as f32 | default | default | default |
+//! | [`class_log_softmax`](KernelBackend::class_log_softmax) | in f64 where the backend has it, returned as f32 | default (f64) | in f32 (graphics APIs define `exp`, `log` up to 32 bits) | default |
 //! | [`convolution`](KernelBackend::convolution) | the backend's convolution | default | default | over NdArray, Flex: [`portable::conv2d_gemm`] (fast gradients); else default |
 //! | [`split_batch`](KernelBackend::split_batch) | the whole batch at once | one part per core, on threads | default | default |
 //! | [`transformer_engine`](KernelBackend::transformer_engine) (the discrete transformer's whole forward) | none: the model's tensor ops | none | CUDA with the feature `cuda-engine`: the CUDA engine (below); wgpu: none | none |

@@ -19,6 +19,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         gpu_attention(q, k, v, options)
     }
 
+    /// In f32 ([`gpu_class_log_softmax`]).
+    fn class_log_softmax(logits: Tensor<Self, 3>, dim: usize) -> Tensor<Self, 3> {
+        gpu_class_log_softmax(logits, dim)
+    }
+
     /// On the CUDA runtime with the `cuda-engine` feature, the CUDA engine; else none.
     fn transformer_engine(
         description: &TransformerDescription<Self>,
@@ -31,6 +36,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             Ok(None)
         }
     }
+}
+
+/// The class log-softmax CubeCL backends run, fused or not: in f32 even where the adapter has
+/// 64-bit floats. The graphics APIs define `exp` and `log` for 16- and 32-bit floats only; in f64
+/// on wgpu over Vulkan (Mesa's lavapipe) the log-probabilities came out up to 90 away from
+/// diffusers' while every other row of the parity table held (docs/numerics.md).
+pub(crate) fn gpu_class_log_softmax<B: burn::tensor::backend::Backend>(
+    logits: Tensor<B, 3>,
+    dim: usize,
+) -> Tensor<B, 3> {
+    portable::class_log_softmax_in(logits, dim, burn::tensor::DType::F32)
 }
 
 /// The attention CubeCL backends run, fused or not: unmasked attention composed of tensor ops,

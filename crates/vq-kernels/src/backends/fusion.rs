@@ -22,6 +22,11 @@ impl<B: FusionBackend + KernelBackend> KernelBackend for Fusion<B> {
         super::cube::gpu_attention(q, k, v, options)
     }
 
+    /// In f32, as without fusion.
+    fn class_log_softmax(logits: Tensor<Self, 3>, dim: usize) -> Tensor<Self, 3> {
+        super::cube::gpu_class_log_softmax(logits, dim)
+    }
+
     /// The inner backend's engine, on the inner tensors, run as one custom operation of the
     /// fusion stream (burn's recipe for custom operations under fusion): the stream's
     /// operations before it are executed first, and its output is an ordinary fused tensor.
