@@ -55,11 +55,7 @@ fn main() -> ExitCode {
 /// Runs `f`, turning a panic into a [`CliError::Failure`] with the panic's message.
 fn guarded(f: impl FnOnce() -> Result<(), CliError>) -> Result<(), CliError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let message = vq_kernels::setup::panic_message(payload.as_ref());
         Err(CliError::Failure(format!("internal error (a bug, please report it): {message}")))
     })
 }

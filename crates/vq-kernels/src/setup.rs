@@ -51,17 +51,22 @@ pub fn exit_on_panic(threads: PanicExit) {
         if threads == PanicExit::LibraryThreads && (name == "main" || name.starts_with("vq-")) {
             return previous(info);
         }
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let message = panic_message(info.payload());
         let place = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
         let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
         let _ = writeln!(std::io::stderr(), "error: internal error (a bug, please report it): {message}{place}");
         end_process(1);
     }));
+}
+
+/// A panic's message (panics carry a `&str` or a `String`), for programs that report panics they
+/// catch.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Ends the process at once with `code`, without the C library's exit handlers where it can

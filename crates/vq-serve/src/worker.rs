@@ -2,7 +2,6 @@
 //! job. A panic fails only its own job: a batch that panics is run again job by job, so the
 //! others still get their images; the worker carries on either way.
 
-use std::any::Any;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use image::RgbImage;
+use vq_kernels::setup::panic_message;
 use vq_pipeline::{encode_png, GenerateRequest, PipelineError};
 
 use crate::api::{unix_time, ImageData, ImagesResponse};
@@ -123,15 +123,6 @@ fn finish(job: Job, reply: Result<ImagesResponse, ApiError>, metrics: &Metrics) 
         Err(_) => metrics.request(Outcome::Failed),
     }
     let _ = job.reply.send(reply);
-}
-
-/// A panic's message (panics carry a `&str` or a `String`).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// A line on stderr (a closed stderr is not worth a panic).
