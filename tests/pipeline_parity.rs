@@ -52,10 +52,24 @@ fn request(case: &Value) -> GenerateRequest {
 
 #[test]
 fn every_case_matches_diffusers_in_every_layout() {
-    let device = Default::default();
+    check_cases::<B>(&["hub", "raw", "bin", "nolearn"], 26, &Default::default());
+}
+
+/// The same cases on burn's wgpu backend (Vulkan; CI runs it on Mesa's lavapipe, the CPU's Vulkan
+/// driver): `cargo test --features wgpu --test pipeline_parity`. One layout: loading does not
+/// depend on the backend.
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_case_matches_diffusers_on_wgpu() {
+    check_cases::<burn::backend::Wgpu>(&["hub"], 8, &Default::default());
+}
+
+/// Every case recorded for one of `layouts` (at least `at_least` of them), generated on `B`:
+/// diffusers' tokens, its float image within [`IMAGE_TOL`] and its 8-bit pixels but for rounding ties.
+fn check_cases<B: vq_pipeline::KernelBackend>(layouts: &[&str], at_least: usize, device: &B::Device) {
     let mut checked = 0;
-    for layout in ["hub", "raw", "bin", "nolearn"] {
-        let pipeline = VQDiffusionPipeline::<B>::from_dir(&fixtures().join("tiny").join(layout), None, &device)
+    for &layout in layouts {
+        let pipeline = VQDiffusionPipeline::<B>::from_dir(&fixtures().join("tiny").join(layout), None, device)
             .unwrap_or_else(|e| panic!("{layout}: {e}"));
         for case in
             cases().iter().filter(|c| c["verified_identical_on"].as_array().unwrap().iter().any(|l| l == layout))
@@ -86,9 +100,12 @@ fn every_case_matches_diffusers_in_every_layout() {
             checked += 1;
         }
     }
-    let expected: usize = cases().iter().map(|c| c["verified_identical_on"].as_array().unwrap().len()).sum();
+    let recorded = |c: &Value| {
+        c["verified_identical_on"].as_array().unwrap().iter().filter(|l| layouts.contains(&l.as_str().unwrap())).count()
+    };
+    let expected: usize = cases().iter().map(recorded).sum();
     assert_eq!(checked, expected, "cases × layouts checked");
-    assert!(checked >= 26);
+    assert!(checked >= at_least, "{checked} cases for {layouts:?}");
 }
 
 /// Truncation on the device (bisection in f32 instead of torch's sorted f64 running sum) draws
