@@ -26,15 +26,9 @@ macro_rules! with_backend {
             #[cfg(feature = "flex")]
             "flex" => $f::<burn::backend::Flex>($args, Default::default()),
             #[cfg(feature = "wgpu")]
-            "wgpu" => match vq_kernels::setup::wgpu_device() {
-                Ok(device) => $f::<burn::backend::Wgpu>($args, device),
-                Err(error) => Err(error),
-            },
+            "wgpu" => vq_kernels::setup::wgpu_device().and_then(|device| $f::<burn::backend::Wgpu>($args, device)),
             #[cfg(feature = "wgpu")]
-            "wgpu-gl" => match vq_kernels::setup::wgpu_opengl_device() {
-                Ok(device) => $f::<burn::backend::Wgpu>($args, device),
-                Err(error) => Err(error),
-            },
+            "wgpu-gl" => vq_kernels::setup::wgpu_opengl_device().and_then(|device| $f::<burn::backend::Wgpu>($args, device)),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Cuda>($args, Default::default()),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
@@ -50,15 +44,9 @@ macro_rules! with_backend {
             #[cfg(feature = "flex")]
             "flex" => $f::<burn::backend::Autodiff<burn::backend::Flex>>($args),
             #[cfg(feature = "wgpu")]
-            "wgpu" => match vq_kernels::setup::wgpu_device() {
-                Ok(_) => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
-                Err(error) => Err(error),
-            },
+            "wgpu" => vq_kernels::setup::wgpu_device().and_then(|_| $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args)),
             #[cfg(feature = "wgpu")]
-            "wgpu-gl" => match vq_kernels::setup::wgpu_opengl_device() {
-                Ok(_) => $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args),
-                Err(error) => Err(error),
-            },
+            "wgpu-gl" => vq_kernels::setup::wgpu_opengl_device().and_then(|_| $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($args)),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
             "cuda" => $f::<burn::backend::Autodiff<burn::backend::Cuda>>($args),
             #[cfg(any(feature = "cuda", feature = "cuda-untuned"))]
