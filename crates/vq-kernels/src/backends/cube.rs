@@ -41,7 +41,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
 /// The class log-softmax CubeCL backends run, fused or not: in f32 even where the adapter has
 /// 64-bit floats. The graphics APIs define `exp` and `log` for 16- and 32-bit floats only; in f64
 /// on wgpu over Vulkan (Mesa's lavapipe) the log-probabilities came out up to 90 away from
-/// diffusers' while every other row of the parity table held (docs/numerics.md).
+/// diffusers' while the text encoder and VQ-VAE rows held (docs/numerics.md).
 pub(crate) fn gpu_class_log_softmax<B: burn::tensor::backend::Backend>(
     logits: Tensor<B, 3>,
     dim: usize,
